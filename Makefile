@@ -1,0 +1,39 @@
+# Two commands matter: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYX    := $(shell find fastfix -name '*.pyx' -o -name '*.pxd')
+
+.PHONY: all setup build test demo bench lint clean acceptance
+
+all: build
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+build: $(STAMP) .build-stamp
+
+.build-stamp: $(PYX) setup.py
+	$(BIN)/python setup.py -q build_ext --inplace
+	touch .build-stamp
+
+test: build
+	$(BIN)/python -m pytest -q tests
+
+bench: build
+	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,ops --benchmark-sort=name
+
+lint: build
+	$(BIN)/ruff check fastfix server bench tests
+
+demo: build
+	$(BIN)/fastfix demo
+
+clean:
+	rm -rf build .build-stamp fastfix/*.c fastfix/**/*.c fastfix/*.so fastfix/**/*.so

@@ -1,0 +1,42 @@
+"""The ``fastfix`` console script.
+
+Each subcommand lives in its own module, imported only when it is run, so
+``fastfix --help`` stays fast. A module named here provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("fastfix._cli_basic", "print the fastfix version"),
+    "demo": ("fastfix._cli_basic", "start the local sandbox (hub, brokers, exchange, gateway)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fastfix", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name, (modname, helptext) in COMMANDS.items():
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        mod = importlib.import_module(modname)
+        adder = getattr(mod, f"add_arguments_{name}", None) or getattr(mod, "add_arguments", None)
+        if adder is not None:
+            adder(p)
+        modules[name] = mod
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    mod = modules[args.command]
+    runner = getattr(mod, f"run_{args.command}", None) or mod.run
+    return int(runner(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""fastfix services: the order gateway, the STP-HUB, broker and exchange simulators."""
