@@ -21,3 +21,7 @@ class EncodeError(FixError):
 
 class ConfigError(FixError):
     """A settings or configuration file is wrong; the message names file, section and line."""
+
+
+class StoreError(FixError):
+    """A message store cannot be opened, read or written (locked, unreadable, corrupt header)."""

@@ -1,0 +1,201 @@
+"""Session logs: every message in and out, and session events, for audit.
+
+:class:`FileLog` writes two files per session under ``FileLogPath``:
+
+- ``<session>.messages.log`` — one line per message:
+  ``20240102-09:00:00.123456 IN  8=FIX.4.4|9=...`` (the raw bytes, SOH kept);
+- ``<session>.event.log`` — ``20240102-09:00:00.123456 Logon received``.
+
+Writes are buffered; :meth:`Log.flush` hands them to the OS (the engine calls it
+at the end of each event-loop tick) and :meth:`Log.close` flushes.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TextIO
+
+if TYPE_CHECKING:
+    from fastfix.settings import SessionID, Settings
+
+__all__ = ["Log", "NullLog", "ScreenLog", "FileLog", "CompositeLog", "log_from_settings"]
+
+
+class Log(abc.ABC):
+    """Where a session reports its traffic and events."""
+
+    @abc.abstractmethod
+    def on_incoming(self, raw: bytes) -> None:
+        """A message received (raw bytes as on the wire)."""
+
+    @abc.abstractmethod
+    def on_outgoing(self, raw: bytes) -> None:
+        """A message sent (raw bytes as on the wire)."""
+
+    @abc.abstractmethod
+    def on_event(self, text: str) -> None:
+        """A session event (logon, gap detected, reset...)."""
+
+    def flush(self) -> None:
+        """Hand buffered lines to the OS."""
+        return None
+
+    def close(self) -> None:
+        """Flush and release files."""
+        return None
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NullLog(Log):
+    """Discards everything."""
+
+    def on_incoming(self, raw: bytes) -> None:
+        pass
+
+    def on_outgoing(self, raw: bytes) -> None:
+        pass
+
+    def on_event(self, text: str) -> None:
+        pass
+
+
+class _Clock:
+    """``YYYYMMDD-HH:MM:SS.uuuuuu`` timestamps, formatting the seconds part once per second."""
+
+    __slots__ = ("_sec", "_prefix")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._prefix = b""
+
+    def stamp(self) -> bytes:
+        ns = time.time_ns()
+        sec, us = divmod(ns // 1000, 1_000_000)
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = time.strftime("%Y%m%d-%H:%M:%S.", time.gmtime(sec)).encode()
+        return self._prefix + b"%06d" % us
+
+
+class ScreenLog(Log):
+    """Prints to a text stream (stdout by default), SOH shown as ``|``."""
+
+    def __init__(
+        self,
+        prefix: str = "",
+        incoming: bool = True,
+        outgoing: bool = True,
+        events: bool = True,
+        stream: TextIO | None = None,
+    ):
+        self._prefix = f"<{prefix}> " if prefix else ""
+        self._incoming, self._outgoing, self._events = incoming, outgoing, events
+        self._stream = stream
+        self._clock = _Clock()
+
+    def _write(self, kind: str, text: str) -> None:
+        stream = self._stream or sys.stdout
+        stream.write(f"{self._clock.stamp().decode()} {self._prefix}{kind}{text}\n")
+
+    def on_incoming(self, raw: bytes) -> None:
+        if self._incoming:
+            self._write("IN  ", raw.replace(b"\x01", b"|").decode("latin-1"))
+
+    def on_outgoing(self, raw: bytes) -> None:
+        if self._outgoing:
+            self._write("OUT ", raw.replace(b"\x01", b"|").decode("latin-1"))
+
+    def on_event(self, text: str) -> None:
+        if self._events:
+            self._write("", text)
+
+    def flush(self) -> None:
+        (self._stream or sys.stdout).flush()
+
+
+class FileLog(Log):
+    """Appends messages and events to two files per session (see module doc)."""
+
+    def __init__(self, directory: str | os.PathLike[str], name: str, buffer_size: int = 1 << 16):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.messages_path = self.directory / f"{name}.messages.log"
+        self.event_path = self.directory / f"{name}.event.log"
+        self._messages: BinaryIO = open(self.messages_path, "ab", buffering=buffer_size)  # noqa: SIM115
+        self._events: BinaryIO = open(self.event_path, "ab", buffering=buffer_size)  # noqa: SIM115
+        self._clock = _Clock()
+
+    @classmethod
+    def for_session(cls, directory: str | os.PathLike[str], session_id: SessionID) -> FileLog:
+        return cls(directory, session_id.file_prefix)
+
+    def on_incoming(self, raw: bytes) -> None:
+        self._messages.write(b"%s IN  %s\n" % (self._clock.stamp(), raw))
+
+    def on_outgoing(self, raw: bytes) -> None:
+        self._messages.write(b"%s OUT %s\n" % (self._clock.stamp(), raw))
+
+    def on_event(self, text: str) -> None:
+        self._events.write(b"%s %s\n" % (self._clock.stamp(), text.encode("utf-8", "replace")))
+
+    def flush(self) -> None:
+        self._messages.flush()
+        self._events.flush()
+
+    def close(self) -> None:
+        for f in (self._messages, self._events):
+            if not f.closed:
+                f.close()
+
+
+class CompositeLog(Log):
+    """Sends everything to several logs."""
+
+    def __init__(self, *logs: Log):
+        self.logs = logs
+
+    def on_incoming(self, raw: bytes) -> None:
+        for log in self.logs:
+            log.on_incoming(raw)
+
+    def on_outgoing(self, raw: bytes) -> None:
+        for log in self.logs:
+            log.on_outgoing(raw)
+
+    def on_event(self, text: str) -> None:
+        for log in self.logs:
+            log.on_event(text)
+
+    def flush(self) -> None:
+        for log in self.logs:
+            log.flush()
+
+    def close(self) -> None:
+        for log in self.logs:
+            log.close()
+
+
+def log_from_settings(session_id: SessionID, settings: Settings) -> Log:
+    """``FileLog`` if ``FileLogPath`` is set, ``ScreenLog`` if any ``ScreenLogShow*=Y``,
+    both if both, else ``NullLog``."""
+    logs: list[Log] = []
+    if "FileLogPath" in settings:
+        logs.append(FileLog.for_session(settings.get_path("FileLogPath"), session_id))
+    shows = [
+        settings.get_bool(k, False)
+        for k in ("ScreenLogShowIncoming", "ScreenLogShowOutgoing", "ScreenLogShowEvents")
+    ]
+    if any(shows):
+        logs.append(ScreenLog(str(session_id), *shows))
+    if not logs:
+        return NullLog()
+    return logs[0] if len(logs) == 1 else CompositeLog(*logs)

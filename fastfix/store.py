@@ -1,0 +1,587 @@
+"""Message stores: sequence numbers and sent messages of a FIX session.
+
+A session keeps the next sequence numbers to send and to expect, and every
+message it sent (for ResendRequest). Three stores share one interface,
+:class:`MessageStore`:
+
+- :class:`MemoryStore` — nothing survives the process;
+- :class:`FileStore` — one append-only journal file per session: CRC-checked,
+  length-prefixed records; a record torn by a crash is cut off when the file is
+  reopened, so the store is never corrupt;
+- :class:`SqliteStore` — one SQLite database (WAL) for any number of sessions.
+
+Durability policy (``sync``, ``FileStoreSync`` in settings):
+
+- ``"N"`` (default): every call hands its bytes to the operating system before it
+  returns: the data survives ``kill -9`` of the process, not a power cut;
+- ``"Y"``: every call also waits for the disk (``fdatasync``); survives a power cut;
+- ``"batch"``: calls only buffer; :meth:`MessageStore.flush` hands the batch to the
+  OS (the engine calls it at the end of each event-loop tick, before the socket
+  write). A crash loses what was not flushed.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+import fcntl
+import mmap
+import os
+import sqlite3
+import struct
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastfix.errors import StoreError
+
+if TYPE_CHECKING:
+    from fastfix.settings import SessionID, Settings
+
+__all__ = [
+    "MessageStore",
+    "MemoryStore",
+    "FileStore",
+    "SqliteStore",
+    "store_from_settings",
+    "SYNC_POLICIES",
+    "DEFAULT_SYNC",
+]
+
+#: Accepted values of ``sync`` / ``FileStoreSync``.
+SYNC_POLICIES = ("Y", "N", "batch")
+#: Chosen from bench/test_store_bench.py: see README, "Message stores and logs".
+DEFAULT_SYNC = "N"
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _from_ns(ns: int) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(ns // 1_000_000_000, _dt.UTC).replace(
+        microsecond=(ns % 1_000_000_000) // 1000
+    )
+
+
+def _to_ns(t: _dt.datetime) -> int:
+    return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+
+
+def _check_sync(sync: str) -> str:
+    for p in SYNC_POLICIES:
+        if sync.lower() == p.lower():
+            return p
+    raise ValueError(f"sync policy must be one of {SYNC_POLICIES}, got {sync!r}")
+
+
+class MessageStore(abc.ABC):
+    """Sequence numbers and sent messages of one session."""
+
+    @property
+    @abc.abstractmethod
+    def next_sender_seq(self) -> int:
+        """MsgSeqNum of the next message we send."""
+
+    @property
+    @abc.abstractmethod
+    def next_target_seq(self) -> int:
+        """MsgSeqNum we expect on the next message we receive."""
+
+    @property
+    @abc.abstractmethod
+    def creation_time(self) -> _dt.datetime:
+        """When the store was created or last reset (aware, UTC)."""
+
+    @abc.abstractmethod
+    def set_next_sender_seq(self, n: int) -> None: ...
+
+    @abc.abstractmethod
+    def set_next_target_seq(self, n: int) -> None: ...
+
+    def incr_next_sender_seq(self) -> None:
+        self.set_next_sender_seq(self.next_sender_seq + 1)
+
+    def incr_next_target_seq(self) -> None:
+        self.set_next_target_seq(self.next_target_seq + 1)
+
+    @abc.abstractmethod
+    def save(self, seq: int, raw: bytes) -> None:
+        """Keep the message sent with MsgSeqNum ``seq`` (replaces an earlier one)."""
+
+    @abc.abstractmethod
+    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        """Stored messages with ``begin <= seq <= end`` (``end == 0``: no upper bound), by seq."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Both sequence numbers back to 1, messages dropped, new creation time."""
+
+    def refresh(self) -> None:
+        """Reload from durable storage (no-op for the memory store)."""
+        return None
+
+    def flush(self) -> None:
+        """Hand buffered writes to the OS (``batch``) — call at the end of a loop tick."""
+        return None
+
+    def close(self) -> None:
+        """Flush and release files; the store is unusable afterwards."""
+        return None
+
+    def __enter__(self) -> MessageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- memory
+
+
+class MemoryStore(MessageStore):
+    """In-process store: fast, forgets everything when the process ends."""
+
+    def __init__(self) -> None:
+        self._sender = 1
+        self._target = 1
+        self._messages: dict[int, bytes] = {}
+        self._created = _now()
+
+    @property
+    def next_sender_seq(self) -> int:
+        return self._sender
+
+    @property
+    def next_target_seq(self) -> int:
+        return self._target
+
+    @property
+    def creation_time(self) -> _dt.datetime:
+        return self._created
+
+    def set_next_sender_seq(self, n: int) -> None:
+        self._sender = n
+
+    def set_next_target_seq(self, n: int) -> None:
+        self._target = n
+
+    def incr_next_sender_seq(self) -> None:
+        self._sender += 1
+
+    def incr_next_target_seq(self) -> None:
+        self._target += 1
+
+    def save(self, seq: int, raw: bytes) -> None:
+        self._messages[seq] = bytes(raw)
+
+    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        return _range_from(self._messages, begin, end, lambda v: v)
+
+    def reset(self) -> None:
+        self._sender = self._target = 1
+        self._messages.clear()
+        self._created = _now()
+
+
+def _range_from(index: dict, begin: int, end: int, load) -> list[tuple[int, bytes]]:
+    if not index:
+        return []
+    top = max(index) if end == 0 else end
+    begin = max(begin, 1)
+    if top - begin > 4 * len(index):
+        seqs = sorted(s for s in index if begin <= s <= top)
+    else:
+        seqs = [s for s in range(begin, top + 1) if s in index]
+    return [(s, load(index[s])) for s in seqs]
+
+
+# --------------------------------------------------------------------------- file
+
+# File layout: MAGIC, then records [type u8][length u32][crc32 u32][payload].
+# The crc covers type and payload, so a torn or half-written tail never parses.
+_MAGIC = b"FFXSTORE\x01\x00\x00\x00"
+_REC = struct.Struct("<BII")
+_T_CREATED = 0x43  # 'C' payload: creation time, u64 ns since epoch
+_T_SEQNUMS = 0x53  # 'S' payload: next sender u64, next target u64
+_T_MESSAGE = 0x4D  # 'M' payload: seq u64 + raw message
+_U64 = struct.Struct("<Q")
+_U64x2 = struct.Struct("<QQ")
+
+
+def _record(rtype: int, payload: bytes) -> bytes:
+    return _REC.pack(rtype, len(payload), zlib.crc32(payload, rtype)) + payload
+
+
+class FileStore(MessageStore):
+    """Durable store in ``<directory>/<session>.store``: an append-only journal.
+
+    The file holds a creation record, then message records and sequence-number
+    records in the order they were made; on open the journal is replayed (the
+    last sequence-number record wins). A record cut short or failing its CRC at
+    the end of the file (a crash mid-write) is truncated away; ``recovered_bytes``
+    tells how much was cut. The file is locked (``flock``) while open, so two
+    processes cannot write the same session.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], name: str, sync: str = DEFAULT_SYNC):
+        self._sync = _check_sync(sync)
+        self.directory = Path(directory)
+        self.path = self.directory / f"{name}.store"
+        self.recovered_bytes = 0
+        self._fd = -1
+        self._buf = bytearray()
+        self._index: dict[int, tuple[int, int]] = {}  # seq -> (offset, length) of raw
+        self._sender = self._target = 1
+        self._created = _now()
+        self._end = 0  # file offset where the next record goes (excluding _buf)
+        self._open()
+
+    @classmethod
+    def for_session(
+        cls, directory: str | os.PathLike[str], session_id: SessionID, sync: str = DEFAULT_SYNC
+    ) -> FileStore:
+        return cls(directory, session_id.file_prefix, sync)
+
+    # ---- opening and recovery
+
+    def _open(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._create_file(_now())
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot open store: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"{self.path}: store is in use by another process") from None
+        self._fd = fd
+        try:
+            self._replay()
+        except BaseException:
+            os.close(fd)
+            self._fd = -1
+            raise
+
+    def _create_file(self, created: _dt.datetime) -> None:
+        """Write a fresh journal beside the old one and rename it over (atomic)."""
+        tmp = self.path.with_suffix(".store.tmp")
+        data = (
+            _MAGIC
+            + _record(_T_CREATED, _U64.pack(_to_ns(created)))
+            + _record(_T_SEQNUMS, _U64x2.pack(1, 1))
+        )
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def _replay(self) -> None:
+        size = os.fstat(self._fd).st_size
+        if size < len(_MAGIC):
+            raise StoreError(f"{self.path}: not a fastfix store (file too short)")
+        index: dict[int, tuple[int, int]] = {}
+        sender = target = 1
+        created: _dt.datetime | None = None
+        with mmap.mmap(self._fd, size, prot=mmap.PROT_READ) as mm:
+            if mm[: len(_MAGIC)] != _MAGIC:
+                raise StoreError(f"{self.path}: not a fastfix store (bad magic)")
+            pos = len(_MAGIC)
+            hsize = _REC.size
+            while pos < size:
+                if size - pos < hsize:
+                    break
+                rtype, length, crc = _REC.unpack_from(mm, pos)
+                start = pos + hsize
+                if size - start < length:
+                    break
+                payload = mm[start : start + length]
+                if zlib.crc32(payload, rtype) != crc:
+                    break
+                if rtype == _T_MESSAGE:
+                    (seq,) = _U64.unpack_from(payload)
+                    index[seq] = (start + 8, length - 8)
+                elif rtype == _T_SEQNUMS:
+                    sender, target = _U64x2.unpack(payload)
+                elif rtype == _T_CREATED:
+                    created = _from_ns(_U64.unpack(payload)[0])
+                else:
+                    raise StoreError(f"{self.path}: unknown record type {rtype} at offset {pos}")
+                pos = start + length
+        if created is None:
+            raise StoreError(f"{self.path}: creation record missing or damaged")
+        if pos < size:
+            # A record torn by a crash: cut it off so later appends follow good data.
+            self.recovered_bytes = size - pos
+            os.ftruncate(self._fd, pos)
+            os.fsync(self._fd)
+        self._index, self._sender, self._target, self._created = index, sender, target, created
+        self._end = pos
+
+    # ---- writing
+
+    def _append(self, rec: bytes) -> int:
+        """Append one record; returns the file offset of its payload."""
+        off = self._end + len(self._buf) + _REC.size
+        if self._sync == "batch":
+            self._buf += rec
+            return off
+        os.write(self._fd, rec)
+        self._end += len(rec)
+        if self._sync == "Y":
+            os.fdatasync(self._fd)
+        return off
+
+    def _write_seqnums(self) -> None:
+        self._append(_record(_T_SEQNUMS, _U64x2.pack(self._sender, self._target)))
+
+    @property
+    def next_sender_seq(self) -> int:
+        return self._sender
+
+    @property
+    def next_target_seq(self) -> int:
+        return self._target
+
+    @property
+    def creation_time(self) -> _dt.datetime:
+        return self._created
+
+    def set_next_sender_seq(self, n: int) -> None:
+        self._sender = n
+        self._write_seqnums()
+
+    def set_next_target_seq(self, n: int) -> None:
+        self._target = n
+        self._write_seqnums()
+
+    def incr_next_sender_seq(self) -> None:
+        self._sender += 1
+        self._write_seqnums()
+
+    def incr_next_target_seq(self) -> None:
+        self._target += 1
+        self._write_seqnums()
+
+    def save(self, seq: int, raw: bytes) -> None:
+        off = self._append(_record(_T_MESSAGE, _U64.pack(seq) + raw))
+        self._index[seq] = (off + 8, len(raw))
+
+    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        self.flush()
+        fd = self._fd
+        return _range_from(self._index, begin, end, lambda loc: os.pread(fd, loc[1], loc[0]))
+
+    def flush(self) -> None:
+        if self._buf:
+            os.write(self._fd, self._buf)
+            self._end += len(self._buf)
+            self._buf.clear()
+
+    def reset(self) -> None:
+        self.flush()
+        self._create_file(_now())
+        self._reopen()
+
+    def refresh(self) -> None:
+        self.flush()
+        self._reopen()
+
+    def _reopen(self) -> None:
+        os.close(self._fd)
+        self._fd = -1
+        self.recovered_bytes = 0
+        self._open()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                self.flush()
+                if self._sync != "N":
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            self.close()
+
+
+# --------------------------------------------------------------------------- sqlite
+
+
+class SqliteStore(MessageStore):
+    """Durable store in an SQLite database (WAL journal); many sessions per file.
+
+    ``sync``: ``"Y"`` commits every call with ``synchronous=FULL``; ``"N"`` commits
+    every call with ``synchronous=NORMAL`` (in WAL mode a committed transaction
+    survives a process crash, not a power cut); ``"batch"`` commits at :meth:`flush`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], session: str, sync: str = DEFAULT_SYNC):
+        self._sync = _check_sync(sync)
+        self.path = Path(path)
+        self._sid = session
+        self._in_tx = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if self._sync == 'Y' else 'NORMAL'}")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS fix_sessions (session TEXT PRIMARY KEY,"
+                " next_sender INTEGER NOT NULL, next_target INTEGER NOT NULL,"
+                " creation_ns INTEGER NOT NULL)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS fix_messages (session TEXT NOT NULL,"
+                " seq INTEGER NOT NULL, raw BLOB NOT NULL, PRIMARY KEY (session, seq))"
+                " WITHOUT ROWID"
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open store: {e}") from None
+        self._load()
+
+    @classmethod
+    def for_session(
+        cls, path: str | os.PathLike[str], session_id: SessionID, sync: str = DEFAULT_SYNC
+    ) -> SqliteStore:
+        return cls(path, str(session_id), sync)
+
+    def _load(self) -> None:
+        row = self._db.execute(
+            "SELECT next_sender, next_target, creation_ns FROM fix_sessions WHERE session=?",
+            (self._sid,),
+        ).fetchone()
+        if row is None:
+            created = _now()
+            self._db.execute(
+                "INSERT INTO fix_sessions VALUES (?, 1, 1, ?)", (self._sid, _to_ns(created))
+            )
+            row = (1, 1, _to_ns(created))
+        self._sender, self._target, self._created = row[0], row[1], _from_ns(row[2])
+
+    def _exec(self, sql: str, args: tuple) -> None:
+        if self._sync == "batch" and not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+        self._db.execute(sql, args)
+
+    @property
+    def next_sender_seq(self) -> int:
+        return self._sender
+
+    @property
+    def next_target_seq(self) -> int:
+        return self._target
+
+    @property
+    def creation_time(self) -> _dt.datetime:
+        return self._created
+
+    def _write_seqnums(self) -> None:
+        self._exec(
+            "UPDATE fix_sessions SET next_sender=?, next_target=? WHERE session=?",
+            (self._sender, self._target, self._sid),
+        )
+
+    def set_next_sender_seq(self, n: int) -> None:
+        self._sender = n
+        self._write_seqnums()
+
+    def set_next_target_seq(self, n: int) -> None:
+        self._target = n
+        self._write_seqnums()
+
+    def incr_next_sender_seq(self) -> None:
+        self._sender += 1
+        self._write_seqnums()
+
+    def incr_next_target_seq(self) -> None:
+        self._target += 1
+        self._write_seqnums()
+
+    def save(self, seq: int, raw: bytes) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO fix_messages VALUES (?, ?, ?)", (self._sid, seq, bytes(raw))
+        )
+
+    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
+        if end == 0:
+            end = (1 << 63) - 1
+        return [
+            (s, bytes(r))
+            for s, r in self._db.execute(
+                "SELECT seq, raw FROM fix_messages WHERE session=? AND seq BETWEEN ? AND ?"
+                " ORDER BY seq",
+                (self._sid, begin, end),
+            )
+        ]
+
+    def flush(self) -> None:
+        if self._in_tx:
+            self._db.execute("COMMIT")
+            self._in_tx = False
+
+    def reset(self) -> None:
+        self.flush()
+        created = _now()
+        self._db.execute("BEGIN")
+        self._db.execute("DELETE FROM fix_messages WHERE session=?", (self._sid,))
+        self._db.execute(
+            "UPDATE fix_sessions SET next_sender=1, next_target=1, creation_ns=? WHERE session=?",
+            (_to_ns(created), self._sid),
+        )
+        self._db.execute("COMMIT")
+        self._sender = self._target = 1
+        self._created = created
+
+    def refresh(self) -> None:
+        self.flush()
+        self._load()
+
+    def close(self) -> None:
+        if self._db is not None:
+            try:
+                self.flush()
+            finally:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def store_from_settings(session_id: SessionID, settings: Settings) -> MessageStore:
+    """The store a session's settings ask for.
+
+    ``MessageStore=file|sqlite|memory``; without it: ``file`` if ``FileStorePath``
+    is set, else ``sqlite`` if ``SQLiteStorePath`` is set, else ``memory``.
+    ``FileStoreSync`` (Y / N / batch) applies to both durable stores.
+    """
+    kind = settings.get_str("MessageStore", "")
+    if not kind:
+        kind = (
+            "file" if "FileStorePath" in settings
+            else "sqlite" if "SQLiteStorePath" in settings
+            else "memory"
+        )  # fmt: skip
+    sync = settings.get_str("FileStoreSync", DEFAULT_SYNC)
+    if kind == "file":
+        return FileStore.for_session(settings.get_path("FileStorePath"), session_id, sync)
+    if kind == "sqlite":
+        return SqliteStore.for_session(settings.get_path("SQLiteStorePath"), session_id, sync)
+    return MemoryStore()
+
