@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("fastfix._cli_basic", "print the fastfix version"),
     "demo": ("fastfix._cli_basic", "start the local sandbox (hub, brokers, exchange, gateway)"),
+    "dictionary": ("fastfix._cli_dictionary", "compile or show FIX data dictionaries"),
 }
 
 
