@@ -1,0 +1,52 @@
+"""KRX exchange simulator: instruments, market rules, order books, matching engine.
+
+The matching core (:mod:`.rules`, :mod:`.book`, :mod:`.matching`, :mod:`.clock`)
+knows nothing about FIX: it takes plain requests and returns plain events.
+:mod:`.fix_app` maps FIX messages onto it.
+"""
+
+from server.exchange.clock import AlwaysOpenClock, KrxClock, ManualTime, Phase
+from server.exchange.instruments import INSTRUMENTS, Instrument, isin_check_digit, lookup
+from server.exchange.matching import (
+    Accepted,
+    Cancelled,
+    CancelRejected,
+    Converted,
+    Expired,
+    MatchingEngine,
+    NewOrder,
+    OrdType,
+    Rejected,
+    Replaced,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from server.exchange.rules import Reason, price_limits, tick_size
+
+__all__ = [
+    "INSTRUMENTS",
+    "Accepted",
+    "AlwaysOpenClock",
+    "CancelRejected",
+    "Cancelled",
+    "Converted",
+    "Expired",
+    "Instrument",
+    "KrxClock",
+    "ManualTime",
+    "MatchingEngine",
+    "NewOrder",
+    "OrdType",
+    "Phase",
+    "Reason",
+    "Rejected",
+    "Replaced",
+    "Side",
+    "TimeInForce",
+    "Trade",
+    "isin_check_digit",
+    "lookup",
+    "price_limits",
+    "tick_size",
+]

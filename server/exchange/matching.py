@@ -1,0 +1,629 @@
+"""The matching engine: validation, continuous matching, single-price auctions, phases.
+
+Requests go in (:class:`NewOrder`, cancel, replace) and a list of events comes
+out, in the order they happened: :class:`Accepted`, :class:`Rejected`,
+:class:`Trade`, :class:`Cancelled`, :class:`Expired`, :class:`Replaced`,
+:class:`Converted`, :class:`CancelRejected`. Order events carry a snapshot of the
+order's quantities at that moment, so a consumer can build reports from the
+events alone. The engine is deterministic: the same requests at the same clock
+readings give the same events.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from itertools import accumulate
+
+from server.exchange.book import BookSide, Order, OrderBook, OrdType, Side, TimeInForce
+from server.exchange.clock import AlwaysOpenClock, KrxClock, Phase
+from server.exchange.instruments import INSTRUMENTS, Instrument, lookup
+from server.exchange.rules import (
+    REASON_TEXT,
+    Reason,
+    check_limit_price,
+    price_limits,
+    ticks_away,
+)
+
+__all__ = [
+    "Accepted",
+    "CancelRejected",
+    "Cancelled",
+    "Converted",
+    "Event",
+    "Expired",
+    "Fill",
+    "MatchingEngine",
+    "NewOrder",
+    "Order",
+    "OrdType",
+    "OrderEvent",
+    "Rejected",
+    "Replaced",
+    "Side",
+    "TimeInForce",
+    "Trade",
+    "average_price",
+]
+
+# ---------------------------------------------------------------------------- requests/events
+
+
+@dataclass(slots=True)
+class NewOrder:
+    """A new order request. ``owner`` and ``client_ref`` are opaque and copied onto the order."""
+
+    symbol: str
+    side: Side
+    qty: int
+    ord_type: OrdType = OrdType.LIMIT
+    price: int | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    owner: object = None
+    client_ref: object = None
+
+
+@dataclass(slots=True)
+class OrderEvent:
+    """Something happened to an order; the quantities are a snapshot taken at that moment."""
+
+    order: Order
+    price: int | None
+    qty: int
+    cum_qty: int
+    leaves_qty: int
+    value: int
+
+    @property
+    def avg_px(self) -> Decimal:
+        return average_price(self.value, self.cum_qty)
+
+
+@dataclass(slots=True)
+class Accepted(OrderEvent):
+    """The order passed validation and entered the exchange."""
+
+
+@dataclass(slots=True)
+class Cancelled(OrderEvent):
+    """The order was cancelled on request."""
+
+    reason: Reason = Reason.CANCEL_REQUESTED
+
+
+@dataclass(slots=True)
+class Expired(OrderEvent):
+    """The order ended without a request: IOC/FOK/market remainder, auction remainder, close."""
+
+    reason: Reason = Reason.END_OF_DAY
+
+
+@dataclass(slots=True)
+class Replaced(OrderEvent):
+    """Price and/or quantity changed; ``priority_kept`` is False if it went to the back."""
+
+    old_price: int | None = None
+    old_qty: int = 0
+    old_client_ref: object = None
+    priority_kept: bool = True
+
+
+@dataclass(slots=True)
+class Converted(OrderEvent):
+    """A conditional limit order became a market order for the closing auction."""
+
+
+@dataclass(slots=True)
+class Fill:
+    """One side of a trade, with the order's quantities right after it."""
+
+    order: Order
+    cum_qty: int
+    leaves_qty: int
+    value: int
+
+    @property
+    def avg_px(self) -> Decimal:
+        return average_price(self.value, self.cum_qty)
+
+
+@dataclass(slots=True)
+class Trade:
+    """A match of ``qty`` at ``price``; ``aggressor`` is None for auction trades."""
+
+    trade_id: int
+    symbol: str
+    price: int
+    qty: int
+    buy: Fill
+    sell: Fill
+    aggressor: Side | None
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A new order refused by validation; no order exists."""
+
+    request: NewOrder
+    reason: Reason
+    text: str
+
+
+@dataclass(slots=True)
+class CancelRejected:
+    """A cancel (``replace`` False) or replace request refused."""
+
+    order_id: int
+    reason: Reason
+    text: str
+    replace: bool
+    order: Order | None = None
+
+
+Event = Accepted | Rejected | Trade | Cancelled | Expired | Replaced | Converted | CancelRejected
+
+
+def average_price(value: int, qty: int) -> Decimal:
+    """Average fill price as a Decimal (exact up to 6 decimals), 0 without fills."""
+    if qty == 0:
+        return Decimal(0)
+    if value % qty == 0:
+        return Decimal(value // qty)
+    frac = Fraction(value, qty)
+    return (Decimal(frac.numerator) / Decimal(frac.denominator)).quantize(Decimal("0.000001"))
+
+
+def _snap(cls: type, order: Order, **extra: object) -> OrderEvent:
+    return cls(
+        order, order.price, order.qty, order.cum_qty, order.qty - order.cum_qty if order.live else 0,
+        order.value, **extra,
+    )
+
+
+# ---------------------------------------------------------------------------- engine
+
+_CONDITIONS_OK = (OrdType.LIMIT, OrdType.MARKET, OrdType.BEST_LIMIT)
+_PHASE_CYCLE = (Phase.CLOSED, Phase.PRE_OPEN, Phase.CONTINUOUS, Phase.CLOSING_CALL, Phase.POST_CLOSE)
+
+
+class MatchingEngine:
+    """All books of the exchange plus the trading-phase state machine.
+
+    Every request first brings the engine up to the clock's phase (running the
+    opening auction, the conversion of conditional limits, the closing auction
+    and the end-of-day expiry as they become due); :meth:`poll` does only that,
+    for a timer to call when no orders arrive.
+    """
+
+    def __init__(
+        self,
+        instruments: dict[str, Instrument] | Iterable[Instrument] | None = None,
+        clock: KrxClock | None = None,
+    ) -> None:
+        if instruments is None:
+            instruments = INSTRUMENTS
+        elif not isinstance(instruments, dict):
+            instruments = {i.code: i for i in instruments}
+        self.instruments: dict[str, Instrument] = dict(instruments)
+        self.clock = clock or AlwaysOpenClock()
+        self.books: dict[str, OrderBook] = {code: OrderBook(code) for code in self.instruments}
+        self.base_prices: dict[str, int] = {c: i.base_price for c, i in self.instruments.items()}
+        self.limits: dict[str, tuple[int, int]] = {
+            c: price_limits(p) for c, p in self.base_prices.items()
+        }
+        self.close_prices: dict[str, int] = {}
+        self.orders: dict[int, Order] = {}  # live orders only
+        self.phase = self.clock.phase()
+        self._next_order_id = 1
+        self._next_trade_id = 1
+        self._seq = 0
+
+    # ----------------------------------------------------------------- queries
+
+    def book(self, symbol: str) -> OrderBook:
+        inst = lookup(symbol, self.instruments)
+        if inst is None:
+            raise KeyError(symbol)
+        return self.books[inst.code]
+
+    def order(self, order_id: int) -> Order | None:
+        """A live order by id (None once it is filled, cancelled or expired)."""
+        return self.orders.get(order_id)
+
+    # ----------------------------------------------------------------- phases
+
+    def poll(self) -> list[Event]:
+        """Advance to the clock's phase, running every transition that became due."""
+        target = self.clock.phase()
+        if target is self.phase:
+            return []
+        events: list[Event] = []
+        i = _PHASE_CYCLE.index(self.phase)
+        for _ in range(len(_PHASE_CYCLE)):
+            i = (i + 1) % len(_PHASE_CYCLE)
+            nxt = _PHASE_CYCLE[i]
+            self._enter(nxt, events)
+            self.phase = nxt
+            if nxt is target:
+                break
+        return events
+
+    def _enter(self, phase: Phase, events: list[Event]) -> None:
+        if phase is Phase.CONTINUOUS:
+            for book in self.books.values():
+                self._auction(book, self.base_prices[book.symbol], events)
+        elif phase is Phase.CLOSING_CALL:
+            self._convert_conditional(events)
+        elif phase is Phase.POST_CLOSE:
+            for book in self.books.values():
+                ref = book.last_price or self.base_prices[book.symbol]
+                self._auction(book, ref, events)
+                if book.last_price is not None:
+                    self.close_prices[book.symbol] = book.last_price
+            self._expire_all(events)
+        elif phase is Phase.CLOSED:
+            self._new_day()
+
+    def _new_day(self) -> None:
+        """The previous close becomes the base price of the new day's limits."""
+        for code, price in self.close_prices.items():
+            self.base_prices[code] = price
+            self.limits[code] = price_limits(price)
+        self.close_prices.clear()
+        for book in self.books.values():
+            book.last_price = None
+
+    def _convert_conditional(self, events: list[Event]) -> None:
+        for book in self.books.values():
+            for bside in (book.bids, book.asks):
+                for order in bside.live_orders():
+                    if order.ord_type is OrdType.CONDITIONAL_LIMIT and order.price is not None:
+                        bside.remove(order)
+                        order.price = None
+                        self._seq += 1
+                        order.seq = self._seq
+                        bside.add(order)
+                        events.append(_snap(Converted, order))
+
+    def _expire_all(self, events: list[Event]) -> None:
+        for order in sorted(self.orders.values(), key=lambda o: o.order_id):
+            self.books[order.symbol].side(order.side).remove(order)
+            order.live = False
+            events.append(_snap(Expired, order, reason=Reason.END_OF_DAY))
+        self.orders.clear()
+
+    # ----------------------------------------------------------------- new orders
+
+    def _reject(self, req: NewOrder, reason: Reason) -> list[Event]:
+        return [Rejected(req, reason, REASON_TEXT[reason])]
+
+    def submit(self, req: NewOrder) -> list[Event]:
+        """Validate and enter a new order; returns the events it caused."""
+        events = self.poll()
+        phase = self.phase
+        if not phase.accepts_orders:
+            return events + self._reject(req, Reason.MARKET_CLOSED)
+        inst = self.instruments.get(req.symbol) or lookup(req.symbol, self.instruments)
+        if inst is None:
+            return events + self._reject(req, Reason.UNKNOWN_SYMBOL)
+        if not isinstance(req.side, Side):
+            return events + self._reject(req, Reason.INVALID_SIDE)
+        qty = req.qty
+        if type(qty) is not int or qty <= 0 or qty % inst.lot_size:
+            return events + self._reject(req, Reason.INVALID_QUANTITY)
+        ord_type = req.ord_type
+        tif = req.tif
+        if tif is not TimeInForce.DAY and (ord_type not in _CONDITIONS_OK or phase.is_call):
+            return events + self._reject(req, Reason.CONDITION_NOT_ALLOWED)
+        if phase.is_call and ord_type in (OrdType.BEST_LIMIT, OrdType.PRIMARY_BEST):
+            return events + self._reject(req, Reason.ORDER_TYPE_NOT_ALLOWED)
+        if phase is Phase.CLOSING_CALL and ord_type is OrdType.CONDITIONAL_LIMIT:
+            return events + self._reject(req, Reason.ORDER_TYPE_NOT_ALLOWED)
+        book = self.books[inst.code]
+        price = req.price
+        if ord_type is OrdType.LIMIT or ord_type is OrdType.CONDITIONAL_LIMIT:
+            if price is None:
+                return events + self._reject(req, Reason.PRICE_REQUIRED)
+            lower, upper = self.limits[inst.code]
+            bad = check_limit_price(price, lower, upper) if type(price) is int else Reason.INVALID_TICK
+            if bad is not None:
+                return events + self._reject(req, bad)
+        elif price is not None:
+            return events + self._reject(req, Reason.PRICE_NOT_ALLOWED)
+        elif ord_type is OrdType.BEST_LIMIT:
+            price = book.side(req.side.opposite).best_price()
+            if price is None:
+                return events + self._reject(req, Reason.NO_OPPOSITE_QUOTE)
+        elif ord_type is OrdType.PRIMARY_BEST:
+            price = book.side(req.side).best_price()
+            if price is None:
+                return events + self._reject(req, Reason.NO_SAME_SIDE_QUOTE)
+
+        order = Order(
+            self._next_order_id, inst.code, req.side, ord_type, tif, price, qty,
+            req.owner, req.client_ref,
+        )
+        self._next_order_id += 1
+        self._seq += 1
+        order.seq = self._seq
+        events.append(_snap(Accepted, order))
+
+        if phase.is_call:
+            # Orders are only collected until the auction; nothing matches now.
+            self.orders[order.order_id] = order
+            book.side(order.side).add(order)
+            return events
+
+        if tif is TimeInForce.FOK and book.side(req.side.opposite).available(price) < qty:
+            order.live = False
+            events.append(_snap(Expired, order, reason=Reason.FOK_NOT_FILLABLE))
+            return events
+        self._match(book, order, events)
+        if order.cum_qty < order.qty:
+            if price is None:
+                order.live = False
+                events.append(_snap(Expired, order, reason=Reason.MARKET_REMAINDER))
+            elif tif is not TimeInForce.DAY:
+                order.live = False
+                events.append(_snap(Expired, order, reason=Reason.IOC_REMAINDER))
+            else:
+                self.orders[order.order_id] = order
+                book.side(order.side).add(order)
+        else:
+            order.live = False
+        return events
+
+    def _match(self, book: OrderBook, order: Order, events: list[Event]) -> None:
+        """Match an incoming order against the opposite side, best price first, then time."""
+        is_buy = order.side is Side.BUY
+        opp: BookSide = book.asks if is_buy else book.bids
+        limit = order.price
+        remaining = order.qty - order.cum_qty
+        orders = self.orders
+        while remaining:
+            level = opp.best_level()
+            if level is None:
+                break
+            lp = level.price
+            if limit is not None and (lp > limit if is_buy else lp < limit):
+                break
+            entries = level.entries
+            while remaining and entries:
+                seq, resting = entries[0]
+                if not resting.live or resting.seq != seq or resting.price != lp:
+                    entries.popleft()
+                    continue
+                q = resting.qty - resting.cum_qty
+                if q > remaining:
+                    q = remaining
+                resting.cum_qty += q
+                resting.value += q * lp
+                order.cum_qty += q
+                order.value += q * lp
+                remaining -= q
+                level.qty -= q
+                if resting.cum_qty == resting.qty:
+                    entries.popleft()
+                    level.count -= 1
+                    resting.live = False
+                    del orders[resting.order_id]
+                r_fill = Fill(resting, resting.cum_qty, resting.qty - resting.cum_qty, resting.value)
+                a_fill = Fill(order, order.cum_qty, order.qty - order.cum_qty, order.value)
+                events.append(
+                    Trade(
+                        self._next_trade_id, book.symbol, lp, q,
+                        a_fill if is_buy else r_fill, r_fill if is_buy else a_fill, order.side,
+                    )
+                )
+                self._next_trade_id += 1
+                book.last_price = lp
+            if level.count == 0:
+                opp.drop_level(level)
+
+    # ----------------------------------------------------------------- cancel/replace
+
+    def _cancel_reject(self, order_id: int, reason: Reason, replace: bool) -> list[Event]:
+        return [CancelRejected(order_id, reason, REASON_TEXT[reason], replace, self.orders.get(order_id))]
+
+    def cancel(self, order_id: int) -> list[Event]:
+        """Cancel a live order."""
+        events = self.poll()
+        order = self.orders.pop(order_id, None)
+        if order is None:
+            return events + self._cancel_reject(order_id, Reason.UNKNOWN_ORDER, False)
+        self.books[order.symbol].side(order.side).remove(order)
+        order.live = False
+        events.append(_snap(Cancelled, order))
+        return events
+
+    def replace(
+        self,
+        order_id: int,
+        qty: int | None = None,
+        price: int | None = None,
+        client_ref: object = None,
+    ) -> list[Event]:
+        """Change a live order's total quantity and/or price.
+
+        Time priority is kept only when the quantity goes down and the price
+        stays; a price change or a quantity increase sends the order to the
+        back of its (new) price level. A repriced order may trade at once.
+        """
+        events = self.poll()
+        order = self.orders.get(order_id)
+        if order is None:
+            return events + self._cancel_reject(order_id, Reason.UNKNOWN_ORDER, True)
+        new_qty = order.qty if qty is None else qty
+        new_price = order.price if price is None else price
+        if type(new_qty) is not int or new_qty <= 0:
+            return events + self._cancel_reject(order_id, Reason.INVALID_QUANTITY, True)
+        if new_qty % self.instruments[order.symbol].lot_size:
+            return events + self._cancel_reject(order_id, Reason.INVALID_QUANTITY, True)
+        if new_qty <= order.cum_qty:
+            return events + self._cancel_reject(order_id, Reason.QUANTITY_BELOW_EXECUTED, True)
+        if order.price is None and price is not None:
+            return events + self._cancel_reject(order_id, Reason.PRICE_NOT_ALLOWED, True)
+        if new_price is not None and new_price != order.price:
+            lower, upper = self.limits[order.symbol]
+            bad = check_limit_price(new_price, lower, upper) if type(new_price) is int else Reason.INVALID_TICK
+            if bad is not None:
+                return events + self._cancel_reject(order_id, bad, True)
+
+        bside = self.books[order.symbol].side(order.side)
+        old_price, old_qty, old_ref = order.price, order.qty, order.client_ref
+        keep = new_price == old_price and new_qty <= old_qty
+        if keep:
+            bside.reduce(order, old_qty - new_qty)
+            order.qty = new_qty
+        else:
+            bside.remove(order)
+            order.qty = new_qty
+            order.price = new_price
+            self._seq += 1
+            order.seq = self._seq
+        if client_ref is not None:
+            order.client_ref = client_ref
+        events.append(
+            _snap(Replaced, order, old_price=old_price, old_qty=old_qty, old_client_ref=old_ref,
+                  priority_kept=keep)
+        )
+        if keep:
+            return events
+        book = self.books[order.symbol]
+        if self.phase is Phase.CONTINUOUS and new_price != old_price:
+            self._match(book, order, events)
+        if order.cum_qty < order.qty:
+            bside.add(order)
+        else:
+            order.live = False
+            del self.orders[order.order_id]
+        return events
+
+    # ----------------------------------------------------------------- auctions
+
+    def auction_price(self, symbol: str, reference: int | None = None) -> tuple[int, int] | None:
+        """(price, volume) the single-price auction would use now, or None if nothing crosses."""
+        book = self.book(symbol)
+        ref = reference if reference is not None else (book.last_price or self.base_prices[book.symbol])
+        return _uncross_price(book, ref, self.limits[book.symbol])
+
+    def run_auction(self, symbol: str, reference: int | None = None) -> list[Event]:
+        """Run a single-price auction on one book now (the clock runs them at 09:00 and 15:30)."""
+        book = self.book(symbol)
+        ref = reference if reference is not None else (book.last_price or self.base_prices[book.symbol])
+        events: list[Event] = []
+        self._auction(book, ref, events)
+        return events
+
+    def _auction(self, book: OrderBook, ref: int, events: list[Event]) -> None:
+        found = _uncross_price(book, ref, self.limits[book.symbol])
+        if found is not None:
+            price, volume = found
+            buys = _eligible(book.bids, price)
+            sells = _eligible(book.asks, price)
+            self._allocate(book, price, volume, buys, sells, events)
+            book.last_price = price
+        # A market order never outlives the auction it was entered for.
+        for bside in (book.bids, book.asks):
+            for seq, order in list(bside.market):
+                if order.live and order.seq == seq:
+                    order.live = False
+                    self.orders.pop(order.order_id, None)
+                    events.append(_snap(Expired, order, reason=Reason.AUCTION_REMAINDER))
+            bside.market.clear()
+
+    def _allocate(
+        self,
+        book: OrderBook,
+        price: int,
+        volume: int,
+        buys: list[Order],
+        sells: list[Order],
+        events: list[Event],
+    ) -> None:
+        """Fill ``volume`` at ``price``: each side in priority order, paired off in sequence."""
+        bi = si = 0
+        left = volume
+        while left and bi < len(buys) and si < len(sells):
+            b, s = buys[bi], sells[si]
+            q = min(left, b.qty - b.cum_qty, s.qty - s.cum_qty)
+            fills = []
+            for o in (b, s):
+                bside = book.side(o.side)
+                if o.price is not None:
+                    bside.levels[o.price].qty -= q
+                o.cum_qty += q
+                o.value += q * price
+                if o.cum_qty == o.qty:
+                    if o.price is not None:
+                        bside.remove(o)  # open quantity is 0 now: only the count drops
+                    o.live = False
+                    self.orders.pop(o.order_id, None)
+                fills.append(Fill(o, o.cum_qty, o.qty - o.cum_qty, o.value))
+            events.append(Trade(self._next_trade_id, book.symbol, price, q, fills[0], fills[1], None))
+            self._next_trade_id += 1
+            left -= q
+            if b.cum_qty == b.qty:
+                bi += 1
+            if s.cum_qty == s.qty:
+                si += 1
+
+
+def _eligible(bside: BookSide, price: int) -> list[Order]:
+    """Orders of one side that trade at the auction price, in priority order."""
+    out = [o for seq, o in bside.market if o.live and o.seq == seq]
+    for p in bside.prices():
+        if (p < price) if bside.is_buy else (p > price):
+            break
+        out.extend(bside.levels[p].orders())
+    return out
+
+
+def _uncross_price(book: OrderBook, ref: int, limits: tuple[int, int]) -> tuple[int, int] | None:
+    """The KRX single-price: maximum executed volume, then minimum imbalance, then closest
+    to the reference price (then the higher price, to stay deterministic)."""
+    mkt_buy = sum(o.qty - o.cum_qty for seq, o in book.bids.market if o.live and o.seq == seq)
+    mkt_sell = sum(o.qty - o.cum_qty for seq, o in book.asks.market if o.live and o.seq == seq)
+    bid_prices = sorted(book.bids.levels)
+    ask_prices = sorted(book.asks.levels)
+    if (not bid_prices and not mkt_buy) or (not ask_prices and not mkt_sell):
+        return None
+    # Demand at p: market buys + bids priced >= p; supply: market sells + asks priced <= p.
+    bid_suffix = list(accumulate(book.bids.levels[p].qty for p in reversed(bid_prices)))[::-1] + [0]
+    ask_prefix = [0] + list(accumulate(book.asks.levels[p].qty for p in ask_prices))
+
+    def demand(p: int) -> int:
+        return mkt_buy + bid_suffix[bisect_left(bid_prices, p)]
+
+    def supply(p: int) -> int:
+        return mkt_sell + ask_prefix[bisect_right(ask_prices, p)]
+
+    lower, upper = limits
+    prices = sorted(set(bid_prices) | set(ask_prices))
+    candidates = set(prices)
+    # Between two adjacent order prices demand and supply are constant, and can beat both
+    # ends on imbalance; the best representative of such a gap is the tick nearest the
+    # reference. The same goes for the open ranges below the lowest and above the highest.
+    bounds = [lower - 1, *prices, upper + 1]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        lo = a + 1 if a < lower else ticks_away(a, 1)
+        hi = b - 1 if b > upper else ticks_away(b, -1)
+        if lo <= hi:
+            candidates.add(min(max(ref, lo), hi))
+    best: tuple[int, int, int, int] | None = None
+    best_price = 0
+    for p in candidates:
+        d, s = demand(p), supply(p)
+        vol = min(d, s)
+        if vol <= 0:
+            continue
+        key = (-vol, abs(d - s), abs(p - ref), -p)
+        if best is None or key < best:
+            best, best_price = key, p
+    if best is None:
+        return None
+    return best_price, -best[0]
