@@ -109,6 +109,12 @@ class MessageStore(abc.ABC):
     def save(self, seq: int, raw: bytes) -> None:
         """Keep the message sent with MsgSeqNum ``seq`` (replaces an earlier one)."""
 
+    def save_sent(self, seq: int, raw: bytes) -> None:
+        """``save(seq, raw)`` then ``set_next_sender_seq(seq + 1)``, as one write where
+        the store can (one record, one fsync): the usual step after sending a message."""
+        self.save(seq, raw)
+        self.set_next_sender_seq(seq + 1)
+
     @abc.abstractmethod
     def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         """Stored messages with ``begin <= seq <= end`` (``end == 0``: no upper bound), by seq."""
@@ -175,6 +181,10 @@ class MemoryStore(MessageStore):
     def save(self, seq: int, raw: bytes) -> None:
         self._messages[seq] = bytes(raw)
 
+    def save_sent(self, seq: int, raw: bytes) -> None:
+        self._messages[seq] = bytes(raw)
+        self._sender = seq + 1
+
     def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         return _range_from(self._messages, begin, end, lambda v: v)
 
@@ -205,6 +215,7 @@ _REC = struct.Struct("<BII")
 _T_CREATED = 0x43  # 'C' payload: creation time, u64 ns since epoch
 _T_SEQNUMS = 0x53  # 'S' payload: next sender u64, next target u64
 _T_MESSAGE = 0x4D  # 'M' payload: seq u64 + raw message
+_T_SENT = 0x50  # 'P' payload: seq u64 + raw message; also sets next sender = seq + 1
 _U64 = struct.Struct("<Q")
 _U64x2 = struct.Struct("<QQ")
 
@@ -309,9 +320,11 @@ class FileStore(MessageStore):
                 payload = mm[start : start + length]
                 if zlib.crc32(payload, rtype) != crc:
                     break
-                if rtype == _T_MESSAGE:
+                if rtype == _T_MESSAGE or rtype == _T_SENT:
                     (seq,) = _U64.unpack_from(payload)
                     index[seq] = (start + 8, length - 8)
+                    if rtype == _T_SENT:
+                        sender = seq + 1
                 elif rtype == _T_SEQNUMS:
                     sender, target = _U64x2.unpack(payload)
                 elif rtype == _T_CREATED:
@@ -377,6 +390,11 @@ class FileStore(MessageStore):
     def save(self, seq: int, raw: bytes) -> None:
         off = self._append(_record(_T_MESSAGE, _U64.pack(seq) + raw))
         self._index[seq] = (off + 8, len(raw))
+
+    def save_sent(self, seq: int, raw: bytes) -> None:
+        off = self._append(_record(_T_SENT, _U64.pack(seq) + raw))
+        self._index[seq] = (off + 8, len(raw))
+        self._sender = seq + 1
 
     def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         self.flush()
@@ -517,6 +535,18 @@ class SqliteStore(MessageStore):
         self._exec(
             "INSERT OR REPLACE INTO fix_messages VALUES (?, ?, ?)", (self._sid, seq, bytes(raw))
         )
+
+    def save_sent(self, seq: int, raw: bytes) -> None:
+        own_tx = not self._in_tx
+        if own_tx:  # one commit for both statements
+            self._db.execute("BEGIN")
+            self._in_tx = True
+        self.save(seq, raw)
+        self._sender = seq + 1
+        self._write_seqnums()
+        if own_tx and self._sync != "batch":
+            self._db.execute("COMMIT")
+            self._in_tx = False
 
     def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         if end == 0:

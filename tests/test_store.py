@@ -59,6 +59,9 @@ def test_contract(kind: str, sync: str, tmp_path: Path):
         assert st.get_range(11, 20) == [] and st.get_range(0, 1) == [(1, _msg(1))]
         st.save(4, b"replaced")
         assert st.get_range(4, 4) == [(4, b"replaced")]
+        st.save_sent(11, _msg(11))
+        assert st.next_sender_seq == 12 and st.next_target_seq == 2
+        assert st.get_range(11, 0) == [(11, _msg(11))]
         st.set_next_sender_seq(100)
         st.set_next_target_seq(50)
         assert (st.next_sender_seq, st.next_target_seq) == (100, 50)
@@ -84,11 +87,12 @@ def test_reopen_keeps_everything(kind: str, sync: str, tmp_path: Path):
         st.save(seq, _msg(seq))
         st.incr_next_sender_seq()
     st.set_next_target_seq(7)
+    st.save_sent(6, _msg(6))
     created = st.creation_time
     st.close()
     st = FACTORIES[kind](tmp_path, sync)
-    assert (st.next_sender_seq, st.next_target_seq) == (6, 7)
-    assert st.get_range(1, 0) == [(s, _msg(s)) for s in range(1, 6)]
+    assert (st.next_sender_seq, st.next_target_seq) == (7, 7)
+    assert st.get_range(1, 0) == [(s, _msg(s)) for s in range(1, 7)]
     assert abs(st.creation_time - created) < dt.timedelta(microseconds=1)
     st.reset()
     new_created = st.creation_time
@@ -201,8 +205,12 @@ st = (FileStore.for_session(directory, sid, sync) if kind == "file"
       else SqliteStore.for_session(directory + "/fix.db", sid, sync))
 out = sys.stdout
 for seq in range(1, 1_000_000):
-    st.save(seq, b"8=FIX.4.4\x0134=%d\x0158=%s\x01" % (seq, b"p" * (seq % 300)))
-    st.incr_next_sender_seq()
+    raw = b"8=FIX.4.4\x0134=%d\x0158=%s\x01" % (seq, b"p" * (seq % 300))
+    if seq % 2:
+        st.save_sent(seq, raw)
+    else:
+        st.save(seq, raw)
+        st.incr_next_sender_seq()
     if seq % 3 == 0:
         st.incr_next_target_seq()
     if sync != "batch" or seq % 7 == 0:
