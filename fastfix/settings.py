@@ -532,7 +532,8 @@ class SessionSettings:
         sessions: Iterable[Mapping[str, Any]],
         default: Mapping[str, Any] | None = None,
     ) -> SessionSettings:
-        """Build settings without a file; values may be text or Python values.
+        """Build settings without a file; values may be text or Python values
+        (``None`` leaves the key unset).
 
         >>> ss = SessionSettings.from_dict(
         ...     [{"SenderCompID": "A", "TargetCompID": "B"}],
@@ -545,11 +546,17 @@ class SessionSettings:
         sections: list[tuple[_Origin, list[tuple[str, str, int]]]] = []
         if default:
             sections.append(
-                (_Origin("<dict>", "DEFAULT", 0), [(k, _to_text(v), 0) for k, v in default.items()])
+                (
+                    _Origin("<dict>", "DEFAULT", 0),
+                    [(k, _to_text(v), 0) for k, v in default.items() if v is not None],
+                )
             )
         for i, sess in enumerate(sessions, 1):
             sections.append(
-                (_Origin("<dict>", f"SESSION {i}", 0), [(k, _to_text(v), 0) for k, v in sess.items()])
+                (
+                    _Origin("<dict>", f"SESSION {i}", 0),
+                    [(k, _to_text(v), 0) for k, v in sess.items() if v is not None],
+                )
             )
         return cls._build(sections)
 

@@ -210,7 +210,7 @@ def test_getter_errors():
 
 def test_from_dict_and_round_trip_to_string():
     ss = SessionSettings.from_dict(
-        [{"SenderCompID": "GW", "TargetCompID": "HUB", "HeartBtInt": 5},
+        [{"SenderCompID": "GW", "TargetCompID": "HUB", "HeartBtInt": 5, "SenderSubID": None},
          {"SenderCompID": "GW", "TargetCompID": "HUB2"}],
         default={
             "ConnectionType": "initiator",
@@ -225,6 +225,7 @@ def test_from_dict_and_round_trip_to_string():
     )  # fmt: skip
     s = ss[SessionID("FIX.4.4", "GW", "HUB")]
     assert s.get_int("HeartBtInt") == 5 and s.get_bool("ResetOnLogon") and s["StartTime"] == "00:00:00"
+    assert "SenderSubID" not in s
     again = SessionSettings.from_string(ss.to_string())
     assert {k: dict(v) for k, v in again.sessions().items()} == {
         k: dict(v) for k, v in ss.sessions().items()
