@@ -576,7 +576,10 @@ class DataDictionary:
 
     @property
     def data_fields(self) -> dict[int, int]:
-        """DATA fields and the LENGTH field giving their size: ``{data_tag: length_tag}``."""
+        """LENGTH fields and the DATA field they size: ``{length_tag: data_tag}``.
+
+        The mapping :class:`fastfix.codec.Tokenizer` takes as ``data_fields``.
+        """
         out: dict[int, int] = {}
         for f in self.fields.values():
             if f.type != "DATA":
@@ -584,7 +587,7 @@ class DataDictionary:
             for suffix in ("Len", "Length"):
                 ln = self.fields_by_name.get(f.name + suffix)
                 if ln is not None and ln.type in ("LENGTH", "INT"):
-                    out[f.tag] = ln.tag
+                    out[ln.tag] = f.tag
                     break
         return out
 
@@ -631,10 +634,8 @@ class DataDictionary:
 
 
 def _make_validator(dd: DataDictionary) -> Any:
-    try:
-        from fastfix._validate import Validator  # compiled hot path
-    except ImportError:  # pragma: no cover - only without the extension built
-        from fastfix._validate_py import Validator
+    from fastfix._validate import Validator  # compiled hot path
+
     return Validator(dd)
 
 

@@ -14,41 +14,8 @@ from fastfix.errors import ConfigError
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_SPEC = SHARED / "fix" / "spec"
 
-# A broker/KRX dialect layered on FIX.4.4: new fields, an extra enum value,
-# a new member in NewOrderSingle, and a new message using a base component.
-DIALECT_XML = """\
-<fix type='FIX' major='4' minor='4'>
- <messages>
-  <message name='NewOrderSingle' msgtype='D' msgcat='app'>
-   <field name='KrxBoardID' required='N' />
-  </message>
-  <message name='KrxMarketStatus' msgtype='U1' msgcat='app'>
-   <field name='KrxBoardID' required='Y' />
-   <field name='KrxSessionPhase' required='N' />
-   <component name='Instrument' required='Y' />
-   <group name='NoKrxLimits' required='N'>
-    <field name='KrxLimitType' required='Y' />
-    <field name='Price' required='N' />
-   </group>
-  </message>
- </messages>
- <fields>
-  <field number='5001' name='KrxBoardID' type='STRING' />
-  <field number='5002' name='KrxSessionPhase' type='INT'>
-   <value enum='1' description='PRE_OPEN' />
-   <value enum='2' description='CONTINUOUS' />
-  </field>
-  <field number='5003' name='NoKrxLimits' type='NUMINGROUP' />
-  <field number='5004' name='KrxLimitType' type='CHAR'>
-   <value enum='U' description='UPPER' />
-   <value enum='L' description='LOWER' />
-  </field>
-  <field number='40' name='OrdType' type='CHAR'>
-   <value enum='X' description='KRX_CONDITIONAL_LIMIT' />
-  </field>
- </fields>
-</fix>
-"""
+# A broker/KRX dialect layered on FIX.4.4: see the comment in the file.
+DIALECT = Path(__file__).parent / "data" / "krx44_dialect.xml"
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +111,9 @@ def test_fix42_groups(fix42: DataDictionary) -> None:
 
 
 def test_data_fields(fix44: DataDictionary) -> None:
-    assert fix44.data_fields[96] == 95
-    assert fix44.data_fields[91] == 90
-    assert fix44.data_fields[213] == 212
+    assert fix44.data_fields[95] == 96
+    assert fix44.data_fields[90] == 91
+    assert fix44.data_fields[212] == 213
 
 
 @pytest.mark.parametrize("version,name", [("FIX.4.4", "FIX44.xml"), ("FIX.4.2", "FIX42.xml")])
@@ -165,7 +132,7 @@ def test_compile_roundtrip(tmp_path: Path, fix42: DataDictionary) -> None:
 
 
 def test_dialect_extend(tmp_path: Path, fix44: DataDictionary) -> None:
-    xml = write(tmp_path, "krx.xml", DIALECT_XML)
+    xml = DIALECT
     dd = fix44.extend(xml)
     assert dd is not fix44 and 5001 not in fix44.fields
     assert dd.field("KrxBoardID").tag == 5001
@@ -242,7 +209,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_cli_compile_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    xml = write(tmp_path, "krx.xml", DIALECT_XML)
+    xml = DIALECT
     out = tmp_path / "KRX44.json"
     assert cli_main(["dictionary", "compile", str(xml), str(out), "--base", "FIX.4.4"]) == 0
     dd = DataDictionary.from_compiled(out)
