@@ -6,6 +6,8 @@ One hierarchy, so callers can catch precisely: everything derives from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class FixError(Exception):
     """Base class of every fastfix error."""
@@ -25,3 +27,20 @@ class ConfigError(FixError):
 
 class StoreError(FixError):
     """A message store cannot be opened, read or written (locked, unreadable, corrupt header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem in a JSON message: ``path`` (``$.NoOrders[1].OrderQty``), ``field``, ``reason``."""
+
+    path: str
+    field: str
+    reason: str
+
+
+class JsonMappingError(FixError):
+    """JSON that cannot be mapped to a valid FIX message; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.path}: {e.reason}" for e in errors) or "invalid JSON message")
