@@ -1,0 +1,601 @@
+"""The asyncio FIX engine: :class:`Initiator`, :class:`Acceptor` and :class:`Application`.
+
+The protocol logic lives in :class:`fastfix.session.Session` (sans-I/O); this
+module moves bytes between it and asyncio transports. The per-message path is a
+``Protocol.data_received`` callback: tokenizer -> session -> application hook ->
+``send`` -> transport, with no task created per message. Replies produced while
+one read is processed go out in one ``writelines`` call, after the store has
+been flushed.
+
+Application hooks may be plain methods or coroutines. A coroutine returned by a
+hook runs as a task; tasks of one session run one after another, in message order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from fastfix.session import (
+    BusinessReject,
+    DoNotSend,
+    RejectLogon,
+    RejectMessage,
+    Session,
+    SessionConfig,
+    UnsupportedMessageType,
+)
+
+__all__ = [
+    "Application",
+    "Acceptor",
+    "Initiator",
+    "run",
+    "RejectMessage",
+    "BusinessReject",
+    "UnsupportedMessageType",
+    "DoNotSend",
+    "RejectLogon",
+]
+
+#: Transport write buffer: above HIGH the sender waits in ``send()``, below LOW it goes on.
+WRITE_HIGH_WATER = 256 * 1024
+WRITE_LOW_WATER = 64 * 1024
+#: Period of the session timer (heartbeats, timeouts, schedule).
+TICK_INTERVAL = 0.5
+
+
+def _default(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn._fastfix_default = True  # type: ignore[attr-defined]
+    return fn
+
+
+class Application:
+    """Override the hooks you need; each may be ``def`` or ``async def``.
+
+    ``msg`` arguments are parsed :class:`fastfix.codec.Message` objects. Outgoing
+    hooks (``to_admin``, ``to_app``) get the message type and the mutable list of
+    ``(tag, value)`` fields; ``to_app`` may raise :class:`DoNotSend`.
+    ``from_app`` may raise :class:`UnsupportedMessageType`, :class:`BusinessReject`
+    or :class:`RejectMessage`; ``from_admin`` may raise :class:`RejectLogon` on a Logon.
+    """
+
+    #: the engine running this application (set by the engine)
+    engine: _Engine | None = None
+
+    @_default
+    def on_create(self, session_id: Any) -> Any:
+        """A session was created (once, at engine start)."""
+
+    @_default
+    def on_logon(self, session_id: Any) -> Any:
+        """The session is logged on."""
+
+    @_default
+    def on_logout(self, session_id: Any) -> Any:
+        """The session logged out or its connection dropped."""
+
+    @_default
+    def to_admin(self, msg_type: bytes, fields: list, session_id: Any) -> Any:
+        """A session message is about to be sent (add e.g. Username/Password to a Logon)."""
+
+    @_default
+    def from_admin(self, msg: Any, session_id: Any) -> Any:
+        """A session message was received and accepted."""
+
+    @_default
+    def to_app(self, msg_type: bytes, fields: list, session_id: Any) -> Any:
+        """An application message is about to be sent (or resent, then 43=Y is in fields)."""
+
+    @_default
+    def from_app(self, msg: Any, session_id: Any) -> Any:
+        """An application message was received, in sequence and valid."""
+
+    def send(self, session_id: Any, msg_type: str | bytes, fields: Sequence[tuple[int, Any]]) -> int:
+        """Send on a session of the running engine (synchronous; see :meth:`_Engine.send`)."""
+        if self.engine is None:
+            raise RuntimeError("the application is not attached to a running engine")
+        return self.engine.session(session_id).send(msg_type, fields)
+
+
+# --------------------------------------------------------------------------- connection
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection; bound to a session after the first Logon (acceptor) or at once."""
+
+    def __init__(self, engine: _Engine, session: Session | None = None) -> None:
+        from fastfix.codec import Tokenizer
+
+        self.engine = engine
+        self.session = session
+        self.tokenizer = Tokenizer(data_fields=engine._data_fields or None)
+        self.transport: asyncio.Transport | None = None
+        self.bound = False
+        self.closed = False
+        self.paused = False
+        self._batch: list[bytes] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self.opened_at = time.monotonic()
+        self.lost: asyncio.Future[None] = engine._loop.create_future()
+
+    # ---- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self.engine._nodelay:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        self.engine._connections.add(self)
+        if self.session is not None:
+            self._bind(self.session)
+
+    def data_received(self, data: bytes) -> None:
+        items = self.tokenizer.feed(data)
+        if not items:
+            return
+        session = self.session
+        self._batch = batch = []
+        try:
+            for item in items:
+                if self.closed:
+                    break
+                if session is None or not self.bound:
+                    session = self.engine._route(self, item)
+                    if session is None:
+                        break
+                session.receive(item)
+        finally:
+            self._batch = None
+            if session is not None:
+                session.store.flush()
+            if batch and self.transport is not None:
+                self.transport.writelines(batch)
+            if self.closed and self.transport is not None:
+                self.transport.close()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.engine._connections.discard(self)
+        if self.bound and self.session is not None:
+            self.bound = False
+            self.session.disconnected()
+        self._wake()
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake()
+
+    # ---- session side
+
+    def _bind(self, session: Session) -> None:
+        self.session = session
+        self.bound = True
+        self.engine._conn_of[session] = self
+        session.connected(self.write, self.close)
+
+    def write(self, raw: bytes) -> None:
+        batch = self._batch
+        if batch is not None:
+            batch.append(raw)
+        elif self.transport is not None:
+            self.transport.write(raw)
+
+    def close(self) -> None:
+        """Called by the session: flush what is queued, then close."""
+        self.bound = False
+        self.closed = True
+        if self.engine._conn_of.get(self.session) is self:  # type: ignore[arg-type]
+            del self.engine._conn_of[self.session]  # type: ignore[arg-type]
+        if self._batch is None and self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close without a session (refused connection)."""
+        self.closed = True
+        if self._batch is None and self.transport is not None:
+            self.transport.close()
+
+    async def drained(self) -> None:
+        """Wait until the transport buffer went below the low-water mark (or closed)."""
+        while self.paused and not self.closed:
+            if self._drained is None or self._drained.done():
+                self._drained = self.engine._loop.create_future()
+            await self._drained
+
+    def _wake(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class _Engine:
+    """What initiators and acceptors share: sessions, timer, async hooks, send."""
+
+    def __init__(
+        self,
+        settings: Any,
+        app: Application,
+        *,
+        store_factory: Callable[[Any, Any], Any] | None = None,
+        log_factory: Callable[[Any, Any], Any] | None = None,
+        dictionary_factory: Callable[[Any, Any], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        tick_interval: float = TICK_INTERVAL,
+        want_initiator: bool,
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self._store_factory = store_factory
+        self._log_factory = log_factory
+        self._dictionary_factory = dictionary_factory
+        self._clock = clock
+        self._tick_interval = tick_interval
+        self._want_initiator = want_initiator
+        self._sessions: dict[Any, Session] = {}
+        self._by_key: dict[tuple[bytes, bytes, bytes], Session] = {}
+        self._conn_of: dict[Session, _Connection] = {}
+        self._connections: set[_Connection] = set()
+        self._tails: dict[Session, asyncio.Task[None]] = {}
+        self._logon_events: dict[Session, asyncio.Event] = {}
+        self._data_fields: dict[int, int] = {}
+        self._nodelay = True
+        self._ticker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._started = False
+
+    # ---- sessions
+
+    def _create_sessions(self) -> None:
+        from fastfix.log import log_from_settings
+        from fastfix.store import store_from_settings
+
+        self.app.engine = self
+        for sid, s in self.settings.sessions().items():
+            if s.is_initiator != self._want_initiator:
+                continue
+            cfg = SessionConfig.from_settings(s)
+            store = (self._store_factory or store_from_settings)(sid, s)
+            log = (self._log_factory or log_from_settings)(sid, s)
+            dd = None
+            if cfg.validate:
+                dd = (self._dictionary_factory or _dictionary_from_settings)(sid, s)
+                if dd is not None:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        df = dd.data_fields
+                        self._data_fields.update(df() if callable(df) else df)
+            self._nodelay = s.get_bool("SocketNodelay", True)
+            session = Session(sid, cfg, store, app=self.app, log=log, dictionary=dd, clock=self._clock)
+            session.spawn = self._spawner(session)
+            session.state_listener = self._state_changed
+            self._sessions[sid] = session
+            key = (
+                sid.begin_string.encode(),
+                sid.sender_comp_id.encode(),
+                sid.target_comp_id.encode(),
+            )
+            self._by_key[key] = session
+
+    def sessions(self) -> dict[Any, Session]:
+        """SessionID -> :class:`fastfix.session.Session`."""
+        return dict(self._sessions)
+
+    def session(self, session_id: Any) -> Session:
+        """The session with this SessionID (or its string form ``FIX.4.4:A->B``)."""
+        s = self._sessions.get(session_id)
+        if s is None:
+            for sid, sess in self._sessions.items():
+                if str(sid) == str(session_id):
+                    return sess
+            raise KeyError(f"no session {session_id}")
+        return s
+
+    def _state_changed(self, session: Session) -> None:
+        ev = self._logon_events.get(session)
+        if ev is None:
+            ev = self._logon_events[session] = asyncio.Event()
+        if session.is_logged_on:
+            ev.set()
+        else:
+            ev.clear()
+
+    async def wait_logged_on(self, session_id: Any, timeout: float | None = None) -> None:
+        """Wait until the session is logged on (``TimeoutError`` after ``timeout`` s)."""
+        s = self.session(session_id)
+        ev = self._logon_events.get(s)
+        if ev is None:
+            ev = self._logon_events[s] = asyncio.Event()
+            if s.is_logged_on:
+                ev.set()
+        await asyncio.wait_for(ev.wait(), timeout)
+
+    # ---- sending
+
+    async def send(self, session_id: Any, msg_type: str | bytes, fields: Sequence[tuple[int, Any]]) -> int:
+        """Send an application message; returns once it is stored and queued for the wire.
+
+        Waits while the connection's write buffer is above its high-water mark.
+        """
+        s = self.session(session_id)
+        conn = self._conn_of.get(s)
+        if conn is None:
+            return s.send(msg_type, fields)
+        if conn.paused:
+            await conn.drained()
+        conn._batch = batch = []
+        try:
+            seq = s.send(msg_type, fields)
+        finally:
+            conn._batch = None
+            s.store.flush()
+            if batch and conn.transport is not None:
+                conn.transport.writelines(batch)
+        return seq
+
+    # ---- async hooks
+
+    def _spawner(self, session: Session) -> Callable[[Awaitable[Any], Any], None]:
+        def spawn(aw: Awaitable[Any], msg: Any) -> None:
+            prev = self._tails.get(session)
+
+            async def run() -> None:
+                if prev is not None and not prev.done():
+                    with contextlib.suppress(BaseException):
+                        await prev
+                try:
+                    await aw
+                except Exception as exc:  # noqa: BLE001 - reported to the session
+                    if hasattr(msg, "msg_type"):
+                        session.on_async_error(msg, exc)
+                    else:
+                        session._event(f"Application error: {exc!r}")
+
+            self._tails[session] = self._loop.create_task(run())
+
+        return spawn
+
+    # ---- timer
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_interval)
+            for s in self._sessions.values():
+                conn = self._conn_of.get(s)
+                if conn is not None:
+                    conn._batch = batch = []
+                try:
+                    s.timer()
+                except Exception as exc:  # noqa: BLE001 - keep the timer alive
+                    s._event(f"timer error: {exc!r}")
+                finally:
+                    if conn is not None:
+                        conn._batch = None
+                        s.store.flush()
+                        if batch and conn.transport is not None:
+                            conn.transport.writelines(batch)
+                        if conn.closed and conn.transport is not None:
+                            conn.transport.close()
+            self._tick_extra()
+
+    def _tick_extra(self) -> None:
+        pass
+
+    def _route(self, conn: _Connection, item: Any) -> Session | None:
+        raise NotImplementedError
+
+    # ---- life cycle
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._create_sessions()
+        self._started = True
+        self._ticker = self._loop.create_task(self._tick())
+
+    async def stop(self, logout_timeout: float = 2.0) -> None:
+        """Log out every logged-on session (waiting up to ``logout_timeout``), then close."""
+        if not self._started:
+            return
+        waits = []
+        for s, conn in list(self._conn_of.items()):
+            if s.is_logged_on:
+                s.logout()
+                if conn.transport is not None:
+                    conn.transport.writelines([])
+                waits.append(conn.lost)
+            else:
+                s.disconnect("engine stopping")
+        if waits:
+            await asyncio.wait(waits, timeout=logout_timeout)
+        for s in list(self._conn_of):
+            s.disconnect("engine stopping")
+        for conn in list(self._connections):
+            conn.abort()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for t in list(self._tails.values()):
+            if not t.done():
+                t.cancel()
+        for s in self._sessions.values():
+            with contextlib.suppress(Exception):
+                s.store.close()
+            if s.log is not None:
+                with contextlib.suppress(Exception):
+                    s.log.close()
+        self._started = False
+
+    async def __aenter__(self) -> _Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _dictionary_from_settings(sid: Any, s: Any) -> Any:
+    from fastfix.dictionary import DataDictionary
+
+    if "DataDictionary" in s:
+        return DataDictionary.from_xml(s.get_path("DataDictionary"))
+    return DataDictionary.load(sid.begin_string)
+
+
+class Acceptor(_Engine):
+    """Accepts connections for every ``ConnectionType=acceptor`` session of the settings.
+
+    A connection is bound to a session by its first message, which must be a
+    Logon whose BeginString/SenderCompID/TargetCompID name a configured session
+    that has no connection yet; anything else closes the connection silently.
+    """
+
+    def __init__(self, settings: Any, app: Application, *, host: str | None = None,
+                 port: int | None = None, **kw: Any) -> None:
+        super().__init__(settings, app, want_initiator=False, **kw)
+        self._host = host
+        self._port = port
+        self._server: asyncio.Server | None = None
+        self._logon_timeout = 10.0
+
+    @property
+    def port(self) -> int:
+        """The listening port (useful with port 0)."""
+        assert self._server is not None, "not started"
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await super().start()
+        host, port = self._host, self._port
+        for s in self.settings.sessions().values():
+            if s.is_initiator:
+                continue
+            if port is None:
+                port = s.get_int("SocketAcceptPort")
+            if host is None:
+                host = s.get_str("SocketAcceptAddress", None)
+            self._logon_timeout = s.get_int("LogonTimeout", 10)
+        self._server = await self._loop.create_server(
+            lambda: _Connection(self), host or None, port or 0, reuse_address=True
+        )
+
+    async def stop(self, logout_timeout: float = 2.0) -> None:
+        if self._server is not None:
+            self._server.close()
+        await super().stop(logout_timeout)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+
+    def _route(self, conn: _Connection, item: Any) -> Session | None:
+        if not hasattr(item, "msg_type"):
+            conn.abort()  # garbled first message
+            return None
+        if item.msg_type != b"A":
+            conn.abort()
+            return None
+        key = (item.begin_string, item.get(56) or b"", item.get(49) or b"")
+        session = self._by_key.get(key)
+        if session is None or session.is_connected:
+            # Unknown CompIDs, or a second connection for a session already in use.
+            conn.abort()
+            return None
+        conn._bind(session)
+        return session
+
+    def _tick_extra(self) -> None:
+        # Connections that never sent a Logon are dropped after LogonTimeout.
+        limit = time.monotonic() - self._logon_timeout
+        for conn in list(self._connections):
+            if not conn.bound and not conn.closed and conn.opened_at < limit:
+                conn.abort()
+
+
+class Initiator(_Engine):
+    """Connects every ``ConnectionType=initiator`` session and keeps it connected.
+
+    Reconnects after a failure with exponential backoff from 0.5 s up to
+    ``ReconnectInterval`` (default 30 s), cycling through the failover addresses,
+    and only inside the session schedule.
+    """
+
+    def __init__(self, settings: Any, app: Application, **kw: Any) -> None:
+        super().__init__(settings, app, want_initiator=True, **kw)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await super().start()
+        for sid, session in self._sessions.items():
+            s = self.settings.sessions()[sid]
+            self._tasks.append(self._loop.create_task(self._keep_connected(session, s)))
+
+    async def stop(self, logout_timeout: float = 2.0) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        await super().stop(logout_timeout)
+
+    async def _keep_connected(self, session: Session, s: Any) -> None:
+        addresses = s.connect_addresses()
+        max_delay = float(s.get_int("ReconnectInterval", 30))
+        ssl_ctx = s.ssl_context()
+        delay = min(0.5, max_delay)
+        i = 0
+        while True:
+            if not session.enabled or not session.is_session_time():
+                await asyncio.sleep(1.0)
+                continue
+            host, port = addresses[i % len(addresses)]
+            i += 1
+            try:
+                _, conn = await self._loop.create_connection(
+                    lambda: _Connection(self, session), host, port, ssl=ssl_ctx,
+                    server_hostname=s.get_str("SSLServerName", host) if ssl_ctx else None,
+                )
+            except OSError as exc:
+                session._event(f"Connection to {host}:{port} failed: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+                continue
+            started = time.monotonic()
+            await conn.lost
+            if time.monotonic() - started > max_delay:
+                delay = min(0.5, max_delay)  # it had been up for a while: retry soon
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def run(main: Awaitable[Any] | Callable[[], Awaitable[Any]]) -> Any:
+    """Run a coroutine on uvloop when it is installed, else on the default loop."""
+    coro = main() if callable(main) else main
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)  # type: ignore[arg-type]
