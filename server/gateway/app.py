@@ -1,0 +1,322 @@
+"""The gateway process: REST (granian, RSGI, embedded), WebSocket stream (picows)
+and FIX session(s), all on one uvloop event loop.
+
+:func:`serve` runs everything until SIGTERM/SIGINT. The bound ports (useful with
+port 0) are printed as one JSON line and, if ``ports_file`` is configured,
+written to that file once the gateway accepts requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import time
+import urllib.parse
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server as _EmbedServer
+
+from server.gateway.auth import Authenticator
+from server.gateway.config import ClientConfig, GatewayConfig
+from server.gateway.errors import ApiError
+from server.gateway.link import Link, LoopbackLink
+from server.gateway.metrics import CONTENT_TYPE_LATEST, Metrics
+from server.gateway.openapi import build_openapi, docs_page
+from server.gateway.orders import ORD_STATUS_NAMES
+from server.gateway.service import Gateway, order_view
+from server.gateway.store import OrderFilter, SQLiteStore
+from server.gateway.ws import StreamServer
+
+__all__ = ["RestApp", "serve", "build_link"]
+
+log = logging.getLogger("fastfix.gateway")
+_json = msgspec.json.Encoder()
+_JSON = [("content-type", "application/json")]
+_STATUS_CODES = {name: code for code, name in ORD_STATUS_NAMES.items()}
+
+
+class RestApp:
+    """RSGI application of the REST API (routing, auth, size limit, error answers)."""
+
+    def __init__(self, gateway: Gateway, auth: Authenticator, openapi: dict[str, Any]) -> None:
+        self.gw = gateway
+        self.auth = auth
+        self.max_body = gateway.cfg.max_body_bytes
+        self.metrics = gateway.metrics
+        self._openapi = _json.encode(openapi)
+        self._docs = docs_page(openapi).encode()
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        if scope.proto != "http":
+            return
+        t0 = time.perf_counter()
+        route = "other"
+        status = 500
+        try:
+            route, status, headers, body = await self._handle(scope, proto)
+        except ApiError as exc:
+            status, headers, body = exc.status, _JSON + exc.headers, _json.encode(exc.body())
+        except Exception:
+            log.exception("request failed: %s %s", scope.method, scope.path)
+            status, headers, body = 500, _JSON, b'{"error":"internal","message":"internal error"}'
+        proto.response_bytes(status, headers, body)
+        self.metrics.requests.labels(route, str(status)).inc()
+        self.metrics.request_seconds.labels(route).observe(time.perf_counter() - t0)
+
+    def _client(self, scope: Any) -> ClientConfig:
+        key = Authenticator.key_from_headers(scope.headers.get)
+        if key is None:
+            raise ApiError(401, "unauthorized", "API key required (X-API-Key header)",
+                           headers=[("www-authenticate", 'Bearer realm="fastfix"')])
+        client = self.auth.authenticate(key)
+        if client is None:
+            raise ApiError(401, "unauthorized", "invalid API key",
+                           headers=[("www-authenticate", 'Bearer realm="fastfix"')])
+        return client
+
+    async def _read(self, scope: Any, proto: Any) -> bytes:
+        length = scope.headers.get("content-length")
+        if length is not None:
+            try:
+                if int(length) > self.max_body:
+                    raise ApiError(413, "too_large", f"body larger than {self.max_body} bytes")
+            except ValueError:
+                raise ApiError(400, "bad_request", "invalid Content-Length") from None
+        body = await proto()
+        if len(body) > self.max_body:
+            raise ApiError(413, "too_large", f"body larger than {self.max_body} bytes")
+        return body
+
+    async def _handle(self, scope: Any, proto: Any) -> tuple[str, int, list[tuple[str, str]], bytes]:
+        method = scope.method
+        path = scope.path
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
+        gw = self.gw
+        if len(parts) == 1 and method in ("GET", "HEAD"):
+            name = parts[0]
+            if name == "healthz":
+                return "healthz", 200, _JSON, b'{"status":"ok"}'
+            if name == "readyz":
+                ready = gw.ready()
+                return "readyz", 200 if ready else 503, _JSON, _json.encode(
+                    {"ready": ready, "sessions": [msgspec.structs.asdict(s) for s in gw.link.sessions()]})
+            if name == "metrics":
+                return "metrics", 200, [("content-type", CONTENT_TYPE_LATEST)], self.metrics.render()
+            if name == "openapi.json":
+                return "openapi", 200, _JSON, self._openapi
+            if name == "docs":
+                return "docs", 200, [("content-type", "text/html; charset=utf-8")], self._docs
+        if not parts or parts[0] != "v1" or len(parts) < 2:
+            raise ApiError(404, "not_found", f"no route {path}")
+        client = self._client(scope)
+        res = parts[1]
+        n = len(parts)
+        if res == "orders":
+            if n == 2:
+                if method == "POST":
+                    return "orders.new", 202, _JSON, await gw.new_order(client, await self._read(scope, proto))
+                if method == "GET":
+                    return "orders.list", 200, _JSON, self._list_orders(client, scope.query_string)
+                raise _method_not_allowed("GET, POST")
+            cl = parts[2]
+            if n == 3:
+                if method == "GET":
+                    return "orders.get", 200, _JSON, gw.order_detail(client, cl)
+                if method == "DELETE":
+                    return "orders.cancel", 202, _JSON, await gw.cancel_order(client, cl, b"")
+                raise _method_not_allowed("GET, DELETE")
+            if n == 4 and parts[3] in ("replace", "cancel"):
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                body = await self._read(scope, proto)
+                if parts[3] == "replace":
+                    return "orders.replace", 202, _JSON, await gw.replace_order(client, cl, body)
+                return "orders.cancel", 202, _JSON, await gw.cancel_order(client, cl, body)
+        elif res == "order-lists":
+            if n == 2:
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                return "lists.new", 202, _JSON, await gw.new_list(client, await self._read(scope, proto))
+            if n == 3:
+                if method != "GET":
+                    raise _method_not_allowed("GET")
+                return "lists.get", 200, _JSON, gw.list_detail(client, parts[2])
+            if n == 4 and parts[3] == "cancel":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await self._read(scope, proto)
+                return "lists.cancel", 202, _JSON, await gw.cancel_list(client, parts[2], b"")
+        elif res == "brokers" and n == 2:
+            if method != "GET":
+                raise _method_not_allowed("GET")
+            return "brokers", 200, _JSON, gw.brokers_view(client)
+        raise ApiError(404, "not_found", f"no route {path}")
+
+    def _list_orders(self, client: ClientConfig, query: str) -> bytes:
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
+        flt = OrderFilter()
+        problems = []
+        if "status" in q:
+            st = q["status"]
+            flt.status = _STATUS_CODES.get(st, st if st in ORD_STATUS_NAMES else None)
+            if flt.status is None:
+                problems.append(f"status: unknown state {st!r}")
+        flt.symbol = q.get("symbol")
+        flt.broker = q.get("broker")
+        if "since" in q:
+            flt.since_ns = _parse_since(q["since"])
+            if flt.since_ns is None:
+                problems.append("since: expected an ISO 8601 time or epoch milliseconds")
+        if "limit" in q:
+            try:
+                flt.limit = int(q["limit"])
+                if not 1 <= flt.limit <= 1000:
+                    raise ValueError
+            except ValueError:
+                problems.append("limit: an integer 1..1000")
+        if "cursor" in q:
+            try:
+                raw = base64.urlsafe_b64decode(q["cursor"] + "==").decode()
+                ns, _, cl = raw.partition(":")
+                flt.after = (int(ns), cl)
+            except (ValueError, UnicodeDecodeError):
+                problems.append("cursor: not a cursor returned by this API")
+        if problems:
+            from server.gateway.errors import FieldProblem
+
+            raise ApiError(400, "bad_query", "invalid query parameters",
+                           [FieldProblem(p.split(":")[0], p.split(": ", 1)[1], "query." + p.split(":")[0])
+                            for p in problems])
+        orders = self.gw.search_orders(client, flt)
+        nxt = None
+        if len(orders) == flt.limit:
+            last = orders[-1]
+            nxt = base64.urlsafe_b64encode(f"{last.created_ns}:{last.ClOrdID}".encode()).decode().rstrip("=")
+        return _json.encode({"orders": [order_view(o) for o in orders], "next": nxt})
+
+
+def _method_not_allowed(allowed: str) -> ApiError:
+    return ApiError(405, "method_not_allowed", f"allowed: {allowed}", headers=[("allow", allowed)])
+
+
+def _parse_since(value: str) -> int | None:
+    if value.isdigit():
+        return int(value) * 1_000_000
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    return int(dt.timestamp() * 1e9)
+
+
+# --------------------------------------------------------------------------- process
+
+
+class _Granian(_EmbedServer):
+    """granian's embedded server on a socket we bound ourselves (so port 0 works)."""
+
+    def __init__(self, target: Any, sock: socket.socket, **kw: Any) -> None:
+        host, port = sock.getsockname()[:2]
+        super().__init__(target, address=host, port=port, interface=Interfaces.RSGI, **kw)
+        self._own_sock = sock
+
+    def _init_shared_socket(self) -> None:
+        from granian._granian import SocketHolder
+
+        fd = self._own_sock.detach()  # granian owns the descriptor from here on
+        self._shd = SocketHolder(fd, False, self.backlog)
+        self._sfd = self._shd.get_fd()
+        self._ssp = None
+
+
+def build_link(cfg: GatewayConfig) -> Link:
+    if cfg.link == "loopback":
+        return LoopbackLink()
+    from server.gateway.fixlink import FixLink
+
+    assert cfg.fix_settings is not None
+    return FixLink(cfg.fix_settings, queue_when_down=cfg.queue_when_down)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
+    """Run the gateway until ``stop`` is set (or SIGTERM/SIGINT)."""
+    from server.gateway.fixjson import JsonMapper
+
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    metrics = Metrics()
+    store = SQLiteStore(cfg.database, cfg.sync)
+    store.start()
+    link = build_link(cfg)
+    mapper = JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes)
+    gw = Gateway(cfg, store, link, mapper, metrics)
+    gw.recover()
+    auth = Authenticator(cfg.clients)
+    app = RestApp(gw, auth, build_openapi(mapper, link.begin_string))
+    ws = StreamServer(gw, auth, cfg.ws_heartbeat, cfg.ws_buffer_limit, cfg.ws_replay_batch)
+    sock = _bind(cfg.rest_host, cfg.rest_port)
+    rest_port = sock.getsockname()[1]
+    ws_port = await ws.start(cfg.ws_host, cfg.ws_port)
+    level = {"debug": LogLevels.debug, "info": LogLevels.info}.get(cfg.log_level, LogLevels.warning)
+    server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024)
+    rest_task = loop.create_task(server.serve())
+    await link.start()
+    # granian binds in serve(); wait until the REST port answers before announcing readiness.
+    await _wait_listening(cfg.rest_host, rest_port, rest_task)
+    ports = {"rest": rest_port, "ws": ws_port, "pid": os.getpid()}
+    line = json.dumps(ports)
+    print(line, flush=True)
+    if cfg.ports_file is not None:
+        tmp = cfg.ports_file.with_suffix(".tmp")
+        tmp.write_text(line + "\n")
+        os.replace(tmp, cfg.ports_file)
+    log.info("gateway ready: REST %s:%d, WebSocket %s:%d", cfg.rest_host, rest_port, cfg.ws_host, ws_port)
+    stopper = loop.create_task(stop.wait())
+    await asyncio.wait({rest_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    server.stop()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(rest_task, 10)
+    stopper.cancel()
+    await ws.stop()
+    await link.stop()
+    await store.close()
+    if cfg.ports_file is not None:
+        with contextlib.suppress(OSError):
+            cfg.ports_file.unlink()
+
+
+async def _wait_listening(host: str, port: int, task: asyncio.Task[None]) -> None:
+    for _ in range(200):
+        if task.done():
+            task.result()  # re-raise the start-up error
+            raise RuntimeError("REST server stopped during start-up")
+        try:
+            _, w = await asyncio.open_connection(host, port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.01)

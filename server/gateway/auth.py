@@ -1,0 +1,83 @@
+"""API-key authentication and per-client throttling.
+
+Keys are never stored: the configuration holds the SHA-256 of each key. API
+keys are long random tokens (``fastfix gateway --new-key`` prints one), so a
+fast hash is enough (no password stretching needed) and a lookup costs one
+hash. The presented key's digest selects the candidate client and is then
+compared with :func:`hmac.compare_digest`, so the comparison time does not
+depend on how many leading characters match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from server.gateway.config import ClientConfig
+
+__all__ = ["Authenticator", "TokenBucket", "hash_key", "new_api_key"]
+
+
+def hash_key(api_key: str) -> str:
+    """Hex SHA-256 of an API key, as written in the configuration."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    """A fresh random API key (256 bits, URL-safe)."""
+    return "ffk_" + secrets.token_urlsafe(32)
+
+
+class Authenticator:
+    """Maps a presented API key to its client, in constant time per candidate."""
+
+    def __init__(self, clients: dict[str, ClientConfig]) -> None:
+        self._by_hash = {bytes.fromhex(c.api_key_sha256): c for c in clients.values()}
+
+    def authenticate(self, api_key: str | None) -> ClientConfig | None:
+        if not api_key or len(api_key) > 512:
+            return None
+        digest = hashlib.sha256(api_key.encode("utf-8", "replace")).digest()
+        client = self._by_hash.get(digest)
+        if client is None:
+            return None
+        if not hmac.compare_digest(digest, bytes.fromhex(client.api_key_sha256)):
+            return None
+        return client
+
+    @staticmethod
+    def key_from_headers(get: object) -> str | None:
+        """The API key from ``X-API-Key`` or ``Authorization: Bearer``; ``get`` is a header getter."""
+        getter = get  # a callable (name, default) -> value, e.g. RSGI headers.get
+        key = getter("x-api-key", None)  # type: ignore[operator]
+        if key:
+            return key.strip()
+        auth = getter("authorization", None)  # type: ignore[operator]
+        if auth and auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        return None
+
+
+class TokenBucket:
+    """Classic token bucket: ``rate`` tokens per second, at most ``burst`` saved up."""
+
+    __slots__ = ("rate", "burst", "_tokens", "_stamp")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+
+    def take(self, n: float = 1.0) -> float:
+        """Take ``n`` tokens: 0.0 if allowed, else the seconds to wait before retrying."""
+        now = time.monotonic()
+        tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if tokens >= n:
+            self._tokens = tokens - n
+            return 0.0
+        self._tokens = tokens
+        return (n - tokens) / self.rate

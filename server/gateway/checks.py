@@ -1,0 +1,93 @@
+"""Gateway-level order checks, on top of the dictionary validation of the JSON mapper.
+
+Each check appends :class:`FieldProblem` entries instead of raising, so one
+answer lists every problem of a request.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from server.gateway.config import ClientConfig
+from server.gateway.errors import FieldProblem
+
+__all__ = ["krx_tick", "check_order_fields", "to_decimal", "PRICED_ORD_TYPES"]
+
+# OrdType values that carry a limit price (44): limit, stop limit, limit or better,
+# limit with or without, previously quoted/indicated, and the KRX conditional limit
+# as brokers usually map it (2 with TimeInForce 7 "at the close" needs a price too).
+PRICED_ORD_TYPES = frozenset(("2", "4", "7", "8", "B", "E", "F"))
+
+_KRX_TICKS: tuple[tuple[int, int], ...] = (
+    (2_000, 1), (5_000, 5), (20_000, 10), (50_000, 50), (200_000, 100), (500_000, 500),
+)
+
+
+def krx_tick(price: Decimal) -> int:
+    """KRX tick size (KOSPI and KOSDAQ, since 2023) for a price in KRW."""
+    for bound, tick in _KRX_TICKS:
+        if price < bound:
+            return tick
+    return 1_000
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A FIX-JSON value (string, or a liberal JSON number) as a finite Decimal, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, (int, float)):
+        value = repr(value) if isinstance(value, float) else str(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        d = Decimal(value.strip())
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def check_order_fields(entry: dict[str, Any], client: ClientConfig, tick_size: str, path: str,
+                       problems: list[FieldProblem], require_qty: bool = True) -> None:
+    """Quantity, price, tick, account and pre-trade limits of one order (or list member)."""
+    qty = to_decimal(entry.get("OrderQty"))
+    if "OrderQty" in entry or require_qty:
+        if qty is None:
+            problems.append(FieldProblem("OrderQty", "required, a positive number" if "OrderQty" not in entry
+                                         else "not a number", f"{path}.OrderQty"))
+        elif qty <= 0:
+            problems.append(FieldProblem("OrderQty", "must be positive", f"{path}.OrderQty"))
+            qty = None
+        elif qty != qty.to_integral_value():
+            problems.append(FieldProblem("OrderQty", "must be a whole number of shares (lot size 1)",
+                                         f"{path}.OrderQty"))
+    ord_type = entry.get("OrdType")
+    price = to_decimal(entry.get("Price"))
+    if "Price" in entry and price is None:
+        problems.append(FieldProblem("Price", "not a number", f"{path}.Price"))
+    elif price is not None and price <= 0:
+        problems.append(FieldProblem("Price", "must be positive", f"{path}.Price"))
+        price = None
+    if isinstance(ord_type, str) and ord_type in PRICED_ORD_TYPES and "Price" not in entry:
+        problems.append(FieldProblem("Price", f"required for OrdType {ord_type} (limit orders)",
+                                     f"{path}.Price"))
+    if price is not None and tick_size == "krx":
+        tick = krx_tick(price)
+        if price % tick != 0:
+            problems.append(FieldProblem("Price", f"not on the KRX tick grid: tick is {tick} at this price",
+                                         f"{path}.Price"))
+    account = entry.get("Account")
+    if client.accounts and account is not None and account not in client.accounts:
+        problems.append(FieldProblem("Account", "account not allowed for this client", f"{path}.Account"))
+    elif client.accounts and account is None and len(client.accounts) > 1:
+        problems.append(FieldProblem("Account", "required: this client trades several accounts",
+                                     f"{path}.Account"))
+    if qty is not None and client.max_order_qty is not None and qty > client.max_order_qty:
+        problems.append(FieldProblem("OrderQty", f"above the client's maximum order quantity "
+                                     f"{client.max_order_qty}", f"{path}.OrderQty"))
+    if qty is not None and price is not None and client.max_notional is not None:
+        if qty * price > client.max_notional:
+            problems.append(FieldProblem("OrderQty", f"notional {qty * price} above the client's maximum "
+                                         f"{client.max_notional}", f"{path}.OrderQty"))

@@ -1,0 +1,306 @@
+"""Order state kept by the gateway, driven by ExecutionReports (FIX 4.2 and 4.4).
+
+An :class:`Order` is the gateway's view of one client order (one ClOrdID). It
+changes only through :func:`apply_execution_report` and
+:func:`apply_cancel_reject`, which are pure functions of the current state and
+the report's fields (``dict[int, str]``, tag -> value), so they are tested
+without any network.
+
+Robustness rules, because reports can arrive twice (PossDup resends after a
+reconnect), out of order (several paths through a hub) or unsolicited (the
+exchange cancels an IOC remainder, a broker cancels at end of day):
+
+* a report whose ExecID was already applied is a duplicate and changes nothing;
+* quantities only move forward: a report with a lower CumQty than already seen
+  is stale; its execution is recorded but it does not regress CumQty/AvgPx/state
+  (trade busts and corrections — 4.4 ExecType H/G, 4.2 ExecTransType 1/2 — are
+  the one case that may lower CumQty);
+* terminal states (Filled, Canceled, Rejected, Expired, Replaced, DoneForDay)
+  are never left, except that a late fill still raises CumQty and may turn a
+  cancel into Filled when nothing is left;
+* FIX 4.2 ExecType 1/2 (partial fill / fill) and 4.4 ExecType F (trade) are the
+  same thing to the gateway: a fill of LastQty at LastPx.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+import msgspec
+
+__all__ = [
+    "ORD_STATUS_NAMES",
+    "TERMINAL",
+    "Applied",
+    "Execution",
+    "Order",
+    "apply_cancel_reject",
+    "apply_execution_report",
+    "state_name",
+]
+
+# OrdStatus (39) code -> name used in the REST API ("state").
+ORD_STATUS_NAMES: dict[str, str] = {
+    "0": "New",
+    "1": "PartiallyFilled",
+    "2": "Filled",
+    "3": "DoneForDay",
+    "4": "Canceled",
+    "5": "Replaced",
+    "6": "PendingCancel",
+    "7": "Stopped",
+    "8": "Rejected",
+    "9": "Suspended",
+    "A": "PendingNew",
+    "B": "Calculated",
+    "C": "Expired",
+    "D": "AcceptedForBidding",
+    "E": "PendingReplace",
+}
+TERMINAL = frozenset("23458C")
+
+# Tags the gateway extracts from an ExecutionReport / OrderCancelReject.
+ER_TAGS = (6, 11, 14, 17, 19, 20, 31, 32, 37, 38, 39, 40, 41, 43, 44, 54, 55, 58, 60, 97, 103,
+           150, 151, 434)
+
+_ZERO = Decimal(0)
+
+
+def state_name(code: str) -> str:
+    return ORD_STATUS_NAMES.get(code, code)
+
+
+class Execution(msgspec.Struct, omit_defaults=True):
+    """One ExecutionReport as applied to an order (FIX-JSON names, string values)."""
+
+    ExecID: str
+    ExecType: str
+    OrdStatus: str
+    received_ns: int
+    LastQty: str | None = None
+    LastPx: str | None = None
+    CumQty: str | None = None
+    LeavesQty: str | None = None
+    AvgPx: str | None = None
+    TransactTime: str | None = None
+    Text: str | None = None
+    stale: bool = False
+
+
+class Order(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Gateway view of one client order. Field names follow FIX-JSON where they are FIX fields."""
+
+    client_id: str
+    ClOrdID: str
+    broker: str
+    MsgType: str = "D"  # D: single order, E: member of a list, G: replacement of OrigClOrdID
+    Symbol: str = ""
+    Side: str = ""
+    OrdType: str = ""
+    Account: str | None = None
+    OrderQty: str = "0"
+    Price: str | None = None
+    ListID: str | None = None
+    OrigClOrdID: str | None = None
+    ReplacedBy: str | None = None
+    OrderID: str | None = None
+    OrdStatus: str = "A"
+    CumQty: str = "0"
+    LeavesQty: str = "0"
+    AvgPx: str = "0"
+    Text: str | None = None
+    pending: str | None = None  # "cancel" or "replace" while a request is in flight
+    cancel_ids: list[str] = []
+    exec_ids: list[str] = []
+    created_ns: int = 0
+    updated_ns: int = 0
+    body_hash: str = ""
+    answer: str = ""  # the JSON of the 202 answer, replayed for an identical retry
+
+    @property
+    def state(self) -> str:
+        return state_name(self.OrdStatus)
+
+    @property
+    def terminal(self) -> bool:
+        return self.OrdStatus in TERMINAL
+
+
+class Applied(msgspec.Struct):
+    """What a report did: ``duplicate`` (ignored), else the execution recorded."""
+
+    duplicate: bool
+    execution: Execution | None = None
+    changed: bool = False
+
+
+def _dec(value: str | None) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def _fmt(d: Decimal) -> str:
+    # Plain notation without exponent or trailing zeros: "100", "70150.5".
+    s = format(d, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s or "0"
+
+
+def _set_status(order: Order, code: str) -> None:
+    if code and code in ORD_STATUS_NAMES:
+        order.OrdStatus = code
+
+
+def apply_execution_report(order: Order, er: dict[int, str], now_ns: int) -> Applied:
+    """Apply an ExecutionReport's fields ``er`` (tag -> value) to ``order`` in place.
+
+    The caller has already matched the report to this order (ClOrdID or
+    OrigClOrdID). Replacement (ExecType 5) is handled by the caller, which owns
+    both orders of the chain, via :func:`apply_replaced`.
+    """
+    exec_id = er.get(17, "")
+    if exec_id and exec_id in order.exec_ids:
+        return Applied(duplicate=True)
+    exec_type = er.get(150, "")
+    trans = er.get(20, "0")  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
+    status = er.get(39, "")
+    ex = Execution(
+        ExecID=exec_id,
+        ExecType=exec_type,
+        OrdStatus=status,
+        received_ns=now_ns,
+        LastQty=er.get(32),
+        LastPx=er.get(31),
+        CumQty=er.get(14),
+        LeavesQty=er.get(151),
+        AvgPx=er.get(6),
+        TransactTime=er.get(60),
+        Text=er.get(58),
+    )
+    if exec_id:
+        order.exec_ids.append(exec_id)
+    order.updated_ns = now_ns
+    if er.get(37) and er.get(37) != "NONE":
+        order.OrderID = er[37]
+
+    cum_now = _dec(order.CumQty) or _ZERO
+    cum_er = _dec(er.get(14))
+    correction = exec_type in ("G", "H") or trans in ("1", "2")
+    if trans == "3" or exec_type == "I":
+        # Status answers carry no new information about fills; they may still
+        # tell us a state we missed (e.g. after a reconnect).
+        if cum_er is not None and cum_er < cum_now:
+            ex.stale = True
+            return Applied(duplicate=False, execution=ex, changed=True)
+    if cum_er is not None and cum_er < cum_now and not correction:
+        # Older than what we know: keep it in the history, do not go back in time.
+        ex.stale = True
+        return Applied(duplicate=False, execution=ex, changed=True)
+
+    if cum_er is not None:
+        order.CumQty = _fmt(cum_er)
+        avg = _dec(er.get(6))
+        if avg is not None:
+            order.AvgPx = _fmt(avg)
+    elif exec_type in ("1", "2", "F") and _dec(er.get(32)) is not None:
+        # No CumQty (non-conformant peer): accumulate LastQty ourselves.
+        last_qty = _dec(er.get(32)) or _ZERO
+        last_px = _dec(er.get(31)) or _ZERO
+        new_cum = cum_now + last_qty
+        if new_cum > 0:
+            order.AvgPx = _fmt(((_dec(order.AvgPx) or _ZERO) * cum_now + last_px * last_qty) / new_cum)
+        order.CumQty = _fmt(new_cum)
+
+    if order.terminal:
+        # Terminal states stay, but a late fill that completes the order wins.
+        qty = _dec(order.OrderQty) or _ZERO
+        if order.OrdStatus in "34C" and (_dec(order.CumQty) or _ZERO) >= qty > 0:
+            order.OrdStatus = "2"
+        order.LeavesQty = "0"
+        return Applied(duplicate=False, execution=ex, changed=True)
+
+    if exec_type == "D":  # restated: the broker changed quantity or price
+        if er.get(38):
+            order.OrderQty = er[38]
+        if er.get(44):
+            order.Price = er[44]
+
+    leaves = _dec(er.get(151))
+    if status in ("4", "8", "C", "3", "2"):
+        order.LeavesQty = "0"
+    elif leaves is not None:
+        order.LeavesQty = _fmt(leaves)
+    else:
+        qty = _dec(order.OrderQty) or _ZERO
+        order.LeavesQty = _fmt(max(qty - (_dec(order.CumQty) or _ZERO), _ZERO))
+
+    if exec_type in ("4", "C", "8", "3") or status in TERMINAL:
+        order.pending = None
+    if exec_type == "6" or status == "6":
+        order.pending = order.pending or "cancel"
+    if status:
+        cum_after = _dec(order.CumQty) or _ZERO
+        if status in ("0", "A") and cum_after > 0:
+            status = "1"  # a late "New" after fills: stay partially filled
+        _set_status(order, status)
+    if exec_type == "8" and er.get(58):
+        order.Text = er[58]
+    return Applied(duplicate=False, execution=ex, changed=True)
+
+
+def apply_replaced(old: Order, new: Order, er: dict[int, str], now_ns: int) -> Applied:
+    """ExecType 5 (Replaced): ``old`` ends as Replaced, ``new`` carries the order on."""
+    exec_id = er.get(17, "")
+    if exec_id and exec_id in new.exec_ids:
+        return Applied(duplicate=True)
+    # The replacement inherits what was already filled on the original order.
+    new.CumQty, new.AvgPx, new.OrderID = old.CumQty, old.AvgPx, old.OrderID
+    new.ListID = new.ListID or old.ListID
+    if not old.terminal:
+        old.OrdStatus = "5"
+        old.LeavesQty = "0"
+    old.pending = None
+    old.ReplacedBy = new.ClOrdID
+    old.updated_ns = now_ns
+    if er.get(38):
+        new.OrderQty = er[38]
+    if er.get(44):
+        new.Price = er[44]
+    er = dict(er)
+    if er.get(39) == "5":
+        # FIX 4.2 reports the replaced order's status as 5; the new order is live.
+        er[39] = "1" if (_dec(er.get(14)) or _ZERO) > 0 else "0"
+    return apply_execution_report(new, er, now_ns)
+
+
+def apply_cancel_reject(order: Order, cxl: dict[int, str], now_ns: int) -> bool:
+    """OrderCancelReject (35=9) for a cancel or replace of ``order``; returns True if changed.
+
+    The request failed: the order keeps going with the OrdStatus the broker
+    reports in the reject (mandatory field 39), unless we already know it ended.
+    """
+    order.pending = None
+    order.updated_ns = now_ns
+    if cxl.get(58):
+        order.Text = cxl[58]
+    status = cxl.get(39, "")
+    if not order.terminal and status in ORD_STATUS_NAMES and status not in ("6", "E"):
+        if status in ("0", "A") and (_dec(order.CumQty) or _ZERO) > 0:
+            status = "1"
+        order.OrdStatus = status
+    return True
+
+
+def reject_order(order: Order, reason: str, now_ns: int) -> None:
+    """Mark an order rejected by the gateway itself (e.g. the FIX session refused it)."""
+    order.OrdStatus = "8"
+    order.LeavesQty = "0"
+    order.Text = reason
+    order.pending = None
+    order.updated_ns = now_ns

@@ -1,0 +1,316 @@
+"""SQLite (WAL) implementation of :class:`GatewayStore` with group commit.
+
+Writes are queued in memory by the event loop; the first write of a batch
+schedules a flush for the end of the current loop tick. A flush hands the batch
+to one writer thread, which runs it in a single transaction; while it commits,
+new writes gather into the next batch. So many concurrent requests share one
+commit, and the loop never blocks on disk: SQLite releases the GIL while it
+writes. Readers use their own connection on the loop thread; WAL lets them read
+committed data while the writer works.
+
+Durability: ``sync="normal"`` (WAL + synchronous=NORMAL) survives a crash or
+kill of the process; ``sync="full"`` also survives power loss (fsync per commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from server.gateway.orders import TERMINAL, Execution, Order
+from server.gateway.store.base import EventRow, GatewayStore, OrderFilter, OrderList
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    client_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, status TEXT NOT NULL,
+    symbol TEXT NOT NULL, broker TEXT NOT NULL, created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (client_id, cl_ord_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (client_id, created_ns, cl_ord_id);
+CREATE INDEX IF NOT EXISTS orders_open ON orders (status);
+CREATE TABLE IF NOT EXISTS executions (
+    client_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, exec_id TEXT NOT NULL,
+    ns INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (client_id, cl_ord_id, exec_id));
+CREATE TABLE IF NOT EXISTS order_lists (
+    client_id TEXT NOT NULL, list_id TEXT NOT NULL, open INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (client_id, list_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, ns INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (client_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases (
+    client_id TEXT NOT NULL, alias TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL,
+    PRIMARY KEY (client_id, alias)) WITHOUT ROWID;
+"""
+
+_UPSERT_ORDER = (
+    "INSERT INTO orders (client_id, cl_ord_id, status, symbol, broker, created_ns, updated_ns, data)"
+    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (client_id, cl_ord_id) DO UPDATE SET"
+    " status=excluded.status, updated_ns=excluded.updated_ns, data=excluded.data"
+)
+_INSERT_EXEC = "INSERT OR IGNORE INTO executions (client_id, cl_ord_id, exec_id, ns, data) VALUES (?,?,?,?,?)"
+_UPSERT_LIST = (
+    "INSERT INTO order_lists (client_id, list_id, open, data) VALUES (?,?,?,?)"
+    " ON CONFLICT (client_id, list_id) DO UPDATE SET open=excluded.open, data=excluded.data"
+)
+_INSERT_EVENT = "INSERT INTO events (client_id, seq, ns, data) VALUES (?,?,?,?)"
+_INSERT_ALIAS = "INSERT OR IGNORE INTO aliases (client_id, alias, target, kind) VALUES (?,?,?,?)"
+
+_order_enc = msgspec.msgpack.Encoder()
+_order_dec = msgspec.msgpack.Decoder(Order)
+_exec_dec = msgspec.msgpack.Decoder(Execution)
+_list_dec = msgspec.msgpack.Decoder(OrderList)
+
+
+class _Batch:
+    __slots__ = ("orders", "lists", "ops", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.orders: dict[tuple[str, str], Order] = {}  # latest state wins within a batch
+        self.lists: dict[tuple[str, str], OrderList] = {}
+        self.ops: list[tuple[str, tuple[Any, ...]]] = []
+        self.future: asyncio.Future[None] = loop.create_future()
+
+
+class SQLiteStore(GatewayStore):
+    """Gateway state in one SQLite file (WAL mode)."""
+
+    def __init__(self, path: str | Path, sync: str = "normal") -> None:
+        self.path = Path(path)
+        self.sync = sync
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._batch: _Batch | None = None
+        self._inflight: _Batch | None = None
+        self._flush_scheduled = False
+        self._queue: queue.SimpleQueue[tuple[list[tuple[str, list[tuple[Any, ...]]]], _Batch] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+        self.commits = 0  # number of transactions (for metrics and tests)
+
+    # lifecycle ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=" + ("FULL" if self.sync == "full" else "NORMAL"))
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def start(self) -> None:
+        self._loop = asyncio.get_event_loop()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.executescript(_SCHEMA)
+        self._rconn = conn
+        self._thread = threading.Thread(target=self._writer, name="gateway-store", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._open_error is not None:
+            raise self._open_error
+
+    async def close(self) -> None:
+        if self._batch is not None:
+            await self.commit()
+        if self._inflight is not None:
+            await asyncio.shield(self._inflight.future)
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
+            self._thread = None
+        if self._rconn is not None:
+            self._rconn.close()
+            self._rconn = None
+
+    # writer thread --------------------------------------------------------------------
+    def _writer(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to start()
+            self._open_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop = self._loop
+        assert loop is not None
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            groups, batch = item
+            err: BaseException | None = None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for sql, rows in groups:
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException as exc:  # handed to every waiter of this batch
+                err = exc
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            loop.call_soon_threadsafe(self._batch_done, batch, err)
+        conn.close()
+
+    def _batch_done(self, batch: _Batch, err: BaseException | None) -> None:
+        self.commits += 1
+        self._inflight = None
+        if err is None:
+            batch.future.set_result(None)
+        else:
+            batch.future.set_exception(err)
+        if self._batch is not None:
+            self._dispatch()
+
+    # group commit ---------------------------------------------------------------------
+    def _current(self) -> _Batch:
+        b = self._batch
+        if b is None:
+            assert self._loop is not None, "store not started"
+            b = self._batch = _Batch(self._loop)
+            if self._inflight is None and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_soon)
+        return b
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        if self._inflight is None and self._batch is not None:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        self._batch = None
+        self._inflight = batch
+        order_rows = [
+            (o.client_id, o.ClOrdID, o.OrdStatus, o.Symbol, o.broker, o.created_ns, o.updated_ns,
+             _order_enc.encode(o))
+            for o in batch.orders.values()
+        ]
+        list_rows = [
+            (ol.client_id, ol.ListID, 0 if ol.ListOrderStatus in ("6", "7") else 1, _order_enc.encode(ol))
+            for ol in batch.lists.values()
+        ]
+        groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+        if order_rows:
+            groups.append((_UPSERT_ORDER, order_rows))
+        if list_rows:
+            groups.append((_UPSERT_LIST, list_rows))
+        # keep the other statements in arrival order, grouped by consecutive SQL
+        for sql, params in batch.ops:
+            if groups and groups[-1][0] is sql:
+                groups[-1][1].append(params)
+            else:
+                groups.append((sql, [params]))
+        self._queue.put((groups, batch))
+
+    async def commit(self) -> None:
+        if self._batch is not None:
+            await asyncio.shield(self._batch.future)
+        elif self._inflight is not None:
+            await asyncio.shield(self._inflight.future)
+
+    # writes ---------------------------------------------------------------------------
+    def put_order(self, order: Order) -> None:
+        self._current().orders[(order.client_id, order.ClOrdID)] = order
+
+    def put_execution(self, client_id: str, cl_ord_id: str, execution: Execution) -> None:
+        key = execution.ExecID or f"~{execution.received_ns}"
+        self._current().ops.append(
+            (_INSERT_EXEC, (client_id, cl_ord_id, key, execution.received_ns, _order_enc.encode(execution)))
+        )
+
+    def put_list(self, order_list: OrderList) -> None:
+        self._current().lists[(order_list.client_id, order_list.ListID)] = order_list
+
+    def put_event(self, client_id: str, seq: int, data: bytes, now_ns: int) -> None:
+        self._current().ops.append((_INSERT_EVENT, (client_id, seq, now_ns, data)))
+
+    def put_alias(self, client_id: str, alias: str, target: str, kind: str) -> None:
+        self._current().ops.append((_INSERT_ALIAS, (client_id, alias, target, kind)))
+
+    # reads ----------------------------------------------------------------------------
+    @property
+    def _r(self) -> sqlite3.Connection:
+        assert self._rconn is not None, "store not started"
+        return self._rconn
+
+    def get_order(self, client_id: str, cl_ord_id: str) -> Order | None:
+        row = self._r.execute(
+            "SELECT data FROM orders WHERE client_id=? AND cl_ord_id=?", (client_id, cl_ord_id)
+        ).fetchone()
+        return _order_dec.decode(row[0]) if row else None
+
+    def list_orders(self, client_id: str, flt: OrderFilter) -> list[Order]:
+        sql = ["SELECT data FROM orders WHERE client_id=?"]
+        args: list[Any] = [client_id]
+        if flt.status is not None:
+            sql.append("AND status=?")
+            args.append(flt.status)
+        if flt.symbol is not None:
+            sql.append("AND symbol=?")
+            args.append(flt.symbol)
+        if flt.broker is not None:
+            sql.append("AND broker=?")
+            args.append(flt.broker)
+        if flt.since_ns is not None:
+            sql.append("AND created_ns>=?")
+            args.append(flt.since_ns)
+        if flt.after is not None:
+            sql.append("AND (created_ns, cl_ord_id) > (?, ?)")
+            args.extend(flt.after)
+        sql.append("ORDER BY created_ns, cl_ord_id LIMIT ?")
+        args.append(flt.limit)
+        return [_order_dec.decode(r[0]) for r in self._r.execute(" ".join(sql), args)]
+
+    def executions(self, client_id: str, cl_ord_id: str) -> list[Execution]:
+        rows = self._r.execute(
+            "SELECT data FROM executions WHERE client_id=? AND cl_ord_id=? ORDER BY ns, rowid",
+            (client_id, cl_ord_id),
+        )
+        return [_exec_dec.decode(r[0]) for r in rows]
+
+    def get_list(self, client_id: str, list_id: str) -> OrderList | None:
+        row = self._r.execute(
+            "SELECT data FROM order_lists WHERE client_id=? AND list_id=?", (client_id, list_id)
+        ).fetchone()
+        return _list_dec.decode(row[0]) if row else None
+
+    def events_since(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
+        rows = self._r.execute(
+            "SELECT seq, data FROM events WHERE client_id=? AND seq>? ORDER BY seq LIMIT ?",
+            (client_id, seq, limit),
+        )
+        return [EventRow(s, d) for s, d in rows]
+
+    def last_seqs(self) -> dict[str, int]:
+        rows = self._r.execute("SELECT client_id, MAX(seq) FROM events GROUP BY client_id")
+        return {c: s for c, s in rows}
+
+    def open_orders(self) -> Iterable[Order]:
+        marks = ",".join("?" * len(TERMINAL))
+        rows = self._r.execute(f"SELECT data FROM orders WHERE status NOT IN ({marks})", tuple(TERMINAL))
+        return [_order_dec.decode(r[0]) for r in rows]
+
+    def open_lists(self) -> Iterable[OrderList]:
+        return [_list_dec.decode(r[0]) for r in self._r.execute("SELECT data FROM order_lists WHERE open=1")]
+
+    def get_alias(self, client_id: str, alias: str) -> tuple[str, str] | None:
+        row = self._r.execute(
+            "SELECT target, kind FROM aliases WHERE client_id=? AND alias=?", (client_id, alias)
+        ).fetchone()
+        return (row[0], row[1]) if row else None

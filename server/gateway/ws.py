@@ -1,0 +1,294 @@
+"""The WebSocket event stream (picows, on its own port).
+
+Protocol (text frames, JSON):
+
+* connect to ``ws://HOST:PORT/v1/stream``, optionally with ``?since=N``;
+  authenticate with the ``X-API-Key`` (or ``Authorization: Bearer``) header of
+  the upgrade request, or — for browsers, which cannot set headers — with a
+  first message ``{"op": "auth", "api_key": "...", "since": N}``;
+* the server answers ``{"type": "subscribed", "client": ..., "since": N, "last_seq": M}``,
+  then replays the client's events with ``seq > N`` from the durable log, then
+  streams live events; ``since`` omitted means live only (from ``last_seq``);
+* each event is ``{"type": "message", "seq": S, "ts": ..., "message": {FIX-JSON}}``;
+  ``seq`` is per client, starts at 1 and has no gaps;
+* when idle, ``{"type": "heartbeat", "seq": S, "ts": ...}`` every ``ws_heartbeat``
+  seconds (S = last sequence number sent);
+* a consumer that lets more than ``ws_buffer_limit`` bytes queue up is closed
+  with code 1013 and a reason naming the resume point; reconnect with
+  ``since`` = the last ``seq`` received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
+
+from server.gateway.auth import Authenticator
+from server.gateway.config import ClientConfig
+
+if TYPE_CHECKING:
+    from server.gateway.service import Gateway
+
+__all__ = ["StreamServer"]
+
+log = logging.getLogger("fastfix.gateway.ws")
+_json = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder()
+STREAM_PATHS = ("/v1/stream", "/v1/stream/")
+
+
+def _ts() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class _Connection(WSListener):  # type: ignore[misc]
+    """One subscriber. ``last_sent`` is the cursor: events are sent strictly in order."""
+
+    def __init__(self, server: StreamServer, client: ClientConfig | None, since: int | None) -> None:
+        super().__init__()
+        self.server = server
+        self.client = client
+        self.since = since
+        self.transport: WSTransport | None = None
+        self.last_sent = 0
+        self.live = False
+        self.subscribed = False
+        self.closed = False
+        self.last_activity = time.monotonic()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._replay_task: asyncio.Task[None] | None = None
+
+    # picows callbacks ------------------------------------------------------------
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        # Ask asyncio to tell us (pause_writing) well before our own limit is hit.
+        limit = self.server.buffer_limit
+        transport.underlying_transport.set_write_buffer_limits(high=max(limit // 4, 16384))
+        self.server.connections.add(self)
+        if self.client is not None:
+            self._subscribe(self.since)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        if self._replay_task is not None:
+            self._replay_task.cancel()
+        if self.client is not None and self.subscribed:
+            self.server.gateway.unsubscribe(self.client.id, self)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return
+        try:
+            req = _decode.decode(frame.get_payload_as_bytes())
+        except msgspec.DecodeError:
+            self._fail(WSCloseCode.UNSUPPORTED_DATA, "messages must be JSON objects")
+            return
+        if not isinstance(req, dict):
+            self._fail(WSCloseCode.UNSUPPORTED_DATA, "messages must be JSON objects")
+            return
+        op = req.get("op")
+        since = req.get("since")
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+            self._fail(WSCloseCode.POLICY_VIOLATION, "since must be a non-negative integer")
+            return
+        if op == "auth":
+            if self.client is not None:
+                self._fail(WSCloseCode.POLICY_VIOLATION, "already authenticated")
+                return
+            client = self.server.auth.authenticate(req.get("api_key") if isinstance(req.get("api_key"), str)
+                                                   else None)
+            if client is None:
+                self._fail(WSCloseCode.POLICY_VIOLATION, "invalid API key")
+                return
+            self.client = client
+            self._subscribe(since if since is not None else self.since)
+        elif op == "subscribe":
+            if self.client is None:
+                self._fail(WSCloseCode.POLICY_VIOLATION, "authenticate first")
+                return
+            if self.subscribed:
+                self._fail(WSCloseCode.POLICY_VIOLATION, "already subscribed")
+                return
+            self._subscribe(since)
+        elif op == "ping":
+            self._send_json({"type": "pong", "seq": self.last_sent, "ts": _ts()})
+        else:
+            self._fail(WSCloseCode.POLICY_VIOLATION, f"unknown op {op!r}")
+
+    # stream ----------------------------------------------------------------------
+    def _subscribe(self, since: int | None) -> None:
+        assert self.client is not None
+        gw = self.server.gateway
+        cid = self.client.id
+        last = gw.seq.get(cid, 0)
+        if since is not None and since > last:
+            self._fail(WSCloseCode.POLICY_VIOLATION, f"since={since} is beyond the last sequence number {last}")
+            return
+        self.subscribed = True
+        self.last_sent = last if since is None else since
+        self._send_json({"type": "subscribed", "client": cid, "since": self.last_sent, "last_seq": last})
+        gw.subscribe(cid, self)
+        self._start_replay()
+
+    def _start_replay(self) -> None:
+        self.live = False
+        self._replay_task = asyncio.get_running_loop().create_task(self._replay())
+
+    async def _replay(self) -> None:
+        """Send logged events after ``last_sent`` until caught up, then go live."""
+        assert self.client is not None
+        gw = self.server.gateway
+        batch = self.server.replay_batch
+        try:
+            while not self.closed:
+                rows = gw.events_since(self.client.id, self.last_sent, batch)
+                if not rows:
+                    self.live = True  # no await between the empty read and this flag
+                    return
+                for row in rows:
+                    if row.seq != self.last_sent + 1:
+                        log.error("event log gap for %s at %d", self.client.id, self.last_sent + 1)
+                    self._send(row.data)
+                    self.last_sent = row.seq
+                if not self._writable.is_set():
+                    await asyncio.wait_for(self._writable.wait(), timeout=self.server.heartbeat * 4)
+                else:
+                    await asyncio.sleep(0)
+        except TimeoutError:
+            self._drop("slow consumer during replay")
+        except asyncio.CancelledError:
+            raise
+
+    def deliver(self, seq: int, data: bytes) -> None:
+        """A live event (called by the gateway after the event is durable)."""
+        if not self.live or self.closed or seq <= self.last_sent:
+            return  # the replay loop will read it from the log
+        if seq != self.last_sent + 1:
+            self._start_replay()  # never skip: fetch what is missing from the log
+            return
+        self._send(data)
+        self.last_sent = seq
+        t = self.transport
+        if t is not None and t.underlying_transport.get_write_buffer_size() > self.server.buffer_limit:
+            self._drop("slow consumer")
+
+    def heartbeat(self, now: float) -> None:
+        if self.subscribed and not self.closed and now - self.last_activity >= self.server.heartbeat:
+            self._send_json({"type": "heartbeat", "seq": self.last_sent, "ts": _ts()})
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.send(WSMsgType.TEXT, data)
+            self.last_activity = time.monotonic()
+
+    def _send_json(self, obj: dict[str, Any]) -> None:
+        self._send(_json.encode(obj))
+
+    def _drop(self, reason: str) -> None:
+        self.server.gateway.metrics.ws_dropped.labels(reason.split(" during")[0]).inc()
+        self._fail(WSCloseCode.TRY_AGAIN_LATER, f"{reason}: reconnect with since=<last seq received>")
+
+    def _fail(self, code: WSCloseCode, reason: str) -> None:
+        if self.transport is None or self.closed:
+            return
+        try:
+            self._send_json({"type": "error", "reason": reason, "seq": self.last_sent})
+            self.transport.send_close(code, reason.encode()[:120])
+        finally:
+            self.closed = True
+            self.transport.disconnect()
+
+
+class StreamServer:
+    """picows server for ``/v1/stream`` on the loop of the gateway."""
+
+    def __init__(self, gateway: Gateway, auth: Authenticator, heartbeat: float, buffer_limit: int,
+                 replay_batch: int) -> None:
+        self.gateway = gateway
+        self.auth = auth
+        self.heartbeat = heartbeat
+        self.buffer_limit = buffer_limit
+        self.replay_batch = replay_batch
+        self.connections: set[_Connection] = set()
+        self._server: asyncio.Server | None = None
+        self._hb_task: asyncio.Task[None] | None = None
+
+    def _factory(self, request: WSUpgradeRequest) -> Any:
+        url = urllib.parse.urlsplit(request.path.decode("latin-1"))
+        if url.path not in STREAM_PATHS:
+            return None
+        query = urllib.parse.parse_qs(url.query)
+        since: int | None = None
+        if "since" in query:
+            try:
+                since = int(query["since"][-1])
+                if since < 0:
+                    raise ValueError
+            except ValueError:
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_error_response(400, b"since must be a non-negative integer\n"),
+                    None)
+        key = Authenticator.key_from_headers(request.headers.get)
+        client = None
+        if key is not None:
+            client = self.auth.authenticate(key)
+            if client is None:
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_error_response(401, b"invalid API key\n"), None)
+        return _Connection(self, client, since)
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await ws_create_server(
+            self._factory, host, port, enable_auto_ping=True,
+            auto_ping_idle_timeout=max(self.heartbeat * 2, 5.0), auto_ping_reply_timeout=max(self.heartbeat, 5.0),
+            max_frame_size=65536,
+        )
+        self._hb_task = asyncio.get_running_loop().create_task(self._heartbeats())
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _heartbeats(self) -> None:
+        interval = min(self.heartbeat, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                conn.heartbeat(now)
+
+    async def stop(self) -> None:
+        if self._hb_task is not None:
+            self._hb_task.cancel()
+        for conn in list(self.connections):
+            if conn.transport is not None and not conn.closed:
+                conn.transport.send_close(WSCloseCode.GOING_AWAY, b"gateway shutting down")
+                conn.transport.disconnect()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
