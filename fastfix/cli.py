@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("fastfix._cli_basic", "start the local sandbox (hub, brokers, exchange, gateway)"),
     "acceptance": ("fastfix._cli_acceptance", "run the acceptor of the QuickFIX session acceptance suite"),
     "dictionary": ("fastfix._cli_dictionary", "compile or show FIX data dictionaries"),
+    "gateway": ("fastfix._cli_gateway", "run the order gateway (REST/WebSocket to FIX)"),
 }
 
 
