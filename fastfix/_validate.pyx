@@ -9,9 +9,13 @@ one buffer; Python objects are only made for multi-character enum lookups and fo
 the error returned.
 """
 
+from array import array
+
+from libc.limits cimport INT_MAX
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from fastfix._codec cimport Message
 from fastfix.dictionary import REJECT_TEXT, ValidationError
 
 # Field flags
@@ -128,14 +132,15 @@ cdef class _Table:
     cdef bytes bits
     cdef const unsigned char* bp
     cdef int nbits
-    cdef tuple required          # sorted tags
+    cdef bytes required          # sorted required tags, as C ints
+    cdef const int* req
+    cdef int nreq
     cdef dict groups             # count tag -> _Table
     cdef bytes group_bits
     cdef const unsigned char* gp
     cdef int count_tag
     cdef int delim
     cdef int gid
-    cdef str msg_type
 
     cdef inline bint has(self, int tag) noexcept:
         return 0 <= tag < self.nbits and (self.bp[tag >> 3] >> (tag & 7)) & 1
@@ -424,14 +429,16 @@ cdef class Validator:
         tags = [m.tag for m in members]
         tb.bits = _bitmap(tags, self.ntags)
         tb.bp = tb.bits
-        tb.required = tuple(sorted(m.tag for m in members if m.required))
+        req = sorted(m.tag for m in members if m.required)
+        tb.required = array("i", req).tobytes()
+        tb.req = <const int*><const char*>tb.required
+        tb.nreq = len(req)
         tb.groups = {}
         for m in members:
             if m.group is not None:
                 tb.groups[m.tag] = self._table(m.group.members, m.group, msg_type)
         tb.group_bits = _bitmap(list(tb.groups), self.ntags)
         tb.gp = tb.group_bits
-        tb.msg_type = msg_type
         tb.gid = len(self._groups)
         self._groups.append(tb)
         if gdef is not None:
@@ -450,8 +457,36 @@ cdef class Validator:
     # ---- entry points
 
     def validate(self, message, options):
-        """Validate a parsed message (anything with ``fields() -> [(tag, bytes)]``)."""
-        return self.validate_fields(message.fields(), options)
+        """Validate a parsed message (a codec Message, or anything with ``fields()``)."""
+        if type(message) is not Message:
+            return self.validate_fields(message.fields(), options)
+        cdef Message m = <Message>message
+        cdef int opts = _option_flags(options)
+        if not (opts & O_ENABLED):
+            return None
+        cdef int n = m._n, i
+        cdef _F stack_f[STACK_FIELDS]
+        cdef _E stack_e[STACK_FIELDS]
+        cdef _F* f = stack_f
+        cdef _E* e = stack_e
+        if n > STACK_FIELDS:
+            f = <_F*>malloc(n * sizeof(_F))
+            e = <_E*>malloc(n * sizeof(_E))
+            if f == NULL or e == NULL:
+                free(f)
+                free(e)
+                raise MemoryError()
+        try:
+            # Field offsets straight from the parsed message: no values copied.
+            for i in range(n):
+                f[i].tag = m._f[i].tag
+                f[i].start = m._f[i].start
+                f[i].end = m._f[i].end
+            return self._run(m._p, f, e, n, opts)
+        finally:
+            if f != stack_f:
+                free(f)
+                free(e)
 
     def validate_fields(self, list fields, options):
         """Validate wire-ordered ``(tag, value)`` pairs."""
@@ -482,7 +517,7 @@ cdef class Validator:
                 f[i].end = pos
                 values.append(v)
             buf = b"".join(values)
-            return self._run(buf, f, e, <int>n, opts)
+            return self._run(<const unsigned char*>(<bytes>buf), f, e, <int>n, opts)
         finally:
             if f != stack_f:
                 free(f)
@@ -490,22 +525,21 @@ cdef class Validator:
 
     # ---- the checks
 
-    cdef object _error(self, int reason, int tag, bint has_tag, str msg_type):
-        return ValidationError(reason, tag if has_tag else None, msg_type, REJECT_TEXT[reason])
+    cdef object _error(self, int reason, int tag, bint has_tag, bytes msg_type):
+        return ValidationError(reason, tag if has_tag else None, msg_type.decode("latin-1"),
+                               REJECT_TEXT[reason])
 
-    cdef object _run(self, bytes buf, _F* f, _E* e, int n, int opts):
-        cdef const unsigned char* p = buf
-        cdef int i, ne = 0, section = 0, oot = 0, tag, fl
+    cdef object _run(self, const unsigned char* p, _F* f, _E* e, int n, int opts):
+        cdef int i, ne = 0, section = 0, oot = 0, tag, fl, owner
         cdef int nh = 0, nt = 0, nb = 0
         cdef _Table mt = None
-        cdef str msg_type = ""
+        cdef bytes msg_type = b""
         cdef object err
         # 1. Split into header / body / trailer and attach group entries (QuickFIX's parser).
         for i in range(n):
             if f[i].tag == 35:
-                mtb = buf[f[i].start:f[i].end]
-                msg_type = mtb.decode("latin-1")
-                mt = self._messages.get(mtb)
+                msg_type = <bytes>p[f[i].start:f[i].end]
+                mt = self._messages.get(msg_type)
                 break
         i = 0
         while i < n:
@@ -555,7 +589,9 @@ cdef class Validator:
             if idx == NULL:
                 raise MemoryError()
         try:
-            for owner in (OWNER_HEADER, OWNER_TRAILER, OWNER_BODY):
+            for section in range(3):
+                owner = OWNER_HEADER if section == 0 else (OWNER_TRAILER if section == 1
+                                                           else OWNER_BODY)
                 nb = 0
                 for i in range(n):
                     if f[i].owner == owner:
@@ -607,13 +643,13 @@ cdef class Validator:
         return pos
 
     cdef object _required(self, _F* f, _E* e, int n, int ne, _Table tb, int owner,
-                          bint groups, str msg_type):
-        cdef int i, j, k, req, first = 0
+                          bint groups, bytes msg_type):
+        cdef int i, k, r, req, ct, last = -1, first = 0
         cdef bint found
-        cdef list counts
         if owner > 0:
             first = e[owner - 1].first
-        for req in tb.required:
+        for r in range(tb.nreq):
+            req = tb.req[r]
             found = 0
             for i in range(first, n):
                 if f[i].owner == owner and f[i].tag == req:
@@ -624,15 +660,20 @@ cdef class Validator:
         if not groups or ne == 0:
             return None
         # Entries of the groups of this container, groups in tag order (QuickFIX's map).
-        counts = sorted({e[k].count_tag for k in range(ne) if e[k].parent == owner})
-        for ct in counts:
+        while True:
+            ct = INT_MAX
+            for k in range(ne):
+                if e[k].parent == owner and last < e[k].count_tag < ct:
+                    ct = e[k].count_tag
+            if ct == INT_MAX:
+                return None
             for k in range(ne):
                 if e[k].parent == owner and e[k].count_tag == ct:
                     err = self._required(f, e, n, ne, <_Table>self._groups[e[k].gid], k + 1, 1,
                                          msg_type)
                     if err is not None:
                         return err
-        return None
+            last = ct
 
     cdef inline bint _value_ok(self, int tag, const unsigned char* s, int len_) except -1:
         cdef int slot = self.enum_slot[tag]
@@ -656,7 +697,7 @@ cdef class Validator:
             a = b + 1
 
     cdef object _iterate(self, const unsigned char* p, _F* f, _E* e, int ne, int* idx, int cnt,
-                         _Table mt, int owner, int opts, str msg_type):
+                         _Table mt, int owner, int opts, bytes msg_type):
         cdef int k, i, tag, last = 0, fl, len_, groups
         cdef long long count
         cdef const unsigned char* s
@@ -696,7 +737,7 @@ cdef class Validator:
         return None
 
     cdef object _entries(self, const unsigned char* p, _F* f, _E* e, int n, int ne, int opts,
-                         str msg_type):
+                         bytes msg_type):
         cdef int i, j, tag, owner, len_, fl, groups
         cdef const unsigned char* s
         cdef _Table g
