@@ -73,6 +73,7 @@ cdef enum:
     R_NONE = 0
     R_JUNK
     R_BEGIN_UNTERMINATED
+    R_BAD_BEGIN
     R_NO_BODYLENGTH
     R_BAD_BODYLENGTH
     R_TOO_LARGE
@@ -238,6 +239,12 @@ cdef void _step(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, Py_ssize_t m
     # BeginString value ends at the first SOH.
     lim = n if n - s < _MAX_BEGIN else s + _MAX_BEGIN
     r = <const unsigned char*>memchr(p + s + 5, C_SOH, lim - s - 5)
+    j = lim if r == NULL else r - p
+    # A BeginString holding '=' is junk that happened to contain "8=FIX": skip it
+    # at once rather than letting it swallow the real frame that follows.
+    if memchr(p + s + 5, C_EQ, j - s - 5) != NULL:
+        _broken_header(p, n, st, R_BAD_BEGIN)
+        return
     if r == NULL:
         if n - s < _MAX_BEGIN:
             st.status = ST_NEED
@@ -245,7 +252,6 @@ cdef void _step(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, Py_ssize_t m
         else:
             _broken_header(p, n, st, R_BEGIN_UNTERMINATED)
         return
-    j = r - p
     st.bs_end = j
     # BodyLength must be the second field.
     if j + 3 > n:
@@ -450,6 +456,8 @@ cdef str _reason_text(Step* st):
         return "bytes before BeginString (8=FIX)"
     if r == R_BEGIN_UNTERMINATED:
         return "BeginString (8) is not terminated by SOH"
+    if r == R_BAD_BEGIN:
+        return "BeginString (8) is malformed"
     if r == R_NO_BODYLENGTH:
         return "BodyLength (9) is not the second field"
     if r == R_BAD_BODYLENGTH:
@@ -1034,8 +1042,12 @@ cdef int _write_ts(char* o, int y, int mo, int d, int H, int M, int S, long frac
 
 
 cdef int _write_ts_ns(char* o, int64_t ns, int prec) noexcept nogil:
+    # cdivision truncates toward zero: floor by hand for instants before 1970.
     cdef int64_t days = ns // 86400000000000LL
     cdef int64_t rem = ns - days * 86400000000000LL
+    if rem < 0:
+        days -= 1
+        rem += 86400000000000LL
     cdef int y, mo, d
     cdef int64_t secs = rem // 1000000000
     _civil(days, &y, &mo, &d)
@@ -1186,12 +1198,22 @@ cdef inline bint _is_header(long tag) noexcept nogil:
 cdef inline bint _is_trailer(long tag) noexcept nogil:
     return tag == 93 or tag == 89
 
-cdef inline bint _may_hold_soh(long tag) noexcept nogil:
-    return 0 < tag < DATA_BITMAP_TAGS and (_data_value_bitmap[tag >> 3] & (1 << (tag & 7))) != 0
+cdef inline bint _may_hold_soh(const unsigned char* soh_ok, long tag) noexcept nogil:
+    return 0 < tag < DATA_BITMAP_TAGS and (soh_ok[tag >> 3] & (1 << (tag & 7))) != 0
 
 
-cdef int _write_text(WBuf* w, long tag, const char* s, Py_ssize_t n) except -1:
-    if n and not _may_hold_soh(tag) and memchr(s, C_SOH, n) != NULL:
+cdef int _soh_table(unsigned char* bitmap, object data_fields) except -1:
+    """Bitmap of the data tags (values that may contain SOH) of a length->data table."""
+    memset(bitmap, 0, DATA_BITMAP_BYTES)
+    for data_tag in data_fields.values():
+        if not 0 < data_tag < DATA_BITMAP_TAGS:
+            raise ValueError(f"data tag {data_tag} out of range for encoding (1..{DATA_BITMAP_TAGS - 1})")
+        bitmap[data_tag >> 3] |= <unsigned char>(1 << (data_tag & 7))
+    return 0
+
+
+cdef int _write_text(WBuf* w, long tag, const char* s, Py_ssize_t n, const unsigned char* soh_ok) except -1:
+    if n and memchr(s, C_SOH, n) != NULL and not _may_hold_soh(soh_ok, tag):
         raise EncodeError(f"tag {tag}: value contains SOH")
     return _wb_bytes(w, s, n)
 
@@ -1203,7 +1225,7 @@ cdef str _float_text(double x):
     return s
 
 
-cdef int _write_field(WBuf* w, long tag, object v, int prec) except -1:
+cdef int _write_field(WBuf* w, long tag, object v, int prec, const unsigned char* soh_ok) except -1:
     """Write ``tag=value<SOH>``; None writes nothing; a list writes a repeating group."""
     cdef Py_ssize_t n
     cdef const char* s
@@ -1223,9 +1245,9 @@ cdef int _write_field(WBuf* w, long tag, object v, int prec) except -1:
             n = PyUnicode_GET_LENGTH(v)
         else:
             s = PyUnicode_AsUTF8AndSize(v, &n)
-        _write_text(w, tag, s, n)
+        _write_text(w, tag, s, n, soh_ok)
     elif isinstance(v, bytes):
-        _write_text(w, tag, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
+        _write_text(w, tag, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), soh_ok)
     elif v is True:
         w.p[w.n] = 89
         w.n += 1
@@ -1245,7 +1267,7 @@ cdef int _write_field(WBuf* w, long tag, object v, int prec) except -1:
             else:
                 w.n += _write_uint(w.p + w.n, <uint64_t>iv)
     elif isinstance(v, list):
-        _write_group(w, tag, <list>v, prec)
+        _write_group(w, tag, <list>v, prec, soh_ok)
         return 0
     elif PyDateTime_Check(v):
         w.n += _write_ts_dt(w.p + w.n, v, prec)
@@ -1276,7 +1298,7 @@ cdef int _write_field(WBuf* w, long tag, object v, int prec) except -1:
     return 0
 
 
-cdef int _write_group(WBuf* w, long tag, list entries, int prec) except -1:
+cdef int _write_group(WBuf* w, long tag, list entries, int prec, const unsigned char* soh_ok) except -1:
     cdef Py_ssize_t k
     w.n += _write_uint(w.p + w.n, <uint64_t>len(entries))
     w.p[w.n] = C_SOH
@@ -1284,7 +1306,7 @@ cdef int _write_group(WBuf* w, long tag, list entries, int prec) except -1:
     for entry in entries:
         for item in entry:
             t, v = item
-            _write_field(w, t, v, prec)
+            _write_field(w, t, v, prec, soh_ok)
     return 0
 
 
@@ -1296,14 +1318,16 @@ cdef inline object _as_bytes(object v, str what):
     raise TypeError(f"{what} must be str or bytes")
 
 
-def encode(begin_string, msg_type, fields, *, int precision=3) -> bytes:
+def encode(begin_string, msg_type, fields, *, int precision=3, data_fields=None) -> bytes:
     """Serialize a message: 8, 9, 35, the standard header fields found in ``fields``
     (in their given order), the other fields in order, SignatureLength/Signature, then 10.
 
     Values may be bytes, str, int, bool (Y/N), Decimal, float, datetime (UTCTimestamp,
     ``precision`` fraction digits), date, time, None (field omitted) or a list of field
     sequences (a repeating group; the tag is the NumInGroup tag). Tags 8, 9, 35 and 10
-    in ``fields`` are ignored: they are always computed.
+    in ``fields`` are ignored: they are always computed. Only data fields (the values of
+    ``data_fields``, a length tag -> data tag table, default DEFAULT_DATA_FIELDS) may
+    contain SOH.
     """
     cdef char hstack[256]
     cdef char bstack[1024]
@@ -1317,7 +1341,12 @@ def encode(begin_string, msg_type, fields, *, int precision=3) -> bytes:
     cdef char* o
     cdef unsigned int cs
     cdef list seq
+    cdef unsigned char own_soh[DATA_BITMAP_BYTES]
+    cdef const unsigned char* soh_ok = _data_value_bitmap
     _check_prec(precision)
+    if data_fields is not None:
+        _soh_table(own_soh, data_fields)
+        soh_ok = own_soh
     bs = _as_bytes(begin_string, "begin_string")
     mt = _as_bytes(msg_type, "msg_type")
     if PyBytes_GET_SIZE(bs) > 32 or PyBytes_GET_SIZE(mt) > 32:
@@ -1342,11 +1371,11 @@ def encode(begin_string, msg_type, fields, *, int precision=3) -> bytes:
             if tag == 8 or tag == 9 or tag == 35 or tag == 10:
                 continue
             if _is_header(tag):
-                _write_field(&hw, tag, value, precision)
+                _write_field(&hw, tag, value, precision, soh_ok)
             elif _is_trailer(tag):
-                _write_field(&tw, tag, value, precision)
+                _write_field(&tw, tag, value, precision, soh_ok)
             else:
-                _write_field(&bw, tag, value, precision)
+                _write_field(&bw, tag, value, precision, soh_ok)
         body_len = 3 + PyBytes_GET_SIZE(mt) + 1 + hw.n + bw.n + tw.n
         # 8=<bs><SOH>9=<len><SOH>
         pre = 0
@@ -1418,6 +1447,7 @@ cdef class Template:
     cdef long* _slot_tag
     cdef int* _slot_arg
     cdef int _prec
+    cdef unsigned char _soh_ok[DATA_BITMAP_BYTES]
 
     def __cinit__(self):
         self._run_end = NULL
@@ -1429,7 +1459,8 @@ cdef class Template:
         free(self._slot_tag)
         free(self._slot_arg)
 
-    def __init__(self, begin_string, msg_type, fields, variable, *, int precision=3):
+    def __init__(self, begin_string, msg_type, fields, variable, *, int precision=3,
+                 data_fields=None):
         cdef char stack[1024]
         cdef WBuf w
         cdef long tag
@@ -1437,6 +1468,7 @@ cdef class Template:
         cdef int k
         _check_prec(precision)
         self._prec = precision
+        _soh_table(self._soh_ok, DEFAULT_DATA_FIELDS if data_fields is None else data_fields)
         self._bs = _as_bytes(begin_string, "begin_string")
         mt = _as_bytes(msg_type, "msg_type")
         if PyBytes_GET_SIZE(self._bs) > 32:
@@ -1488,10 +1520,10 @@ cdef class Template:
                     k += 1
                 elif t == 35:
                     _wb_bytes(&w, b"35=", 3)
-                    _write_text(&w, 35, PyBytes_AS_STRING(mt), PyBytes_GET_SIZE(mt))
+                    _write_text(&w, 35, PyBytes_AS_STRING(mt), PyBytes_GET_SIZE(mt), self._soh_ok)
                     _wb_bytes(&w, b"\x01", 1)
                 else:
-                    _write_field(&w, t, v, precision)
+                    _write_field(&w, t, v, precision, self._soh_ok)
             self._run_end[k] = w.n
             self._static = PyBytes_FromStringAndSize(w.p, w.n)
         finally:
@@ -1523,7 +1555,8 @@ cdef class Template:
             for k in range(self._nslots):
                 voff[k] = w.n
                 _write_field(&w, self._slot_tag[k],
-                             <object>PyTuple_GET_ITEM(values, self._slot_arg[k]), self._prec)
+                             <object>PyTuple_GET_ITEM(values, self._slot_arg[k]), self._prec,
+                             self._soh_ok)
             voff[self._nslots] = w.n
             slen = PyBytes_GET_SIZE(self._static)
             body_len = slen + w.n
