@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastfix.dictionary import (
     DataDictionary,
@@ -286,3 +289,87 @@ def test_options_from_settings() -> None:
     assert ValidationOptions.from_settings({"UseDataDictionary": "Y"}) == ValidationOptions()
     with pytest.raises(ConfigError, match="ValidateFieldsOutOfOrder"):
         ValidationOptions.from_settings({"ValidateFieldsOutOfOrder": "maybe"})
+
+
+ACCEPTANCE = Path(__file__).resolve().parents[1].parent / "shared" / "fix" / "acceptance" / "fix44"
+# Scenarios whose rejects come from the dictionary (the others test the session layer).
+DICTIONARY_SCENARIOS = ("14*.def", "15_*.def", "21_*.def", "2q_*.def", "2r_*.def")
+
+
+def _acceptance_pairs() -> list[tuple[str, str, str | None]]:
+    """(file, sent message, expected Reject or None) for each sent message."""
+    out = []
+    for pattern in DICTIONARY_SCENARIOS:
+        for path in sorted(ACCEPTANCE.glob(pattern)):
+            lines = [ln.rstrip("\r\n") for ln in path.read_text("latin-1").splitlines()]
+            lines = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+            for k, line in enumerate(lines):
+                if not line.startswith("I8="):
+                    continue
+                nxt = lines[k + 1] if k + 1 < len(lines) else ""
+                reject = nxt[1:] if nxt.startswith("E") and "\x0135=3\x01" in nxt else None
+                out.append((path.name, line[1:], reject))
+    return out
+
+
+def test_acceptance_suite_rejects() -> None:
+    if not ACCEPTANCE.is_dir():
+        pytest.skip("../shared is absent")
+    dd = DataDictionary.load("FIX.4.4")
+    pairs = _acceptance_pairs()
+    assert sum(1 for _, _, r in pairs if r) >= 15
+    for name, sent, reject in pairs:
+        fields = [(8, b"FIX.4.4"), (9, b"0")]
+        for part in sent.replace("<TIME>", TS).split("\x01"):
+            if part and not part.startswith(("8=", "9=", "10=")):
+                tag, _, value = part.partition("=")
+                fields.append((int(tag), value.encode()))
+        fields.append((10, b"000"))
+        res = dd.validate_fields(fields)
+        if reject is None:
+            assert res is None, (name, sent, res)
+            continue
+        exp = dict(p.split("=", 1) for p in reject.split("\x01") if "=" in p)
+        assert res is not None, (name, sent)
+        assert res.text == exp["58"], name
+        assert res.reason == int(exp["373"]), name
+        assert res.ref_msg_type == exp["372"], name
+        assert res.ref_tag_id == (int(exp["371"]) if "371" in exp else None), name
+        body = [(t, str(v)) for t, v in res.reject_fields(int(exp["45"]), "FIX.4.4")]
+        assert body == [(t, exp[str(t)]) for t in (45, 58, 371, 372, 373) if str(t) in exp], name
+
+
+def test_plain_field_lists_match_parsed_messages(dd: DataDictionary, version: str) -> None:
+    bodies = [c[1] for c in CASES] + [ORDER, HB, f"{ORDER}|386=2|336=A|336=B"]
+    for body in bodies:
+        msg = make(version, body)
+        assert dd.validate(_Split(msg.fields())) == dd.validate(msg), body
+        assert dd.validate_fields(msg.fields()) == dd.validate(msg), body
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_random_valid_orders_pass(data: st.DataObject) -> None:
+    dd = DataDictionary.load("FIX.4.4")
+    d = dd.message("D")
+    body = [f"35=D|{HDR}|11=ID|60=<TS>"]
+    for tag in (54, 40, 59, 21, 18, 167):
+        f = dd.field(tag)
+        if tag in d.required or data.draw(st.booleans()):
+            if f.type.startswith("MULTIPLE"):
+                vals = data.draw(st.lists(st.sampled_from(sorted(f.enums)), min_size=1, max_size=3))
+                body.append(f"{tag}={' '.join(vals)}")
+            else:
+                body.append(f"{tag}={data.draw(st.sampled_from(sorted(f.enums)))}")
+    qty = data.draw(st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False))
+    body.append(f"38={qty}")
+    n = data.draw(st.integers(0, 3))
+    if n:
+        body.append(f"386={n}|" + "|".join(f"336=S{i}|625=P{i}" for i in range(n)))
+    msg = make("FIX.4.4", "|".join(body))
+    assert dd.validate(msg) is None
+    # Breaking one enum value is caught with its tag.
+    tag = data.draw(st.sampled_from([54, 40]))
+    broken = re.sub(rf"\|{tag}=[^|]*", f"|{tag}=~", "|".join(body), count=1)
+    res = dd.validate(make("FIX.4.4", broken))
+    assert res is not None and (res.reason, res.ref_tag_id) == (5, tag)
