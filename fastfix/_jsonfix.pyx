@@ -19,7 +19,10 @@ from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcpy, memset
 
-from fastfix.errors import EncodeError, ParseError
+from fastfix._codec cimport Message
+import msgspec
+
+from fastfix.errors import EncodeError, JsonMappingError, ParseError
 
 
 cdef extern from "Python.h":
@@ -366,24 +369,32 @@ cdef const char* _check(int t, const unsigned char* s, Py_ssize_t n) noexcept no
 
 cdef bint _depth_exceeds(const unsigned char* p, Py_ssize_t n, int max_depth) noexcept nogil:
     """True if the JSON text nests arrays/objects deeper than max_depth (strings skipped)."""
-    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t i = 0, j, k
     cdef int depth = 0
     cdef unsigned char c
+    cdef const unsigned char* q
     while i < n:
         c = p[i]
+        i += 1
         if c == b'"':
-            i += 1
-            while i < n and p[i] != b'"':
-                if p[i] == b'\\':
-                    i += 1
-                i += 1
+            # jump to the closing quote: one not preceded by an odd run of backslashes
+            while True:
+                q = <const unsigned char*>memchr(p + i, b'"', n - i)
+                if q == NULL:
+                    return False
+                j = q - p
+                k = j
+                while k > i and p[k - 1] == b'\\':
+                    k -= 1
+                i = j + 1
+                if (j - k) % 2 == 0:
+                    break
         elif c == b'{' or c == b'[':
             depth += 1
             if depth > max_depth:
                 return True
         elif c == b'}' or c == b']':
             depth -= 1
-        i += 1
     return False
 
 
@@ -559,6 +570,9 @@ cdef class CodecCore:
     cdef Py_ssize_t seg_cap
     cdef object error_cls
     cdef object decimal_cls
+    cdef object decoder
+    cdef readonly Py_ssize_t max_bytes
+    cdef bytes begin
 
     def __cinit__(self, *args, **kwargs):
         self.ntags = 0
@@ -592,7 +606,7 @@ cdef class CodecCore:
 
     def _setup(self, list fields, list groups, list messages, list header, list trailer,
                dict data_fields, int max_depth, bint allow_user_defined, error_cls,
-               decimal_cls):
+               decimal_cls, decoder, Py_ssize_t max_bytes, bytes begin):
         """Build the tables.
 
         fields: [(tag, name, type_code, enums frozenset | None, enum_text)]
@@ -604,6 +618,9 @@ cdef class CodecCore:
         cdef int maxtag = 10
         cdef int tag, i
         self.max_depth = max_depth
+        self.max_bytes = max_bytes
+        self.decoder = decoder
+        self.begin = begin
         self.allow_user_defined = allow_user_defined
         self.error_cls = error_cls
         self.decimal_cls = decimal_cls
@@ -877,9 +894,8 @@ cdef class CodecCore:
                 break
         return self.out_any
 
-    cdef bytes _to_json(self, bytes data, bint whole):
-        cdef const unsigned char* raw = <const unsigned char*>PyBytes_AS_STRING(data)
-        cdef Py_ssize_t nf, m
+    cdef bytes _emit_all(self, const unsigned char* raw, Py_ssize_t nf, bint whole):
+        cdef Py_ssize_t m
         cdef _Buf out
         if self.busy:
             out = _Buf(1024)
@@ -888,7 +904,6 @@ cdef class CodecCore:
             out.n = 0
         self.busy = True
         try:
-            nf = self._scan(raw, PyBytes_GET_SIZE(data))
             if whole:
                 out.put(b'{"Header":{', 11)
                 m = self._select(nf, SEC_HEADER)
@@ -910,8 +925,39 @@ cdef class CodecCore:
             if out is self.buf:
                 self.busy = False
 
-    def _fix_to_json(self, bytes data, bint whole):
-        return self._to_json(data, whole)
+    cdef bytes _to_json(self, object msg, bint whole):
+        cdef Message m
+        cdef Py_ssize_t nf, i
+        cdef const unsigned char* raw
+        if type(msg) is Message:
+            # walk the parsed message's own offset table: no rescan, no copy
+            m = <Message>msg
+            nf = m._n
+            self._ensure_fields(nf + 1)
+            for i in range(nf):
+                self.f_tag[i] = m._f[i].tag
+                self.f_start[i] = m._f[i].start
+                self.f_end[i] = m._f[i].end
+            return self._emit_all(m._p, nf, whole)
+        if type(msg) is not bytes:
+            msg = msg.raw if hasattr(msg, "raw") else bytes(msg)
+        raw = <const unsigned char*>PyBytes_AS_STRING(msg)
+        nf = self._scan(raw, PyBytes_GET_SIZE(msg))
+        return self._emit_all(raw, nf, whole)
+
+    def fix_to_json(self, msg) -> bytes:
+        """A whole FIX message (``Message`` or wire bytes) as ``{"Header","Body","Trailer"}`` JSON.
+
+        BodyLength and CheckSum are left out; groups become arrays of objects;
+        fields the dictionary does not know are keyed by their tag number;
+        bytes that are not valid UTF-8 become U+FFFD. Wire bytes are split
+        into fields but not otherwise checked (BodyLength, CheckSum).
+        """
+        return self._to_json(msg, True)
+
+    def fix_body_to_json(self, msg) -> bytes:
+        """Only the Body object of a FIX message (``Message`` or wire bytes), for pushes."""
+        return self._to_json(msg, False)
 
     # -- JSON -> FIX -----------------------------------------------------------
 
@@ -1118,28 +1164,33 @@ cdef class CodecCore:
     cdef int _put_header(self, _Buf out, object header) except -1:
         cdef Py_ssize_t n
         cdef const char* s
+        cdef long long iv
         for tag, value in header:
             t = type(value)
-            if t is bytes:
-                text = value
-            elif t is str:
-                text = (<str>value).encode()
-            elif t is bool:
-                text = b"Y" if value else b"N"
-            elif t is int:
-                text = str(value).encode()
-            elif t is self.decimal_cls:
-                text = _dec_text(value).encode()
-            elif t is float:
-                text = _dec_text(self.decimal_cls(repr(value))).encode()
-            else:
-                text = self._format_other(value)
-            n = PyBytes_GET_SIZE(text)
-            s = PyBytes_AS_STRING(text)
-            if n == 0 or memchr(s, 1, n) != NULL:
-                raise EncodeError(f"header field {tag}: empty or contains SOH")
             out.put_int(tag)
             out.put1(b'=')
+            if t is int:
+                iv = value
+                out.put_int(iv)
+                out.put1(1)
+                continue
+            if t is str:
+                s = PyUnicode_AsUTF8AndSize(value, &n)
+            else:
+                if t is bytes:
+                    text = value
+                elif t is bool:
+                    text = b"Y" if value else b"N"
+                elif t is self.decimal_cls:
+                    text = _dec_text(value).encode()
+                elif t is float:
+                    text = _dec_text(self.decimal_cls(repr(value))).encode()
+                else:
+                    text = self._format_other(value)
+                n = PyBytes_GET_SIZE(text)
+                s = PyBytes_AS_STRING(text)
+            if n == 0 or memchr(s, 1, n) != NULL:
+                raise EncodeError(f"header field {tag}: empty value or SOH in {value!r}")
             out.put(s, n)
             out.put1(1)
         return 0
@@ -1191,10 +1242,47 @@ cdef class CodecCore:
         q[pos + 6] = 1
         return res
 
-    def _body_to_fix(self, _InCtx ctx, dict obj, object header, bytes begin, str root):
-        """Validated wire bytes of a message body (obj) of the given plan; errors list on failure."""
+    cdef object _decode(self, bytes data):
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        if n > self.max_bytes:
+            raise self._fail("$", "", f"input of {n} bytes exceeds the limit of {self.max_bytes} bytes")
+        if _depth_exceeds(<const unsigned char*>PyBytes_AS_STRING(data), n, self.max_depth):
+            raise self._fail("$", "", f"nesting deeper than {self.max_depth} levels")
+        try:
+            return self.decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise self._fail("$", "", f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise self._fail("$", "", f"nesting deeper than {self.max_depth} levels") from None
+
+    def _decode_json(self, bytes data):
+        """Decoded JSON after the size and nesting checks (JsonMappingError otherwise)."""
+        return self._decode(data)
+
+    cdef object _fail(self, str path, str field, str reason):
+        return JsonMappingError([self.error_cls(path, field, reason)])
+
+    def body_to_fix(self, str msg_type, bytes body, header=(), str begin_string=None) -> bytes:
+        """Validated FIX wire bytes from a JSON ``Body`` (a REST request body).
+
+        ``msg_type`` is the MsgType (``"D"``) or the message name. ``header``
+        fields (SenderCompID, TargetCompID, MsgSeqNum, SendingTime,
+        DeliverToCompID...) are written right after MsgType in the given order;
+        values may be str, bytes, int, Decimal, bool or datetime. Body fields
+        are written in the dictionary's order. Raises ``JsonMappingError``
+        listing every problem, with paths rooted at the body
+        (``$.NoOrders[1].OrderQty``).
+        """
         cdef _Buf out
         cdef list errors = []
+        obj = self._decode(body)
+        cdef PyObject* pctx = PyDict_GetItem(self.in_ctx, msg_type)
+        if pctx == NULL:
+            raise self._fail("$", "MsgType", f"unknown message type {msg_type!r}")
+        if type(obj) is not dict:
+            raise self._fail("$", "", f"expected an object, got {_type_name(obj)}")
+        cdef _InCtx ctx = <_InCtx>pctx
+        begin = self.begin if begin_string is None else begin_string.encode("ascii")
         if self.busy:
             out = _Buf(1024)
         else:
@@ -1204,10 +1292,11 @@ cdef class CodecCore:
         try:
             self.nseg = 0
             out.put(PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
-            self._put_header(out, header)
-            self._walk(out, obj, ctx, root, errors, 1, True)
+            if header:
+                self._put_header(out, header)
+            self._walk(out, <dict>obj, ctx, "$", errors, 1, True)
             if errors:
-                return errors
+                raise JsonMappingError(errors)
             return self._finish(begin, out)
         finally:
             if out is self.buf:

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from fastfix._jsonfix import NUMERIC_TYPES, TYPE_CODES, CodecCore, json_depth_exceeds
+from fastfix._jsonfix import NUMERIC_TYPES, TYPE_CODES, CodecCore
 from fastfix.dictionary import DataDictionary, GroupDef, Member, MessageDef
 from fastfix.errors import FieldError, JsonMappingError
 
@@ -100,7 +100,6 @@ class JsonCodec(CodecCore):
                  allow_user_defined: bool = True) -> None:
         dd = DataDictionary.load(dictionary) if isinstance(dictionary, str) else dictionary
         self.dictionary = dd
-        self.max_bytes = max_bytes
         self._begin = dd.begin_string.encode("ascii")
         # Floats are kept as Decimal so that a JSON number keeps the digits it was sent with.
         self._decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
@@ -141,59 +140,10 @@ class JsonCodec(CodecCore):
                 a, b = b, a
             data_fields[a] = b
         self._setup(fields, groups, messages, header, trailer, data_fields, max_depth,
-                    allow_user_defined, FieldError, decimal.Decimal)
-
-    # ------------------------------------------------------------------ FIX -> JSON
-
-    def fix_to_json(self, msg: Any) -> bytes:
-        """A whole FIX message (``Message`` or wire bytes) as ``{"Header","Body","Trailer"}`` JSON.
-
-        BodyLength and CheckSum are left out; groups become arrays; fields the
-        dictionary does not know are keyed by their tag number; bytes that are
-        not valid UTF-8 become U+FFFD.
-        """
-        return self._fix_to_json(msg if type(msg) is bytes else msg.raw, True)
-
-    def fix_body_to_json(self, msg: Any) -> bytes:
-        """Only the Body object of a FIX message (``Message`` or wire bytes), for pushes."""
-        return self._fix_to_json(msg if type(msg) is bytes else msg.raw, False)
+                    allow_user_defined, FieldError, decimal.Decimal, self._decoder, max_bytes,
+                    self._begin)
 
     # ------------------------------------------------------------------ JSON -> FIX
-
-    def _decode(self, data: bytes, root: str) -> Any:
-        if len(data) > self.max_bytes:
-            raise JsonMappingError([FieldError(
-                "$", "", f"input of {len(data)} bytes exceeds the limit of {self.max_bytes} bytes")])
-        if json_depth_exceeds(data, self.max_depth):
-            raise JsonMappingError([FieldError(
-                "$", "", f"nesting deeper than {self.max_depth} levels")])
-        try:
-            return self._decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            raise JsonMappingError([FieldError("$", "", f"invalid JSON: {exc}")]) from None
-
-    def body_to_fix(self, msg_type: str, body: bytes, header: Sequence[tuple[int, Any]] = (),
-                    begin_string: str | None = None) -> bytes:
-        """Validated FIX wire bytes from a JSON ``Body`` (a REST request body).
-
-        ``msg_type`` is the MsgType (``"D"``) or the message name. ``header``
-        fields (SenderCompID, TargetCompID, MsgSeqNum, SendingTime,
-        DeliverToCompID...) are written after MsgType in the given order; values
-        may be str, bytes, int, Decimal, bool or datetime. Paths in errors are
-        rooted at the body (``$.NoOrders[1].OrderQty``).
-        """
-        obj = self._decode(body, "$")
-        ctx = self._ctx(msg_type)
-        if ctx is None:
-            raise JsonMappingError([FieldError("$", "MsgType", f"unknown message type {msg_type!r}")])
-        if type(obj) is not dict:
-            raise JsonMappingError([FieldError(
-                "$", "", f"expected an object, got {_json_type(obj)}")])
-        begin = self._begin if begin_string is None else begin_string.encode("ascii")
-        out = self._body_to_fix(ctx, obj, header, begin, "$")
-        if type(out) is list:
-            raise JsonMappingError(out)
-        return out
 
     def json_to_fix(self, data: bytes, header: Sequence[tuple[int, Any]] = ()) -> bytes:
         """Validated FIX wire bytes from a whole ``{"Header","Body","Trailer"}`` JSON message.
@@ -202,7 +152,7 @@ class JsonCodec(CodecCore):
         BodyLength and CheckSum are computed (ignored if present). ``header``
         fields are written right after MsgType, before those of the JSON Header.
         """
-        obj = self._decode(data, "$")
+        obj = self._decode_json(data)
         errors: list[FieldError] = []
         if type(obj) is not dict:
             raise JsonMappingError([FieldError("$", "", f"expected an object, got {_json_type(obj)}")])
