@@ -373,3 +373,68 @@ def test_random_valid_orders_pass(data: st.DataObject) -> None:
     broken = re.sub(rf"\|{tag}=[^|]*", f"|{tag}=~", "|".join(body), count=1)
     res = dd.validate(make("FIX.4.4", broken))
     assert res is not None and (res.reason, res.ref_tag_id) == (5, tag)
+
+
+TYPES_XML = """\
+<fix major='4' minor='4'>
+ <header>
+  <field name='BeginString' required='Y'/><field name='BodyLength' required='Y'/>
+  <field name='MsgType' required='Y'/>
+ </header>
+ <trailer><field name='CheckSum' required='Y'/></trailer>
+ <messages><message name='Types' msgtype='T' msgcat='app'>{members}</message></messages>
+ <fields>
+  <field number='8' name='BeginString' type='STRING'/>
+  <field number='9' name='BodyLength' type='LENGTH'/>
+  <field number='35' name='MsgType' type='STRING'/>
+  <field number='10' name='CheckSum' type='STRING'/>
+  {fields}
+ </fields>
+</fix>
+"""
+
+FORMATS = {
+    # type: (accepted values, refused values)
+    "INT": (["0", "-5", "2147483647", "-2147483648", "007"], ["1.0", "+1", "2147483648", "-", "1e3"]),
+    "LENGTH": (["12"], ["x"]),
+    "NUMINGROUP": (["0"], ["one"]),
+    "SEQNUM": (["1", "18446744073709551615"], ["-1", "18446744073709551616"]),
+    "FLOAT": (["1", "1.5", "-0.25", ".5", "5.", "-.5"], ["+1", "1e5", ".", "-", "1.2.3", " 1"]),
+    "QTY": (["100"], ["1,000"]),
+    "PRICE": (["71500.00"], ["71,500"]),
+    "AMT": (["1"], ["$1"]),
+    "PERCENTAGE": (["0.5"], ["50%"]),
+    "PRICEOFFSET": (["-1.5"], ["--1"]),
+    "CHAR": (["A", " "], ["AB"]),
+    "BOOLEAN": (["Y", "N"], ["y", "T", "YES"]),
+    "UTCTIMESTAMP": (["20240229-23:59:60", "20240101-10:00:00.1",
+                      "20240101-10:00:00.123456789"],
+                     ["20240101-24:00:00", "20241301-10:00:00", "20240100-10:00:00",
+                      "2024-01-01 10:00:00", "20240101-10:00:00.12345678901", "20240101-10:00"]),
+    "UTCTIMEONLY": (["10:00:00", "23:59:59.999"], ["24:00:00", "10:00", "10:60:00"]),
+    "UTCDATEONLY": (["20240101"], ["2024011", "20241301", "2024-01-01"]),
+    "UTCDATE": (["20241231"], ["20240132"]),
+    "LOCALMKTDATE": (["20240307"], ["240307"]),
+    "MONTHYEAR": (["202403", "20240315", "202403w2"], ["2024", "202413", "202403w9", "202403x1"]),
+    "DAYOFMONTH": (["1", "31", "07"], ["0", "32", "x"]),
+    "STRING": (["anything at all"], []),
+    "DATA": (["raw"], []),
+    "CURRENCY": (["KRW"], []),
+}
+
+
+def test_data_formats(tmp_path: Path) -> None:
+    fields = "".join(f"<field number='{7000 + i}' name='F{t}' type='{t}'/>"
+                     for i, t in enumerate(FORMATS))
+    members = "".join(f"<field name='F{t}' required='N'/>" for t in FORMATS)
+    xml = tmp_path / "types.xml"
+    xml.write_text(TYPES_XML.format(fields=fields, members=members))
+    dd = DataDictionary.from_xml(xml)
+    for i, (ftype, (good, bad)) in enumerate(FORMATS.items()):
+        tag = 7000 + i
+        for value in good:
+            res = dd.validate(make("FIX.4.4", f"35=T|{tag}={value}"))
+            assert res is None, (ftype, value, res)
+        for value in bad:
+            res = dd.validate(make("FIX.4.4", f"35=T|{tag}={value}"))
+            assert res is not None and (res.reason, res.ref_tag_id) == (6, tag), (ftype, value)
