@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "acceptance": ("fastfix._cli_acceptance", "run the acceptor of the QuickFIX session acceptance suite"),
     "dictionary": ("fastfix._cli_dictionary", "compile or show FIX data dictionaries"),
     "gateway": ("fastfix._cli_gateway", "run the order gateway (REST/WebSocket to FIX)"),
+    "exchange": ("fastfix._cli_exchange", "run the KRX exchange simulator (FIX acceptor)"),
 }
 
 
