@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYX    := $(shell find fastfix -name '*.pyx' -o -name '*.pxd')
 
-.PHONY: all setup build test demo bench lint clean acceptance
+.PHONY: all setup build test demo bench bench-gate lint clean acceptance
 
 all: build
 
@@ -28,6 +28,13 @@ test: build
 
 bench: build
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,ops --benchmark-sort=name
+
+# Codec release gate: fastfix vs simplefix ratios measured in one run.
+bench-gate: build
+	mkdir -p .benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider bench/test_codec_bench.py --benchmark-only \
+		--benchmark-json=.benchmarks/codec.json --benchmark-columns=min,median,mean,ops --benchmark-sort=name
+	$(BIN)/python bench/gate.py .benchmarks/codec.json
 
 lint: build
 	$(BIN)/ruff check fastfix server bench tests

@@ -102,7 +102,12 @@ def _one(tag: int, value: bytes) -> Message:
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [(b"0", 0), (b"-12", -12), (b"123456789012345678", 123456789012345678), (b"1" * 25, int("1" * 25))],
+    [
+        (b"0", 0),
+        (b"-12", -12),
+        (b"123456789012345678", 123456789012345678),
+        (b"1" * 25, int("1" * 25)),
+    ],
 )
 def test_get_int(raw, expected):
     assert _one(58, raw).get_int(58) == expected
@@ -148,8 +153,17 @@ def test_timestamps_parse(raw, expected):
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"20240102", b"20240102 03:04:05", b"20230229-00:00:00", b"20241301-00:00:00",
-     b"20240102-24:00:00", b"20240102-03:04:05.", b"20240102-03:04:05.1234567890", b"2024010a-03:04:05"],
+    [
+        b"",
+        b"20240102",
+        b"20240102 03:04:05",
+        b"20230229-00:00:00",
+        b"20241301-00:00:00",
+        b"20240102-24:00:00",
+        b"20240102-03:04:05.",
+        b"20240102-03:04:05.1234567890",
+        b"2024010a-03:04:05",
+    ],
 )
 def test_timestamps_invalid(raw):
     with pytest.raises(ValueError):
@@ -175,14 +189,21 @@ def test_utc_timestamp_formats():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)), st.sampled_from([0, 3, 6]))
+@given(
+    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+    st.sampled_from([0, 3, 6]),
+)
 def test_timestamp_roundtrip(value, prec):
     text = utc_timestamp(value, prec)
-    assert text == value.strftime("%Y%m%d-%H:%M:%S").zfill(17).encode() + (
-        b"" if prec == 0 else b"." + b"%06d" % value.microsecond
-    )[: 1 + prec if prec else 0]
+    assert (
+        text
+        == value.strftime("%Y%m%d-%H:%M:%S").zfill(17).encode()
+        + (b"" if prec == 0 else b"." + b"%06d" % value.microsecond)[: 1 + prec if prec else 0]
+    )
     back = parse_utc_timestamp(text)
-    assert back.replace(tzinfo=None) == value.replace(microsecond=value.microsecond // 10 ** (6 - prec) * 10 ** (6 - prec) if prec else 0)
+    assert back.replace(tzinfo=None) == value.replace(
+        microsecond=value.microsecond // 10 ** (6 - prec) * 10 ** (6 - prec) if prec else 0
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -227,8 +248,17 @@ def test_encode_order_length_checksum():
     out = encode(
         "FIX.4.4",
         "D",
-        [(11, "ID"), (49, "TW"), (21, "3"), (56, "ISLD"), (34, 2), (52, b"20240102-03:04:05"), (89, b"sig"),
-         (93, 3), (55, "INTC")],
+        [
+            (11, "ID"),
+            (49, "TW"),
+            (21, "3"),
+            (56, "ISLD"),
+            (34, 2),
+            (52, b"20240102-03:04:05"),
+            (89, b"sig"),
+            (93, 3),
+            (55, "INTC"),
+        ],
     )
     m = parse(out)
     assert [t for t, _ in m.fields()] == [8, 9, 35, 49, 56, 34, 52, 11, 21, 55, 89, 93, 10]
@@ -264,12 +294,26 @@ def test_encode_value_types():
     ]
     m = parse(encode("FIX.4.4", "D", fields))
     assert m.fields()[3:-1] == [
-        (1, b"acct"), (2, b"raw"), (3, b"42"), (4, b"-7"), (5, b"Y"), (6, b"N"), (7, b"100.25"),
-        (8000, b"1000"), (9000, b"1.5"), (9001, b"0.0000001"), (9002, b"20240102-03:04:05.006"),
-        (9003, b"20240102"), (9004, b"03:04:05.006"), (9005, str(2**70).encode()),
-        (9006, "한글".encode()), (9007, str(-(2**63)).encode()),
+        (1, b"acct"),
+        (2, b"raw"),
+        (3, b"42"),
+        (4, b"-7"),
+        (5, b"Y"),
+        (6, b"N"),
+        (7, b"100.25"),
+        (8000, b"1000"),
+        (9000, b"1.5"),
+        (9001, b"0.0000001"),
+        (9002, b"20240102-03:04:05.006"),
+        (9003, b"20240102"),
+        (9004, b"03:04:05.006"),
+        (9005, str(2**70).encode()),
+        (9006, "한글".encode()),
+        (9007, str(-(2**63)).encode()),
     ]
-    m6 = parse(encode("FIX.4.4", "D", [(60, dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC))], precision=6))
+    m6 = parse(
+        encode("FIX.4.4", "D", [(60, dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC))], precision=6)
+    )
     assert m6[60] == b"20240102-03:04:05.000006"
 
 
@@ -307,19 +351,41 @@ def test_encode_data_field_may_hold_soh():
 
 def test_encode_groups_nested():
     legs = [
-        [(600, "KR7005930003"), (624, 1), (539, [[(524, "P1"), (525, "D")], [(524, "P2"), (525, "D")]])],
+        [
+            (600, "KR7005930003"),
+            (624, 1),
+            (539, [[(524, "P1"), (525, "D")], [(524, "P2"), (525, "D")]]),
+        ],
         [(600, "KR7000660001"), (624, 2), (539, [])],
     ]
     out = encode("FIX.4.4", "AB", [(49, "A"), (56, "B"), (34, 3), (555, legs), (55, "MULTI")])
     m = parse(out)
     assert [t for t, _ in m.fields()][3:-1] == [
-        49, 56, 34, 555, 600, 624, 539, 524, 525, 524, 525, 600, 624, 539, 55,
+        49,
+        56,
+        34,
+        555,
+        600,
+        624,
+        539,
+        524,
+        525,
+        524,
+        525,
+        600,
+        624,
+        539,
+        55,
     ]
     assert m[555] == b"2"
     assert m.get_all(539) == [b"2", b"0"]
     assert m.get_all(524) == [b"P1", b"P2"]
     # A group given as a sequence of pairs and a tuple entry works too.
-    out2 = encode("FIX.4.4", "AB", [(49, "A"), (56, "B"), (34, 3), (555, [tuple(e) for e in legs]), (55, "MULTI")])
+    out2 = encode(
+        "FIX.4.4",
+        "AB",
+        [(49, "A"), (56, "B"), (34, 3), (555, [tuple(e) for e in legs]), (55, "MULTI")],
+    )
     assert out2 == out
 
 
@@ -337,11 +403,16 @@ def test_encode_large_message_grows_buffer():
 
 
 _value = st.one_of(
-    st.text(alphabet=st.characters(blacklist_characters="\x01", blacklist_categories=("Cs",)), max_size=20),
+    st.text(
+        alphabet=st.characters(blacklist_characters="\x01", blacklist_categories=("Cs",)),
+        max_size=20,
+    ),
     st.binary(max_size=20).filter(lambda b: b"\x01" not in b),
     st.integers(min_value=-(10**30), max_value=10**30),
     st.booleans(),
-    st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-(10**9), max_value=10**9),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=4, min_value=-(10**9), max_value=10**9
+    ),
 )
 _tag = st.integers(min_value=1, max_value=99999).filter(
     lambda t: t not in (8, 9, 10, 35) and t not in DEFAULT_DATA_FIELDS.values()
@@ -359,7 +430,10 @@ def _text(v: object) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(_tag, _value), max_size=30), st.sampled_from(["FIX.4.2", "FIX.4.4", "FIXT.1.1"]))
+@given(
+    st.lists(st.tuples(_tag, _value), max_size=30),
+    st.sampled_from(["FIX.4.2", "FIX.4.4", "FIXT.1.1"]),
+)
 def test_encode_parse_roundtrip(fields, begin):
     out = encode(begin, "D", fields)
     m = parse(out)
@@ -394,11 +468,19 @@ VARS = [34, 52, 17, 39, 14, 151]
 def test_template_matches_encode():
     t = Template("FIX.4.4", "8", ER_FIELDS, VARS)
     values = (12, dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), "EX-9", "1", 40, 60)
-    expected = encode("FIX.4.4", "8", [(tag, dict(zip(VARS, values, strict=True)).get(tag, v)) for tag, v in ER_FIELDS])
+    expected = encode(
+        "FIX.4.4",
+        "8",
+        [(tag, dict(zip(VARS, values, strict=True)).get(tag, v)) for tag, v in ER_FIELDS],
+    )
     assert t.render(*values) == expected
     # again with other values, including wider ones (BodyLength digits change)
     values = (123456789, b"20240102-03:04:05.123", "EX-" + "9" * 800, "2", 100, 0)
-    expected = encode("FIX.4.4", "8", [(tag, dict(zip(VARS, values, strict=True)).get(tag, v)) for tag, v in ER_FIELDS])
+    expected = encode(
+        "FIX.4.4",
+        "8",
+        [(tag, dict(zip(VARS, values, strict=True)).get(tag, v)) for tag, v in ER_FIELDS],
+    )
     assert t.render(*values) == expected
     parse(expected)
 

@@ -106,8 +106,12 @@ def test_fixt_begin_string():
 # --------------------------------------------------------------------------- malformed corpus
 
 
-def _frame(body: bytes, begin: bytes = b"FIX.4.4", length: int | None = None, cks: bytes | None = None) -> bytes:
-    head = b"8=" + begin + b"\x019=" + str(len(body) if length is None else length).encode() + b"\x01"
+def _frame(
+    body: bytes, begin: bytes = b"FIX.4.4", length: int | None = None, cks: bytes | None = None
+) -> bytes:
+    head = (
+        b"8=" + begin + b"\x019=" + str(len(body) if length is None else length).encode() + b"\x01"
+    )
     if cks is None:
         cks = b"%03d" % checksum(head + body)
     return head + body + b"10=" + cks + b"\x01"
@@ -239,7 +243,9 @@ def test_non_ascii_bytes_in_values():
 
 def test_data_field_with_soh_and_fake_checksum():
     raw = b"a\x01b\x0110=123\x01c"
-    data = encode("FIX.4.4", "B", [(49, "A"), (56, "B"), (34, 1), (148, "hi"), (95, len(raw)), (96, raw)])
+    data = encode(
+        "FIX.4.4", "B", [(49, "A"), (56, "B"), (34, 1), (148, "hi"), (95, len(raw)), (96, raw)]
+    )
     for size in (1, 7, len(data)):
         out = _feed_chunks(Tokenizer(), data + _msg(2), size)
         assert _seqs(out) == [1, 2]
@@ -249,8 +255,12 @@ def test_data_field_with_soh_and_fake_checksum():
 
 def test_custom_data_fields_table():
     raw = b"x\x01y"
-    data = encode("FIX.4.4", "U1", [(49, "A"), (56, "B"), (34, 1), (5000, len(raw)), (5001, raw)],
-                  data_fields={5000: 5001})
+    data = encode(
+        "FIX.4.4",
+        "U1",
+        [(49, "A"), (56, "B"), (34, 1), (5000, len(raw)), (5001, raw)],
+        data_fields={5000: 5001},
+    )
     m = Tokenizer(data_fields={5000: 5001}).feed(data)[0]
     assert m[5001] == raw
     # Without the pair, the SOH inside the value splits it: "y" is not tag=value.
@@ -361,7 +371,11 @@ def test_acceptance_framing(name, size):
     path = ACCEPTANCE / f"{name}.def"
     if not path.exists():
         pytest.skip("shared acceptance suite not present")
-    lines = [ln[1:] for ln in path.read_text().splitlines() if ln.startswith("I") and not ln.startswith("iCONNECT")]
+    lines = [
+        ln[1:]
+        for ln in path.read_text().splitlines()
+        if ln.startswith("I") and not ln.startswith("iCONNECT")
+    ]
     stream = b"".join(_harness_bytes(ln) for ln in lines)
     out = _feed_chunks(Tokenizer(), stream, size)
     assert _seqs(out) == ACCEPTANCE_CASES[name]
@@ -372,12 +386,46 @@ def test_acceptance_framing(name, size):
 
 # --------------------------------------------------------------------------- properties and fuzz
 
-HEADER_TAGS = {49, 56, 115, 128, 34, 50, 142, 57, 143, 116, 144, 129, 145, 43, 97, 52, 122, 347,
-               369, 370, 627, 1128, 1129, 1156}
+HEADER_TAGS = {
+    49,
+    56,
+    115,
+    128,
+    34,
+    50,
+    142,
+    57,
+    143,
+    116,
+    144,
+    129,
+    145,
+    43,
+    97,
+    52,
+    122,
+    347,
+    369,
+    370,
+    627,
+    1128,
+    1129,
+    1156,
+}
 _values = st.binary(min_size=0, max_size=20).filter(lambda b: b"\x01" not in b)
-_fieldsets = st.lists(st.tuples(st.integers(min_value=11, max_value=9999).filter(
-    lambda t: t not in (89, 90, 91, 93, 95, 96, 212, 213, 627, 445, 446) and t not in range(348, 366)
-), _values), min_size=0, max_size=25)
+_fieldsets = st.lists(
+    st.tuples(
+        st.integers(min_value=11, max_value=9999).filter(
+            lambda t: (
+                t not in (89, 90, 91, 93, 95, 96, 212, 213, 627, 445, 446)
+                and t not in range(348, 366)
+            )
+        ),
+        _values,
+    ),
+    min_size=0,
+    max_size=25,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
