@@ -186,7 +186,11 @@ def _snap(cls: type, order: Order, **extra: object) -> OrderEvent:
 
 # ---------------------------------------------------------------------------- engine
 
-_CONDITIONS_OK = (OrdType.LIMIT, OrdType.MARKET, OrdType.BEST_LIMIT)
+_CONDITIONS_OK = frozenset((OrdType.LIMIT, OrdType.MARKET, OrdType.BEST_LIMIT))
+_QUOTE_PRICED = frozenset((OrdType.BEST_LIMIT, OrdType.PRIMARY_BEST))
+# Plain sets: cheaper per order than the Phase properties.
+_ENTRY_PHASES = frozenset(p for p in Phase if p.accepts_orders)
+_CALL_PHASES = frozenset(p for p in Phase if p.is_call)
 _PHASE_CYCLE = (Phase.CLOSED, Phase.PRE_OPEN, Phase.CONTINUOUS, Phase.CLOSING_CALL, Phase.POST_CLOSE)
 
 
@@ -305,8 +309,9 @@ class MatchingEngine:
         """Validate and enter a new order; returns the events it caused."""
         events = self.poll()
         phase = self.phase
-        if not phase.accepts_orders:
+        if phase not in _ENTRY_PHASES:
             return events + self._reject(req, Reason.MARKET_CLOSED)
+        in_call = phase in _CALL_PHASES
         inst = self.instruments.get(req.symbol) or lookup(req.symbol, self.instruments)
         if inst is None:
             return events + self._reject(req, Reason.UNKNOWN_SYMBOL)
@@ -317,9 +322,9 @@ class MatchingEngine:
             return events + self._reject(req, Reason.INVALID_QUANTITY)
         ord_type = req.ord_type
         tif = req.tif
-        if tif is not TimeInForce.DAY and (ord_type not in _CONDITIONS_OK or phase.is_call):
+        if tif is not TimeInForce.DAY and (ord_type not in _CONDITIONS_OK or in_call):
             return events + self._reject(req, Reason.CONDITION_NOT_ALLOWED)
-        if phase.is_call and ord_type in (OrdType.BEST_LIMIT, OrdType.PRIMARY_BEST):
+        if in_call and ord_type in _QUOTE_PRICED:
             return events + self._reject(req, Reason.ORDER_TYPE_NOT_ALLOWED)
         if phase is Phase.CLOSING_CALL and ord_type is OrdType.CONDITIONAL_LIMIT:
             return events + self._reject(req, Reason.ORDER_TYPE_NOT_ALLOWED)
@@ -352,7 +357,7 @@ class MatchingEngine:
         order.seq = self._seq
         events.append(_snap(Accepted, order))
 
-        if phase.is_call:
+        if in_call:
             # Orders are only collected until the auction; nothing matches now.
             self.orders[order.order_id] = order
             book.side(order.side).add(order)
