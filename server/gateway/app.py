@@ -126,12 +126,12 @@ class RestApp:
                 if method == "POST":
                     return "orders.new", 202, _JSON, await gw.new_order(client, await self._read(scope, proto))
                 if method == "GET":
-                    return "orders.list", 200, _JSON, self._list_orders(client, scope.query_string)
+                    return "orders.list", 200, _JSON, await self._list_orders(client, scope.query_string)
                 raise _method_not_allowed("GET, POST")
             cl = parts[2]
             if n == 3:
                 if method == "GET":
-                    return "orders.get", 200, _JSON, gw.order_detail(client, cl)
+                    return "orders.get", 200, _JSON, await gw.order_detail(client, cl)
                 if method == "DELETE":
                     return "orders.cancel", 202, _JSON, await gw.cancel_order(client, cl, b"")
                 raise _method_not_allowed("GET, DELETE")
@@ -162,7 +162,7 @@ class RestApp:
             return "brokers", 200, _JSON, gw.brokers_view(client)
         raise ApiError(404, "not_found", f"no route {path}")
 
-    def _list_orders(self, client: ClientConfig, query: str) -> bytes:
+    async def _list_orders(self, client: ClientConfig, query: str) -> bytes:
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
         flt = OrderFilter()
         problems = []
@@ -197,7 +197,7 @@ class RestApp:
             raise ApiError(400, "bad_query", "invalid query parameters",
                            [FieldProblem(p.split(":")[0], p.split(": ", 1)[1], "query." + p.split(":")[0])
                             for p in problems])
-        orders = self.gw.search_orders(client, flt)
+        orders = await self.gw.search_orders(client, flt)
         nxt = None
         if len(orders) == flt.limit:
             last = orders[-1]
@@ -211,14 +211,17 @@ def _method_not_allowed(allowed: str) -> ApiError:
 
 def _parse_since(value: str) -> int | None:
     if value.isdigit():
-        return int(value) * 1_000_000
+        return min(int(value) * 1_000_000, _MAX_NS)
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     if dt.tzinfo is None:
         return None
-    return int(dt.timestamp() * 1e9)
+    return min(int(dt.timestamp() * 1e9), _MAX_NS)
+
+
+_MAX_NS = 2**63 - 1  # SQLite integers are 64-bit
 
 
 # --------------------------------------------------------------------------- process

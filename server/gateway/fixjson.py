@@ -4,6 +4,7 @@ and supplies the JSON Schemas of the OpenAPI document."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -38,6 +39,20 @@ class JsonMapper:
 
     def to_json(self, msg: InboundMessage) -> dict[str, Any]:
         return self._dec.decode(self.codec.fix_to_json(msg))
+
+    @functools.cache  # noqa: B019 - one mapper per process, a handful of keys
+    def fields_of(self, msg_type: str, group: str | None = None) -> frozenset[str]:
+        """Names of the fields of a message body (or of one of its top-level groups)."""
+        dd = self.codec.dictionary
+        members = dd.message(msg_type).members
+        if group is not None:
+            for m in members:
+                if m.group is not None and dd.fields[m.tag].name == group:
+                    members = m.group.members
+                    break
+            else:
+                return frozenset()
+        return frozenset(dd.fields[m.tag].name for m in members)
 
     def schema(self, msg_type: str) -> dict[str, Any]:
         return self.codec.json_schema(msg_type)

@@ -172,13 +172,21 @@ class LoopbackLink(Link):
     async def send(self, session: str, msg_type: str, fields: Sequence[tuple[int, Any]]) -> None:
         if not self._up:
             raise LinkDown(session)
-        f = {tag: _text(v) for tag, v in fields if not isinstance(v, list)}
-        groups = [v for tag, v in fields if isinstance(v, list) and tag == 73]
+        f: dict[int, str] = {}
+        entries: list[dict[int, str]] = []
+        in_group = False
+        for tag, v in fields:  # flat wire order; NoOrders (73) entries start at ClOrdID (11)
+            if tag == 73:
+                in_group = True
+                continue
+            if in_group and tag == 11:
+                entries.append({})
+            (entries[-1] if in_group and entries else f)[tag] = _text(v)
         # Answer on a later loop iteration, as a real counterparty would.
-        asyncio.get_running_loop().call_soon(self._answer, msg_type, f, groups[0] if groups else [])
+        asyncio.get_running_loop().call_soon(self._answer, msg_type, f, entries)
 
     # simulation -------------------------------------------------------------------
-    def _answer(self, msg_type: str, f: dict[int, str], members: list[Any]) -> None:
+    def _answer(self, msg_type: str, f: dict[int, str], entries: list[dict[int, str]]) -> None:
         if not self._up:
             return
         broker = f.get(128, "")
@@ -186,7 +194,6 @@ class LoopbackLink(Link):
             self._new(f)
         elif msg_type == "E":
             list_id = f.get(66, "")
-            entries = [{tag: _text(v) for tag, v in entry} for entry in members]
             self._emit("N", [(115, broker), (66, list_id), (429, "2"), (82, "0"), (431, "3"), (83, "1"),
                              (73, [[(11, e.get(11, "")), (14, "0"), (39, "A"), (151, e.get(38, "0")),
                                     (84, "0"), (6, "0")] for e in entries])])

@@ -73,6 +73,8 @@ class Mapper(Protocol):
 
     def to_json(self, msg: InboundMessage) -> dict[str, Any]: ...
 
+    def fields_of(self, msg_type: str, group: str | None = None) -> frozenset[str]: ...
+
 
 class Subscriber(Protocol):
     """A live event stream (a WebSocket connection) of one client."""
@@ -268,11 +270,12 @@ class Gateway:
             problems.extend(p for p in exc.problems if p.path not in seen)
             return []
 
-    @staticmethod
-    def _fill_defaults(body: dict[str, Any], begin_string: str, msg_type: str) -> None:
-        if "TransactTime" not in body:
+    def _fill_defaults(self, body: dict[str, Any], msg_type: str, group: str | None = None) -> None:
+        """TransactTime (now) and HandlInst (1, automated) where the message has them and they are absent."""
+        names = self.mapper.fields_of(msg_type, group)
+        if "TransactTime" in names and "TransactTime" not in body:
             body["TransactTime"] = datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
-        if begin_string == "FIX.4.2" and msg_type in ("D", "G", "E") and "HandlInst" not in body:
+        if "HandlInst" in names and "HandlInst" not in body:
             body["HandlInst"] = "1"
 
     def _idempotent(self, existing_hash: str, body_hash: str, answer: str, what: str) -> bytes:
@@ -325,7 +328,7 @@ class Gateway:
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker) if broker else self.cfg.tick_size, "$",
                            problems)
-        self._fill_defaults(body, self.link.begin_string, "D")
+        self._fill_defaults(body, "D")
         fields = self._map("D", body, problems)
         if problems or cl is None or broker is None:
             self.metrics.rejected.labels("invalid").inc()
@@ -389,7 +392,7 @@ class Gateway:
         body["OrigClOrdID"] = orig_id
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker), "$", problems)
-        self._fill_defaults(body, self.link.begin_string, "G")
+        self._fill_defaults(body, "G")
         fields = self._map("G", body, problems)
         if problems or cl is None:
             self.metrics.rejected.labels("invalid").inc()
@@ -463,7 +466,7 @@ class Gateway:
         for key in ("Text",):
             if key in body:
                 req[key] = body[key]
-        self._fill_defaults(req, self.link.begin_string, "F")
+        self._fill_defaults(req, "F")
         fields = self._map("F", req, problems)
         if problems or cl is None:
             raise ApiError(422, "invalid_request", "the cancel request is not valid", problems)
@@ -523,15 +526,10 @@ class Gateway:
             check_order_fields(entry, client, tick, path, problems)
         body.setdefault("TotNoOrders", str(len(entries)))
         body.setdefault("BidType", "3")  # no bidding process
-        self._fill_defaults(body, self.link.begin_string, "E")
-        if self.link.begin_string == "FIX.4.2":
-            for entry in entries:
-                if isinstance(entry, dict):
-                    entry.setdefault("HandlInst", "1")
-        else:
-            for entry in entries:
-                if isinstance(entry, dict):
-                    entry.setdefault("TransactTime", body["TransactTime"])
+        self._fill_defaults(body, "E")
+        for entry in entries:
+            if isinstance(entry, dict):
+                self._fill_defaults(entry, "E", "NoOrders")
         fields = self._map("E", body, problems)
         if problems or list_id is None or broker is None:
             self.metrics.rejected.labels("invalid").inc()
@@ -591,7 +589,7 @@ class Gateway:
             raise ApiError(409, "order_closed", f"broker {ol.broker} is no longer configured")
         problems: list[FieldProblem] = []
         req: dict[str, Any] = {"ListID": list_id}
-        self._fill_defaults(req, self.link.begin_string, "K")
+        self._fill_defaults(req, "K")
         fields = self._map("K", req, problems)
         if problems:
             raise ApiError(422, "invalid_request", "the list cancel request is not valid", problems)
@@ -611,7 +609,9 @@ class Gateway:
         return _json.encode(self.list_view(ol))
 
     # ------------------------------------------------------------------ reads
-    def order_detail(self, client: ClientConfig, cl: str) -> bytes:
+    async def order_detail(self, client: ClientConfig, cl: str) -> bytes:
+        # Reads see committed data: wait for writes in flight so the answer is consistent.
+        await self.store.commit()
         o = self.get_order(client.id, cl)
         if o is None:
             raise ApiError(404, "not_found", f"no order {cl}")
@@ -638,7 +638,8 @@ class Gateway:
             raise ApiError(404, "not_found", f"no order list {list_id}")
         return _json.encode(self.list_view(ol))
 
-    def search_orders(self, client: ClientConfig, flt: OrderFilter) -> list[Order]:
+    async def search_orders(self, client: ClientConfig, flt: OrderFilter) -> list[Order]:
+        await self.store.commit()
         found = self.store.list_orders(client.id, flt)
         # The in-memory copy may be newer than the last commit.
         return [self.orders.get((o.client_id, o.ClOrdID), o) for o in found]
