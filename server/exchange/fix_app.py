@@ -84,6 +84,15 @@ _REJ_42 = {Reason.UNKNOWN_SYMBOL: 1, Reason.MARKET_CLOSED: 2, Reason.DUPLICATE_O
 # Tags copied from an order onto its reports when present.
 _ECHO_TAGS = (1, 581, 528)  # Account, AccountType, OrderCapacity
 
+# A message that came through a hub names its origin in OnBehalfOf*; the answer is
+# addressed back with DeliverTo* (the session moves these into the header).
+_REVERSE_ROUTE = ((115, 128), (116, 129), (144, 145))
+
+
+def _route(msg: Any) -> Fields:
+    return [(out, v) for tag, out in _REVERSE_ROUTE if (v := msg.get(tag))]
+
+
 # Session-level reject reasons (373).
 _REQUIRED_MISSING = 1
 _BAD_FORMAT = 6
@@ -114,6 +123,7 @@ class _OrderInfo:
     qty: int
     price: int | None
     echo: Fields
+    route: Fields = field(default_factory=list)
     list_id: str | None = None
     status: str = "0"
     cum_qty: int = 0
@@ -129,6 +139,7 @@ class _ListInfo:
     session_id: Any
     clordids: list[str] = field(default_factory=list)
     rpt_seq: int = 0
+    route: Fields = field(default_factory=list)
 
 
 class ExchangeApplication(Application):
@@ -316,7 +327,7 @@ class ExchangeApplication(Application):
 
     def _new_order_single(self, msg: Any, session_id: Any) -> None:
         clordid = self._req(msg, 11).decode("ascii", "replace")
-        self._enter(msg.get, session_id, clordid, None)
+        self._enter(msg.get, session_id, clordid, None, _route(msg))
 
     def _enter(
         self,
@@ -324,13 +335,14 @@ class ExchangeApplication(Application):
         session_id: Any,
         clordid: str,
         list_id: str | None,
+        route: Fields,
     ) -> _OrderInfo:
         """Enter one order (single or list member); reports go out as the engine answers."""
         known = self._by_clordid.setdefault(session_id, {})
         echo = [(t, v) for t in _ECHO_TAGS if (v := get(t))]
         info = _OrderInfo(
             session_id, "NONE", clordid, (get(55) or get(48) or b"").decode("ascii", "replace"),
-            Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 0, None, echo, list_id,
+            Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 0, None, echo, route, list_id,
         )
         try:
             info.side = self._side(get(54))
@@ -396,6 +408,7 @@ class ExchangeApplication(Application):
         if info and info.list_id:
             fields.append((66, info.list_id))
         fields += [(434, "2" if replace else "1"), (102, code), (58, text)]
+        fields += _route(msg)
         self._send(session_id, "9", fields)
 
     def _cancel_request(self, msg: Any, session_id: Any) -> None:
@@ -456,17 +469,18 @@ class ExchangeApplication(Application):
         entries = _group_entries(msg.fields(), 73, 11)
         key = (session_id, list_id)
         if key in self._lists:
-            self._list_status(self._lists[key], "7", text="duplicate ListID")
+            self._list_status(_ListInfo(list_id, session_id, route=_route(msg)), "7",
+                              text="duplicate ListID")
             return
         if not entries:
             raise self._bad(73, _REQUIRED_MISSING)
-        lst = self._lists[key] = _ListInfo(list_id, session_id)
+        lst = self._lists[key] = _ListInfo(list_id, session_id, route=_route(msg))
         for entry in entries:
             values: dict[int, bytes] = {}
             for tag, value in entry:
                 values.setdefault(tag, value)
             clordid = values[11].decode("ascii", "replace")
-            info = self._enter(values.get, session_id, clordid, list_id)
+            info = self._enter(values.get, session_id, clordid, list_id, lst.route)
             if info.list_id == list_id:  # not a duplicate of an earlier order's ClOrdID
                 lst.clordids.append(clordid)
         self._list_status(lst, None)
@@ -475,7 +489,7 @@ class ExchangeApplication(Application):
         list_id = self._req(msg, 66).decode("ascii", "replace")
         lst = self._lists.get((session_id, list_id))
         if lst is None:
-            self._list_status(_ListInfo(list_id, session_id), "7", text="unknown ListID")
+            self._list_status(_ListInfo(list_id, session_id, route=_route(msg)), "7", text="unknown ListID")
             return
         known = self._by_clordid[session_id]
         for clordid in lst.clordids:
@@ -528,6 +542,7 @@ class ExchangeApplication(Application):
         if text:
             fields.append((444, text))
         fields += [(60, self._now()), (68, len(group)), (73, group)]
+        fields += lst.route
         self._send(lst.session_id, "N", fields)
 
     # ------------------------------------------------------------------ reports
@@ -555,6 +570,7 @@ class ExchangeApplication(Application):
             fields.append((66, info.list_id))
         fields += [(151, leaves), (14, cum), (6, average_price(value, cum)), (60, self._now())]
         fields.extend(info.echo)
+        fields.extend(info.route)
         return fields
 
     @staticmethod

@@ -281,3 +281,18 @@ def test_auction_and_conversion_reports_through_poll():
     app.from_app(nos("LATE", "1", 5, 69_000), S44)
     [f] = reports(rec.take())
     assert f[150] == "8" and f[103] == 2
+
+
+def test_reports_are_routed_back_to_the_origin(rig):
+    app, rec = rig
+    app.from_app(nos("H1", "1", 5, 69_000, extra=[(115, "FINTECH1"), (116, "desk")]), S44)
+    [f] = reports(rec.take())
+    assert f[128] == b"FINTECH1" and f[129] == b"desk" and 145 not in f
+    app.from_app(msg("F", (115, "FINTECH1"), (41, "NOPE"), (11, "X1"), (55, SAM), (54, "1"),
+                     (60, "20240304-01:00:00"), (38, 5)), S44)
+    [(_, mt, f, _)] = rec.take()
+    assert mt == "9" and f[128] == b"FINTECH1"
+    group = [[(11, "G1"), (67, 1), (55, SAM), (54, "1"), (38, 1), (40, "2"), (44, 69_000)]]
+    app.from_app(msg("E", (115, "FINTECH2"), (66, "LG"), (394, "3"), (68, 1), (73, group)), S44)
+    sent = rec.take()
+    assert [f[128] for _, _, f, _ in sent] == [b"FINTECH2", b"FINTECH2"]
