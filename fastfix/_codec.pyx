@@ -965,6 +965,11 @@ cdef class Tokenizer:
                     take = self._tail_len     # grow geometrically: linear total work
                 if take < 64:
                     take = 64
+                # Never hold more than about max_message_size: beyond it the frame is garbled.
+                if take > self._max + 1 - self._tail_len:
+                    take = self._max + 1 - self._tail_len
+                    if take < 1:
+                        take = 1
                 if take > n - j:
                     take = n - j
                 self._append(p + j, take)
@@ -981,6 +986,11 @@ cdef class Tokenizer:
             self._search_from = 0
             if q >= orig:
                 self._tail_len = 0
+                if self._tail_cap > 65536:
+                    # Return the memory a large frame needed; typical tails are small.
+                    free(self._tail)
+                    self._tail = NULL
+                    self._tail_cap = 0
                 return q - orig
             memmove(self._tail, self._tail + q, self._tail_len - q)
             self._tail_len -= q
