@@ -30,20 +30,21 @@ cdef extern from "Python.h":
 
 
 # FIX value types, as validated on input (the dictionary's type names map onto these).
-DEF T_STRING = 0
-DEF T_INT = 1
-DEF T_UINT = 2
-DEF T_DECIMAL = 3
-DEF T_CHAR = 4
-DEF T_BOOL = 5
-DEF T_UTCTS = 6
-DEF T_UTCTIME = 7
-DEF T_DATE = 8
-DEF T_MONTHYEAR = 9
-DEF T_MULTI = 10
-DEF T_MULTICHAR = 11
-DEF T_DATA = 12
-DEF T_DAYOFMONTH = 13
+cdef enum:
+    T_STRING = 0
+    T_INT = 1
+    T_UINT = 2
+    T_DECIMAL = 3
+    T_CHAR = 4
+    T_BOOL = 5
+    T_UTCTS = 6
+    T_UTCTIME = 7
+    T_DATE = 8
+    T_MONTHYEAR = 9
+    T_MULTI = 10
+    T_MULTICHAR = 11
+    T_DATA = 12
+    T_DAYOFMONTH = 13
 
 TYPE_CODES = {
     "STRING": T_STRING, "EXCHANGE": T_STRING, "CURRENCY": T_STRING, "COUNTRY": T_STRING,
@@ -74,10 +75,11 @@ T_NAMES = {
 }
 NUMERIC_TYPES = frozenset((T_INT, T_UINT, T_DECIMAL, T_DAYOFMONTH))
 
-DEF SEC_BODY = 0
-DEF SEC_HEADER = 1
-DEF SEC_TRAILER = 2
-DEF SEC_SKIP = 3
+cdef enum:
+    SEC_BODY = 0
+    SEC_HEADER = 1
+    SEC_TRAILER = 2
+    SEC_SKIP = 3
 
 
 # ---------------------------------------------------------------------------

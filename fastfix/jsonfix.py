@@ -11,8 +11,10 @@ NumInGroup field::
     >>> wire = codec.body_to_fix("D", b'{"ClOrdID":"1","Side":"1","OrdType":"2",'
     ...     b'"TransactTime":"20240102-09:00:00","Symbol":"005930","OrderQty":10,"Price":"70000"}',
     ...     header=[(49, "CLIENT"), (56, "HUB"), (34, 1), (52, "20240102-09:00:00.000")])
+    >>> wire.replace(b"\x01", b"|")
+    b'8=FIX.4.4|9=113|35=D|49=CLIENT|56=HUB|34=1|52=20240102-09:00:00.000|11=1|55=005930|54=1|60=20240102-09:00:00|38=10|40=2|44=70000|10=141|'
     >>> codec.fix_body_to_json(wire)
-    b'{"ClOrdID":"1","Side":"1","OrdType":"2","TransactTime":"20240102-09:00:00","Symbol":"005930","OrderQty":"10","Price":"70000"}'
+    b'{"ClOrdID":"1","Symbol":"005930","Side":"1","TransactTime":"20240102-09:00:00","OrderQty":"10","OrdType":"2","Price":"70000"}'
 
 :class:`JsonCodec` is built once per data dictionary (like a msgspec
 ``Decoder``): field keys, FIX types, enumerations, required fields and group
@@ -91,8 +93,10 @@ class JsonCodec(CodecCore):
     levels: the array and its entries). ``allow_user_defined`` accepts fields
     keyed by a tag number of 5000 or more that the dictionary does not define.
 
-    One instance may be shared by any number of callers; it keeps no state
-    between calls.
+    ``fix_to_json``, ``fix_body_to_json`` and ``body_to_fix`` are compiled
+    (inherited from the Cython core); ``json_to_fix`` and the schema methods are
+    plain Python. One instance may be shared by any number of callers; it keeps
+    no state between calls.
     """
 
     def __init__(self, dictionary: DataDictionary | str = "FIX.4.4", *,

@@ -294,3 +294,23 @@ def test_codec_is_reentrant_under_nested_use(codec: JsonCodec) -> None:
 
 def test_json_mapping_error_is_a_fix_error() -> None:
     assert issubclass(JsonMappingError, FixError)
+
+
+def test_module_examples_run() -> None:
+    import doctest
+
+    import fastfix.jsonfix
+
+    assert doctest.testmod(fastfix.jsonfix).failed == 0
+
+
+def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## FIX <-> JSON", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "$.NoOrders[0].OrderQty | OrderQty | invalid decimal 'ten'" in printed
+    assert printed.startswith('{"Header":{"BeginString":"FIX.4.4","MsgType":"D"')
