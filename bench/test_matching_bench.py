@@ -108,3 +108,36 @@ def test_mixed_flow(benchmark):
                 engine.cancel(live.pop(int(arg * len(live))))
 
     benchmark.pedantic(run, setup=setup, rounds=5)
+
+
+def test_fix_new_order_to_reports(benchmark):
+    """The exchange's FIX layer: a parsed NewOrderSingle that trades once, to its reports."""
+    from fastfix.codec import encode, parse
+    from fastfix.settings import SessionID
+    from server.exchange.fix_app import ExchangeApplication
+
+    sid = SessionID("FIX.4.4", "KRX", "BROKER")
+    header = [(49, "BROKER"), (56, "KRX"), (34, 2), (52, "20240304-01:00:00.000")]
+    msgs = [
+        parse(encode("FIX.4.4", "D", header + [(11, f"C{i}"), (1, "ACC"), (55, SAM), (54, "1"),
+                                               (60, "20240304-01:00:00"), (38, 1), (40, "1")]))
+        for i in range(N)
+    ]
+    sent = []
+
+    def setup():
+        engine = _engine()
+        for i in range(N):
+            engine.submit(NewOrder(SAM, Side.SELL, 1, OrdType.LIMIT, 70_000 + 100 * (i % 20)))
+        app = ExchangeApplication(engine, sender=lambda s, t, f: sent.append(f))
+        app.on_logon(sid)
+        sent.clear()
+        return (app,), {}
+
+    def run(app):
+        from_app = app.from_app
+        for m in msgs:
+            from_app(m, sid)
+
+    benchmark.pedantic(run, setup=setup, rounds=5)
+    assert len(sent) == 2 * N  # ack + fill per order

@@ -19,6 +19,9 @@ class Side(Enum):
     BUY = "buy"
     SELL = "sell"
 
+    # Members are singletons: identity hashing keeps set/dict look-ups in C.
+    __hash__ = object.__hash__
+
     @property
     def opposite(self) -> Side:
         return Side.SELL if self is Side.BUY else Side.BUY
@@ -31,11 +34,15 @@ class OrdType(Enum):
     BEST_LIMIT = "best-limit"  # 최유리지정가: priced at the best opposite quote on arrival
     PRIMARY_BEST = "primary-best"  # 최우선지정가: priced at the best same-side quote on arrival
 
+    __hash__ = object.__hash__
+
 
 class TimeInForce(Enum):
     DAY = "day"
     IOC = "ioc"
     FOK = "fok"
+
+    __hash__ = object.__hash__
 
 
 class Order:

@@ -23,6 +23,8 @@ class Phase(Enum):
     CLOSING_CALL = "closing-call"  # 15:20-15:30: orders collected for the closing auction
     POST_CLOSE = "post-close"  # after the 15:30 closing auction
 
+    __hash__ = object.__hash__
+
     @property
     def accepts_orders(self) -> bool:
         return self in (Phase.PRE_OPEN, Phase.CONTINUOUS, Phase.CLOSING_CALL)

@@ -69,6 +69,7 @@ _ORD_TYPE_CODE = {
     OrdType.PRIMARY_BEST: "P",
 }
 _TIF_CODE = {TimeInForce.DAY: "0", TimeInForce.IOC: "3", TimeInForce.FOK: "4"}
+_BEFORE_43 = frozenset(("FIX.4.0", "FIX.4.1", "FIX.4.2"))
 
 # OrdRejReason (103). FIX 4.2 only knows 0-8, so the finer 4.4 codes fall back to 0.
 _REJ_44 = {
@@ -218,8 +219,9 @@ class ExchangeApplication(Application):
             self.send(session_id, msg_type, fields)
 
     def _is44(self, session_id: Any) -> bool:
+        """True for FIX 4.3 and later (ExecType F for fills, no ExecTransType)."""
         begin = getattr(session_id, "begin_string", "FIX.4.4")
-        return begin not in ("FIX.4.0", "FIX.4.1", "FIX.4.2")
+        return begin not in _BEFORE_43
 
     def _now(self) -> datetime:
         return self.market.clock.now()
