@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,24 @@ def test_one_chunk_several_messages_zero_copy():
     out = tok.feed(data)
     assert _seqs(out) == [1, 2, 3]
     assert tok.buffered == 0
-    first = out[0]
-    # The message references the fed chunk: raw is a slice of it, not a buffered copy.
-    assert first.raw == _msg(1)
+    assert out[0].raw == _msg(1)
+
+
+def test_messages_reference_the_chunk_instead_of_copying():
+    data = _msg(1) + _msg(2) + _msg(3)
+    before = sys.getrefcount(data)
+    out = Tokenizer().feed(data)
+    assert sys.getrefcount(data) == before + 3  # each Message holds the chunk itself
+    del out
+    assert sys.getrefcount(data) == before
+    # A message completed from a buffered tail is the only copy; the rest reference the chunk.
+    tok = Tokenizer()
+    tok.feed(_msg(1)[:50])
+    rest = _msg(1)[50:] + _msg(2)
+    before = sys.getrefcount(rest)
+    out = tok.feed(rest)
+    assert _seqs(out) == [1, 2]
+    assert sys.getrefcount(rest) == before + 1
 
 
 def test_whole_message_chunk_returns_same_object():
