@@ -164,6 +164,7 @@ class ExchangeApplication(Application):
         # Ids stay unique across restarts of the simulator: prefix with the start time.
         self._prefix = _base36(int(time.time()))
         self._exec_ids = itertools.count(1)
+        self._touched: set[str] = set()  # symbols that traded while handling a message
 
     # ------------------------------------------------------------------ session hooks
 
@@ -201,8 +202,11 @@ class ExchangeApplication(Application):
             self._list_cancel_request(msg, session_id)
         elif UnsupportedMessageType is not None:
             raise UnsupportedMessageType()
-        if self.liquidity is not None:
-            self._emit(self.liquidity.refresh(), None)
+        if self._touched:
+            # Top up the synthetic ladders of the books that just traded.
+            touched, self._touched = list(self._touched), set()
+            if self.liquidity is not None:
+                self._emit(self.liquidity.refresh(touched), None)
 
     def poll(self) -> None:
         """Run due phase transitions (auctions, expiry) and top up liquidity; call each second."""
@@ -591,6 +595,7 @@ class ExchangeApplication(Application):
         """Turn engine events into reports for the sessions that own the orders."""
         for ev in events:
             if isinstance(ev, Trade):
+                self._touched.add(ev.symbol)
                 for fill, aggressor in ((ev.buy, ev.aggressor is Side.BUY), (ev.sell, ev.aggressor is Side.SELL)):
                     info = self._by_order.get(fill.order.order_id)
                     if info is None:

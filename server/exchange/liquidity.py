@@ -34,6 +34,19 @@ class LiquidityProvider:
         self.owner = owner
         self.symbols = list(symbols) if symbols is not None else list(engine.instruments)
         self._rng = random.Random(seed)
+        self._ladders: dict[tuple[int, int, int], tuple[list[int], list[int]]] = {}
+
+    def _ladder(self, ref: int, lower: int, upper: int) -> tuple[list[int], list[int]]:
+        """(bid prices, ask prices) of the ladder around ``ref``, cached per reference."""
+        key = (ref, lower, upper)
+        ladder = self._ladders.get(key)
+        if ladder is None:
+            bids = [p for k in range(1, self.levels + 1) if lower <= (p := ticks_away(ref, -k)) <= upper]
+            asks = [p for k in range(1, self.levels + 1) if lower <= (p := ticks_away(ref, k)) <= upper]
+            if len(self._ladders) > 10_000:  # bounded: references only drift so far in a day
+                self._ladders.clear()
+            ladder = self._ladders[key] = (bids, asks)
+        return ladder
 
     def _quantity(self, price: int) -> int:
         # Roughly 5-50 million KRW per level whatever the share price.
@@ -47,20 +60,20 @@ class LiquidityProvider:
         cross the opposite side's best quote, so refreshing never trades.
         """
         engine = self.engine
-        engine.poll()
+        # Transitions that fall due now are returned too, so no report gets lost.
+        events: list[Event] = engine.poll()
         if not engine.phase.accepts_orders:
-            return []
-        events: list[Event] = []
+            return events
         for code in symbols or self.symbols:
             book = engine.books[code]
             ref = book.last_price or engine.base_prices[code]
             lower, upper = engine.limits[code]
             best_bid, best_ask = book.best_bid(), book.best_ask()
-            for side, step in ((Side.BUY, -1), (Side.SELL, 1)):
-                bside = book.side(side)
-                for k in range(1, self.levels + 1):
-                    price = ticks_away(ref, step * k)
-                    if price < lower or price > upper or price in bside.levels:
+            bids, asks = self._ladder(ref, lower, upper)
+            for side, prices in ((Side.BUY, bids), (Side.SELL, asks)):
+                levels = book.side(side).levels
+                for price in prices:
+                    if price in levels:
                         continue
                     if side is Side.BUY and best_ask is not None and price >= best_ask:
                         continue
@@ -70,8 +83,7 @@ class LiquidityProvider:
                         code, side, self._quantity(price), OrdType.LIMIT, price,
                         owner=self.owner, client_ref=f"LQ-{code}-{side.value}-{price}",
                     )
-                    out = engine.submit(req)
-                    events.extend(out)
+                    events.extend(engine.submit(req))
         return events
 
     def posted(self, events: list[Event]) -> int:

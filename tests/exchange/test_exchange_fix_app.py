@@ -253,6 +253,14 @@ def test_liquidity_fills_market_orders_and_is_never_reported(rig):
     app.from_app(nos("M1", "1", 50, ord_type="1"), S44)
     r = reports(rec.take())
     assert {f[11] for f in r} == {"M1"} and r[-1][39] == "2" and r[-1][14] == 50
+    # A sweep of every offer: the ladder is posted again around the last trade.
+    book = market.books[SAM]
+    depth = sum(q for _, q in book.asks.depth(None))
+    app.from_app(nos("M2", "1", depth, ord_type="1"), S44)
+    assert reports(rec.take())[-1][14] == depth
+    last = book.last_price
+    assert [p for p, _ in book.asks.depth(None)] == [last + 100 * k for k in range(1, 6)]
+    assert [p for p, _ in book.bids.depth(5)] == [last - 100 * k for k in range(1, 6)]
 
 
 def test_auction_and_conversion_reports_through_poll():
