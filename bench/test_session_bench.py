@@ -14,12 +14,20 @@ Targets: p50 <= 40 us, p99 <= 80 us, >= 100,000 messages/s one way.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvloop
+
+from fastfix.settings import SessionID, SessionSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from quickfix_peer import SKIP_REASON, QuickFixPeer, available  # noqa: E402
 
 BATCH = 2000  # round trips per benchmark round
 ROUNDS = 5
@@ -141,3 +149,170 @@ def test_raw_asyncio_echo_ping_pong(benchmark, loop: asyncio.AbstractEventLoop):
         loop.run_until_complete(server.wait_closed())
     benchmark.extra_info.update(_percentiles(rec.samples), batch=BATCH, peer="raw-echo")
     assert len(rec.samples) == BATCH * ROUNDS
+
+
+# ---------------------------------------------------------------- fastfix sessions
+
+THROUGHPUT_MESSAGES = 20_000
+INI = SessionID("FIX.4.4", "CLIENT", "EXEC")
+
+
+def _order_fields(clordid: str) -> list[tuple[int, Any]]:
+    return [(11, clordid), (1, "ACCT-1"), (21, "1"), (55, "005930"), (54, "1"),
+            (60, dt.datetime(2024, 1, 2, tzinfo=dt.UTC)), (38, 100), (40, "2"), (44, 71500)]  # fmt: skip
+
+
+def _initiator_settings(port: int, tmp: Path) -> SessionSettings:
+    return SessionSettings.from_dict(
+        [{"BeginString": "FIX.4.4", "SenderCompID": "CLIENT", "TargetCompID": "EXEC"}],
+        default={"ConnectionType": "initiator", "SocketConnectHost": "127.0.0.1",
+                 "SocketConnectPort": port, "HeartBtInt": 30, "ReconnectInterval": 1,
+                 "FileStorePath": str(tmp / "ini-store")},
+    )  # fmt: skip
+
+
+def _acceptor_settings(tmp: Path) -> SessionSettings:
+    return SessionSettings.from_dict(
+        [{"BeginString": "FIX.4.4", "SenderCompID": "EXEC", "TargetCompID": "CLIENT"}],
+        default={"ConnectionType": "acceptor", "SocketAcceptAddress": "127.0.0.1",
+                 "SocketAcceptPort": 0, "FileStorePath": str(tmp / "acc-store")},
+    )  # fmt: skip
+
+
+def _apps():
+    engine = pytest.importorskip("fastfix.engine")
+
+    class Exec(engine.Application):
+        """Answers each NewOrderSingle with a filled ExecutionReport, or just counts."""
+
+        def __init__(self, answer: bool = True) -> None:
+            self.answer = answer
+            self.count = 0
+            self.target = 0
+            self.done: asyncio.Future[None] | None = None
+            self.seq = 0
+
+        def from_app(self, msg: Any, session_id: Any) -> None:
+            self.count += 1
+            if self.answer:
+                self.seq += 1
+                self.send(session_id, "8", [
+                    (37, b"O%d" % self.seq), (17, b"E%d" % self.seq), (150, b"F"), (39, b"2"),
+                    (11, msg[11]), (55, msg[55]), (54, msg[54]), (38, msg[38]), (32, msg[38]),
+                    (31, msg[44]), (151, 0), (14, msg[38]), (6, msg[44]),
+                ])  # fmt: skip
+            elif self.count >= self.target and self.done is not None and not self.done.done():
+                self.done.set_result(None)
+
+    class Client(engine.Application):
+        def __init__(self) -> None:
+            self.logged_on = asyncio.Event()
+            self.waiter: asyncio.Future[Any] | None = None
+
+        def on_logon(self, session_id: Any) -> None:
+            self.logged_on.set()
+
+        def from_app(self, msg: Any, session_id: Any) -> None:
+            w = self.waiter
+            if w is not None:
+                self.waiter = None
+                w.set_result(msg)
+
+    return engine, Exec, Client
+
+
+def _ping(loop: asyncio.AbstractEventLoop, client: Any, session: Any) -> Any:
+    fields = _order_fields("ORD-1")
+
+    async def one() -> None:
+        fut = loop.create_future()
+        client.waiter = fut
+        session.send("D", fields)
+        await fut
+
+    return one
+
+
+def test_fastfix_to_fastfix_ping_pong(benchmark, loop: asyncio.AbstractEventLoop, tmp_path: Path):
+    """NewOrderSingle -> ExecutionReport between two fastfix engines on one loop (file stores)."""
+    engine, Exec, Client = _apps()
+    acc_app, client = Exec(), Client()
+    acc = engine.Acceptor(_acceptor_settings(tmp_path), acc_app)
+
+    async def setup():
+        await acc.start()
+        ini = engine.Initiator(_initiator_settings(acc.port, tmp_path), client)
+        await ini.start()
+        await asyncio.wait_for(client.logged_on.wait(), 10)
+        return ini
+
+    ini = loop.run_until_complete(setup())
+    rec = _LatencyRecorder(loop, _ping(loop, client, ini.session(INI)))
+    try:
+        rec.warmup()
+        benchmark.pedantic(rec.run_batch, rounds=ROUNDS, iterations=1)
+    finally:
+        loop.run_until_complete(ini.stop())
+        loop.run_until_complete(acc.stop())
+    benchmark.extra_info.update(_percentiles(rec.samples), batch=BATCH, peer="fastfix")
+
+
+def test_fastfix_one_way_throughput(benchmark, loop: asyncio.AbstractEventLoop, tmp_path: Path):
+    """Pipelined NewOrderSingles, initiator -> acceptor, counted by the acceptor's application."""
+    engine, Exec, Client = _apps()
+    acc_app, client = Exec(answer=False), Client()
+    acc = engine.Acceptor(_acceptor_settings(tmp_path), acc_app)
+
+    async def setup():
+        await acc.start()
+        ini = engine.Initiator(_initiator_settings(acc.port, tmp_path), client)
+        await ini.start()
+        await asyncio.wait_for(client.logged_on.wait(), 10)
+        return ini
+
+    ini = loop.run_until_complete(setup())
+    fields = _order_fields("ORD-1")
+    rates: list[float] = []
+
+    async def burst() -> None:
+        acc_app.target = acc_app.count + THROUGHPUT_MESSAGES
+        acc_app.done = loop.create_future()
+        t0 = time.perf_counter_ns()
+        for _ in range(THROUGHPUT_MESSAGES):
+            await ini.send(INI, "D", fields)
+        await asyncio.wait_for(acc_app.done, 60)
+        rates.append(THROUGHPUT_MESSAGES / ((time.perf_counter_ns() - t0) / 1e9))
+
+    try:
+        benchmark.pedantic(lambda: loop.run_until_complete(burst()), rounds=3, iterations=1)
+    finally:
+        loop.run_until_complete(ini.stop())
+        loop.run_until_complete(acc.stop())
+    benchmark.extra_info.update(
+        messages_per_round=THROUGHPUT_MESSAGES,
+        msgs_per_s_median=round(statistics.median(rates)),
+        msgs_per_s_best=round(max(rates)),
+        peer="fastfix",
+    )
+
+
+@pytest.mark.skipif(not available("executor"), reason=SKIP_REASON)
+def test_fastfix_to_quickfix_executor_ping_pong(benchmark, loop: asyncio.AbstractEventLoop, tmp_path: Path):
+    """NewOrderSingle -> ExecutionReport against QuickFIX C++'s executor (another process)."""
+    engine, _, Client = _apps()
+    client = Client()
+    peer = QuickFixPeer("executor", [("FIX.4.4", "EXEC", "CLIENT")], workdir=tmp_path / "qf")
+    peer.start()
+    try:
+        ini = engine.Initiator(_initiator_settings(peer.port, tmp_path), client)
+        loop.run_until_complete(ini.start())
+        loop.run_until_complete(asyncio.wait_for(client.logged_on.wait(), 10))
+        rec = _LatencyRecorder(loop, _ping(loop, client, ini.session(INI)))
+        try:
+            rec.warmup()
+            benchmark.pedantic(rec.run_batch, rounds=ROUNDS, iterations=1)
+        finally:
+            loop.run_until_complete(ini.stop())
+    finally:
+        peer.close()
+    benchmark.extra_info.update(_percentiles(rec.samples), batch=BATCH, peer="quickfix-executor")
