@@ -194,7 +194,7 @@ class LoopbackLink(Link):
             self._new(f)
         elif msg_type == "E":
             list_id = f.get(66, "")
-            self._emit("N", [(115, broker), (66, list_id), (429, "2"), (82, "0"), (431, "3"), (83, "1"),
+            self._emit("N", [(115, broker), (66, list_id), (429, "1"), (82, "0"), (431, "3"), (83, "1"), (68, len(entries)),
                              (73, [[(11, e.get(11, "")), (14, "0"), (39, "A"), (151, e.get(38, "0")),
                                     (84, "0"), (6, "0")] for e in entries])])
             for e in entries:
@@ -210,7 +210,7 @@ class LoopbackLink(Link):
             list_id = f.get(66, "")
             for cl in self._lists.get(list_id, []):
                 self._cancel(cl, cl, broker)
-            self._emit("N", [(115, broker), (66, list_id), (429, "4"), (82, "0"), (431, "7"), (83, "1"),
+            self._emit("N", [(115, broker), (66, list_id), (429, "5"), (82, "0"), (431, "6"), (83, "1"), (68, len(self._lists.get(list_id, []))),
                              (73, [])])
 
     def _er(self, o: _SimOrder, exec_type: str, status: str, leaves: int, last_qty: int = 0,

@@ -796,7 +796,7 @@ class Gateway:
             f = self._fields(msg, (429, 431, 444))
             ol.ListStatusType = f.get(429, ol.ListStatusType)
             ol.ListOrderStatus = f.get(431, ol.ListOrderStatus)
-            if ol.ListOrderStatus in ("6", "7") or ol.ListStatusType == "4":
+            if ol.ListOrderStatus in ("6", "7") or ol.ListStatusType == "5":
                 ol.pending = None
             ol.updated_ns = _now_ns()
             self.store.put_list(ol)
