@@ -112,16 +112,6 @@ class Level:
         self.qty = 0  # total leaves quantity of the live orders
         self.count = 0  # number of live orders
 
-    def head(self) -> Order | None:
-        """First live order, dropping stale entries on the way."""
-        entries = self.entries
-        while entries:
-            seq, order = entries[0]
-            if order.live and order.seq == seq and order.price == self.price:
-                return order
-            entries.popleft()
-        return None
-
     def orders(self) -> Iterator[Order]:
         """Live orders in time priority."""
         price = self.price
