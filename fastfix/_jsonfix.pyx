@@ -87,7 +87,8 @@ cdef enum:
 
 @cython.final
 cdef class _Buf:
-    """A growable byte buffer written at C speed."""
+    """A growable byte buffer written at C speed, with the scratch tables of one conversion
+    (field offsets for FIX -> JSON, the field segment stack for JSON -> FIX)."""
 
     def __cinit__(self, Py_ssize_t cap=1024):
         self.p = <char*>malloc(cap)
@@ -95,9 +96,57 @@ cdef class _Buf:
             raise MemoryError()
         self.n = 0
         self.cap = cap
+        self.f_tag = NULL
+        self.f_start = NULL
+        self.f_end = NULL
+        self.f_idx = NULL
+        self.f_cap = 0
+        self.seg = NULL
+        self.nseg = 0
+        self.seg_cap = 0
 
     def __dealloc__(self):
         free(self.p)
+        free(self.f_tag)
+        free(self.f_start)
+        free(self.f_end)
+        free(self.f_idx)
+        free(self.seg)
+
+    cdef int ensure_fields(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap
+        if n <= self.f_cap:
+            return 0
+        cap = max(n, 2 * self.f_cap, 64)
+        free(self.f_tag)
+        free(self.f_start)
+        free(self.f_end)
+        free(self.f_idx)
+        self.f_tag = <int*>malloc(cap * sizeof(int))
+        self.f_start = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
+        self.f_end = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
+        self.f_idx = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
+        if not (self.f_tag and self.f_start and self.f_end and self.f_idx):
+            self.f_cap = 0
+            raise MemoryError()
+        self.f_cap = cap
+        return 0
+
+    cdef int push_seg(self, Py_ssize_t index, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t cap
+        cdef Py_ssize_t* q
+        if self.nseg + 3 > self.seg_cap:
+            cap = max(3 * 64, 2 * self.seg_cap)
+            q = <Py_ssize_t*>realloc(self.seg, cap * sizeof(Py_ssize_t))
+            if q == NULL:
+                raise MemoryError()
+            self.seg = q
+            self.seg_cap = cap
+        self.seg[self.nseg] = index
+        self.seg[self.nseg + 1] = start
+        self.seg[self.nseg + 2] = end
+        self.nseg += 3
+        return 0
 
     cdef int grow(self, Py_ssize_t extra) except -1:
         cdef Py_ssize_t cap = self.cap * 2
@@ -461,8 +510,12 @@ cdef class _InField:
     cdef bytes prefix
     cdef object enums
     cdef str enum_text
+    cdef _InField length_f   # for a DATA field: the LENGTH field written before it
+    cdef _InField data_f     # for such a LENGTH field: its DATA field
 
     def __init__(self, int tag, str name, int ftype, object enums, str enum_text):
+        self.length_f = None
+        self.data_f = None
         self.tag = tag
         self.name = name
         self.ftype = ftype
@@ -562,14 +615,6 @@ cdef class CodecCore:
     cdef bint allow_user_defined
     cdef _Buf buf
     cdef bint busy
-    cdef int* f_tag
-    cdef Py_ssize_t* f_start
-    cdef Py_ssize_t* f_end
-    cdef Py_ssize_t* f_idx
-    cdef Py_ssize_t f_cap
-    cdef Py_ssize_t* seg
-    cdef Py_ssize_t nseg
-    cdef Py_ssize_t seg_cap
     cdef object error_cls
     cdef object decimal_cls
     cdef object decoder
@@ -583,14 +628,6 @@ cdef class CodecCore:
         self.section = NULL
         self.is_count = NULL
         self.data_for_len = NULL
-        self.f_tag = NULL
-        self.f_start = NULL
-        self.f_end = NULL
-        self.f_idx = NULL
-        self.f_cap = 0
-        self.seg = NULL
-        self.nseg = 0
-        self.seg_cap = 0
         self.busy = False
         self.buf = _Buf(1024)
 
@@ -600,11 +637,6 @@ cdef class CodecCore:
         free(self.section)
         free(self.is_count)
         free(self.data_for_len)
-        free(self.f_tag)
-        free(self.f_start)
-        free(self.f_end)
-        free(self.f_idx)
-        free(self.seg)
 
     def _setup(self, list fields, list groups, list messages, list header, list trailer,
                dict data_fields, int max_depth, bint allow_user_defined, error_cls,
@@ -657,6 +689,11 @@ cdef class CodecCore:
         self.by_name = by_name
         for k, v in data_fields.items():
             self.data_for_len[k] = v
+            lf = self.by_tag.get(k)
+            df = self.by_tag.get(v)
+            if lf is not None and df is not None:
+                (<_InField>df).length_f = lf
+                (<_InField>lf).data_f = df
         self.user_defined = {}
 
         # output plans ------------------------------------------------------
@@ -767,32 +804,13 @@ cdef class CodecCore:
 
     # -- FIX -> JSON -----------------------------------------------------------
 
-    cdef int _ensure_fields(self, Py_ssize_t n) except -1:
-        cdef Py_ssize_t cap
-        if n <= self.f_cap:
-            return 0
-        cap = max(n, 2 * self.f_cap, 64)
-        free(self.f_tag)
-        free(self.f_start)
-        free(self.f_end)
-        free(self.f_idx)
-        self.f_tag = <int*>malloc(cap * sizeof(int))
-        self.f_start = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
-        self.f_end = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
-        self.f_idx = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
-        if not (self.f_tag and self.f_start and self.f_end and self.f_idx):
-            self.f_cap = 0
-            raise MemoryError()
-        self.f_cap = cap
-        return 0
-
-    cdef Py_ssize_t _scan(self, const unsigned char* p, Py_ssize_t n) except -1:
+    cdef Py_ssize_t _scan(self, _Buf out, const unsigned char* p, Py_ssize_t n) except -1:
         """Split wire bytes into fields; returns the number of fields."""
         cdef Py_ssize_t i = 0, k = 0, vs, ve, dlen = -1
         cdef int tag, data_tag = 0, nd
         cdef const unsigned char* q
         # a field is at least 4 bytes ("1=x" + SOH)
-        self._ensure_fields(n // 4 + 2)
+        out.ensure_fields(n // 4 + 2)
         while i < n:
             tag = 0
             nd = 0
@@ -815,9 +833,9 @@ cdef class CodecCore:
                 if q == NULL:
                     raise ParseError(f"field {tag} is not terminated by SOH")
                 ve = q - p
-            self.f_tag[k] = tag
-            self.f_start[k] = vs
-            self.f_end[k] = ve
+            out.f_tag[k] = tag
+            out.f_start[k] = vs
+            out.f_end[k] = ve
             k += 1
             data_tag = 0
             if tag < self.ntags and self.data_for_len[tag]:
@@ -846,8 +864,8 @@ cdef class CodecCore:
         cdef bint first = True, efirst
         cdef _Group sub
         while pos < n:
-            k = self.f_idx[pos]
-            tag = self.f_tag[k]
+            k = out.f_idx[pos]
+            tag = out.f_tag[k]
             if entry and ((tag == ctx.delim and pos != start) or not ctx.member(tag)):
                 break
             if not first:
@@ -859,11 +877,11 @@ cdef class CodecCore:
                 sub = ctx.sub(tag)
             pos += 1
             if sub is None:
-                put_json_str(out, raw + self.f_start[k], self.f_end[k] - self.f_start[k])
+                put_json_str(out, raw + out.f_start[k], out.f_end[k] - out.f_start[k])
                 continue
             out.put1(b'[')
             efirst = True
-            while pos < n and self.f_tag[self.f_idx[pos]] == sub.delim:
+            while pos < n and out.f_tag[out.f_idx[pos]] == sub.delim:
                 if not efirst:
                     out.put1(b',')
                 efirst = False
@@ -873,79 +891,88 @@ cdef class CodecCore:
             out.put1(b']')
         return pos
 
-    cdef Py_ssize_t _select(self, Py_ssize_t nf, int sec) noexcept:
+    cdef Py_ssize_t _select(self, _Buf out, Py_ssize_t nf, int sec) noexcept:
         cdef Py_ssize_t i, m = 0
         cdef int tag
         for i in range(nf):
-            tag = self.f_tag[i]
+            tag = out.f_tag[i]
             if (self.section[tag] if tag < self.ntags else SEC_BODY) == sec:
-                self.f_idx[m] = i
+                out.f_idx[m] = i
                 m += 1
         return m
 
-    cdef _Group _body_plan(self, const unsigned char* raw, Py_ssize_t nf):
+    cdef _Group _body_plan(self, _Buf out, const unsigned char* raw, Py_ssize_t nf):
         cdef Py_ssize_t i
         cdef PyObject* plan
         for i in range(nf):
-            if self.f_tag[i] == 35:
-                key = PyBytes_FromStringAndSize(<const char*>raw + self.f_start[i],
-                                                self.f_end[i] - self.f_start[i])
+            if out.f_tag[i] == 35:
+                key = PyBytes_FromStringAndSize(<const char*>raw + out.f_start[i],
+                                                out.f_end[i] - out.f_start[i])
                 plan = PyDict_GetItem(self.out_plans, key)
                 if plan != NULL:
                     return <_Group>plan
                 break
         return self.out_any
 
-    cdef bytes _emit_all(self, const unsigned char* raw, Py_ssize_t nf, bint whole):
-        cdef Py_ssize_t m
+    cdef _Buf _acquire(self):
+        """The reusable buffer, or a fresh one if a conversion is already under way."""
         cdef _Buf out
         if self.busy:
-            out = _Buf(1024)
-        else:
-            out = self.buf
-            out.n = 0
+            return _Buf(1024)
         self.busy = True
-        try:
-            if whole:
-                out.put(b'{"Header":{', 11)
-                m = self._select(nf, SEC_HEADER)
-                self._emit(out, raw, 0, m, self.out_header, False)
-                out.put(b'},"Body":{', 10)
-            else:
-                out.put1(b'{')
-            m = self._select(nf, SEC_BODY)
-            self._emit(out, raw, 0, m, self._body_plan(raw, nf), False)
-            if whole:
-                out.put(b'},"Trailer":{', 13)
-                m = self._select(nf, SEC_TRAILER)
-                self._emit(out, raw, 0, m, self.out_any, False)
-                out.put(b'}}', 2)
-            else:
-                out.put1(b'}')
-            return PyBytes_FromStringAndSize(out.p, out.n)
-        finally:
-            if out is self.buf:
-                self.busy = False
+        out = self.buf
+        out.n = 0
+        out.nseg = 0
+        return out
+
+    cdef inline void _release(self, _Buf out) noexcept:
+        if out is self.buf:
+            self.busy = False
+
+    cdef bytes _emit_all(self, _Buf out, const unsigned char* raw, Py_ssize_t nf, bint whole):
+        cdef Py_ssize_t m
+        if whole:
+            out.put(b'{"Header":{', 11)
+            m = self._select(out, nf, SEC_HEADER)
+            self._emit(out, raw, 0, m, self.out_header, False)
+            out.put(b'},"Body":{', 10)
+        else:
+            out.put1(b'{')
+        m = self._select(out, nf, SEC_BODY)
+        self._emit(out, raw, 0, m, self._body_plan(out, raw, nf), False)
+        if whole:
+            out.put(b'},"Trailer":{', 13)
+            m = self._select(out, nf, SEC_TRAILER)
+            self._emit(out, raw, 0, m, self.out_any, False)
+            out.put(b'}}', 2)
+        else:
+            out.put1(b'}')
+        return PyBytes_FromStringAndSize(out.p, out.n)
 
     cdef bytes _to_json(self, object msg, bint whole):
         cdef Message m
         cdef Py_ssize_t nf, i
         cdef const unsigned char* raw
-        if type(msg) is Message:
-            # walk the parsed message's own offset table: no rescan, no copy
-            m = <Message>msg
-            nf = m._n
-            self._ensure_fields(nf + 1)
-            for i in range(nf):
-                self.f_tag[i] = m._f[i].tag
-                self.f_start[i] = m._f[i].start
-                self.f_end[i] = m._f[i].end
-            return self._emit_all(m._p, nf, whole)
-        if type(msg) is not bytes:
+        cdef _Buf out
+        if type(msg) is not Message and type(msg) is not bytes:
             msg = msg.raw if hasattr(msg, "raw") else bytes(msg)
-        raw = <const unsigned char*>PyBytes_AS_STRING(msg)
-        nf = self._scan(raw, PyBytes_GET_SIZE(msg))
-        return self._emit_all(raw, nf, whole)
+        out = self._acquire()
+        try:
+            if type(msg) is Message:
+                # walk the parsed message's own offset table: no rescan, no copy
+                m = <Message>msg
+                nf = m._n
+                out.ensure_fields(nf + 1)
+                for i in range(nf):
+                    out.f_tag[i] = m._f[i].tag
+                    out.f_start[i] = m._f[i].start
+                    out.f_end[i] = m._f[i].end
+                return self._emit_all(out, m._p, nf, whole)
+            raw = <const unsigned char*>PyBytes_AS_STRING(msg)
+            nf = self._scan(out, raw, PyBytes_GET_SIZE(msg))
+            return self._emit_all(out, raw, nf, whole)
+        finally:
+            self._release(out)
 
     def fix_to_json(self, msg) -> bytes:
         """A whole FIX message (``Message`` or wire bytes) as ``{"Header","Body","Trailer"}`` JSON.
@@ -963,26 +990,10 @@ cdef class CodecCore:
 
     # -- JSON -> FIX -----------------------------------------------------------
 
-    cdef int _push_seg(self, Py_ssize_t index, Py_ssize_t start, Py_ssize_t end) except -1:
-        cdef Py_ssize_t cap
-        cdef Py_ssize_t* q
-        if self.nseg + 3 > self.seg_cap:
-            cap = max(3 * 64, 2 * self.seg_cap)
-            q = <Py_ssize_t*>realloc(self.seg, cap * sizeof(Py_ssize_t))
-            if q == NULL:
-                raise MemoryError()
-            self.seg = q
-            self.seg_cap = cap
-        self.seg[self.nseg] = index
-        self.seg[self.nseg + 1] = start
-        self.seg[self.nseg + 2] = end
-        self.nseg += 3
-        return 0
-
     cdef int _order_segs(self, _Buf out, Py_ssize_t base, Py_ssize_t start) except -1:
         """Rewrite the fields of a group entry in dictionary order (delimiter first)."""
-        cdef Py_ssize_t i, j, a, b, c, cnt = (self.nseg - base) // 3
-        cdef Py_ssize_t* s = self.seg + base
+        cdef Py_ssize_t i, j, a, b, c, cnt = (out.nseg - base) // 3
+        cdef Py_ssize_t* s = out.seg + base
         cdef bint ordered = True
         cdef char* tmp
         for i in range(1, cnt):
@@ -1091,14 +1102,38 @@ cdef class CodecCore:
                     self._error(errors, f"{path}.{key}", key,
                                 f"invalid value {_show(bad[0])} for {f.name}; allowed: {f.enum_text}")
                     return 0
+        if f.length_f is not None:
+            # a DATA field carries its own size: written here, right before it
+            out.put(PyBytes_AS_STRING(f.length_f.prefix), PyBytes_GET_SIZE(f.length_f.prefix))
+            out.put_int(n)
+            out.put1(1)
         out.put(PyBytes_AS_STRING(f.prefix), PyBytes_GET_SIZE(f.prefix))
         out.put(s, n)
         out.put1(1)
         return 0
 
+    cdef int _check_length(self, _InField f, object val, dict obj, str path, str key,
+                           list errors) except -1:
+        """A LENGTH field given beside its DATA field must state the data's size in bytes."""
+        cdef Py_ssize_t n
+        data = obj.get(f.data_f.name)
+        if type(data) is not str:
+            if data is None:
+                self._error(errors, f"{path}.{key}", key,
+                            f"{f.name} is only valid with {f.data_f.name}, which it sizes")
+            return 0
+        PyUnicode_AsUTF8AndSize(data, &n)
+        if type(val) is str and (<str>val).isdigit() and (<str>val).isascii():
+            val = int(val)
+        if type(val) is not int or val != n:
+            self._error(errors, f"{path}.{key}", key,
+                        f"{f.name} must be {n}, the size in bytes of {f.data_f.name} "
+                        f"(it may be left out)")
+        return 0
+
     cdef int _walk(self, _Buf out, dict obj, _InCtx ctx, str path, list errors, int depth,
                    bint top) except -1:
-        cdef Py_ssize_t pos = 0, start = out.n, base = self.nseg, fstart
+        cdef Py_ssize_t pos = 0, start = out.n, base = out.nseg, fstart
         cdef PyObject* pkey
         cdef PyObject* pval
         cdef PyObject* pm
@@ -1120,17 +1155,21 @@ cdef class CodecCore:
             fstart = out.n
             if m.group is not None:
                 self._put_group(out, <object>pval, m, path, errors, depth)
+            elif m.f.data_f is not None:
+                # written together with its DATA field
+                self._check_length(m.f, <object>pval, obj, path, <str>key, errors)
+                continue
             else:
                 self._put_value(out, m.f, <object>pval, path, <str>key, errors)
             # fields are put in dictionary order: a group entry must start with its
             # delimiter, and a field after a group must not be read as part of it
-            self._push_seg(m.index, fstart, out.n)
+            out.push_seg(m.index, fstart, out.n)
         if seen_required < ctx.nrequired:
             for m in ctx.required:
                 if m.f.name not in obj and m is not ctx.delim:
                     self._error(errors, f"{path}.{m.f.name}", m.f.name, "required field missing")
         self._order_segs(out, base, start)
-        self.nseg = base
+        out.nseg = base
         return 0
 
     cdef int _put_group(self, _Buf out, object val, _InMember m, str path, list errors,
@@ -1285,14 +1324,8 @@ cdef class CodecCore:
             raise self._fail("$", "", f"expected an object, got {_type_name(obj)}")
         cdef _InCtx ctx = <_InCtx>pctx
         begin = self.begin if begin_string is None else begin_string.encode("ascii")
-        if self.busy:
-            out = _Buf(1024)
-        else:
-            out = self.buf
-            out.n = 0
-        self.busy = True
+        out = self._acquire()
         try:
-            self.nseg = 0
             out.put(PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
             if header:
                 self._put_header(out, header)
@@ -1301,16 +1334,13 @@ cdef class CodecCore:
                 raise JsonMappingError(errors)
             return self._finish(begin, out)
         finally:
-            if out is self.buf:
-                self.busy = False
+            self._release(out)
 
     def _message_to_fix(self, _InCtx ctx, dict hdr, dict body, dict trl, object header,
                         bytes begin):
         """Validated wire bytes of a whole JSON message; errors list on failure."""
-        cdef _Buf out = _Buf(1024)
         cdef list errors = []
-        cdef Py_ssize_t saved = self.nseg
-        self.nseg = 0
+        cdef _Buf out = self._acquire()
         try:
             out.put(PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
             self._put_header(out, header)
@@ -1321,7 +1351,7 @@ cdef class CodecCore:
                 return errors
             return self._finish(begin, out)
         finally:
-            self.nseg = saved
+            self._release(out)
 
     def _ctx(self, str msg_type):
         """Input plan for a MsgType (or message name), or None."""

@@ -120,6 +120,18 @@ def test_non_ascii_text_is_written_as_utf8(codec: JsonCodec) -> None:
     assert (58, "삼성전자 매수".encode()) in f
 
 
+@pytest.mark.parametrize("given_length", [None, "6", 6])
+def test_data_field_gets_its_length(codec: JsonCodec, given_length: object) -> None:
+    body = dict(NOS_BODY, EncodedText="a\x01b가")  # a, SOH, b: 3 bytes; 가: 3 bytes
+    if given_length is not None:
+        body["EncodedTextLen"] = given_length
+    out = codec.body_to_fix("D", msgspec.json.encode(body))
+    assert b"\x01354=6\x01355=a\x01b" + "가".encode() + b"\x01" in out
+    assert out.count(b"\x01354=") == 1
+    back = msgspec.json.decode(codec.fix_body_to_json(out))
+    assert (back["EncodedTextLen"], back["EncodedText"]) == ("6", "a\x01b가")
+
+
 def test_user_defined_field_by_tag_number(codec: JsonCodec) -> None:
     out = codec.body_to_fix("D", msgspec.json.encode(dict(NOS_BODY, **{"5001": "KRX-A", "20001": "7"})))
     f = fields_of(out)
@@ -314,3 +326,32 @@ def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     printed = capsys.readouterr().out
     assert "$.NoOrders[0].OrderQty | OrderQty | invalid decimal 'ten'" in printed
     assert printed.startswith('{"Header":{"BeginString":"FIX.4.4","MsgType":"D"')
+
+
+def test_shared_codec_across_threads(codec: JsonCodec) -> None:
+    """Threads share one codec: results equal those of a single caller, errors included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    good = msgspec.json.encode(NEW_ORDER_LIST)
+    bad = msgspec.json.encode(dict(NEW_ORDER_LIST, BidType="9", Bogus="x"))
+    want_fix = codec.body_to_fix("E", good, header=HEADER)
+    want_json = codec.fix_to_json(EXEC_REPORT)
+    with pytest.raises(JsonMappingError) as info:
+        codec.body_to_fix("E", bad)
+    want_errors = info.value.errors
+
+    def work(n: int) -> int:
+        for _ in range(n):
+            assert codec.body_to_fix("E", good, header=HEADER) == want_fix
+            assert codec.fix_to_json(EXEC_REPORT) == want_json
+            try:
+                codec.body_to_fix("E", bad)
+            except JsonMappingError as exc:
+                assert exc.errors == want_errors
+            else:
+                raise AssertionError("bad body accepted")
+        return n
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(work, 300) for _ in range(4)]
+        assert [f.result(timeout=60) for f in futures] == [300] * 4

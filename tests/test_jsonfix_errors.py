@@ -153,7 +153,6 @@ def test_integer_enum_as_json_number(codec: JsonCodec) -> None:
     ("Price", "-", "invalid decimal '-': expected a decimal number like 123.45 (no exponent)"),
     ("RepurchaseTerm", "1.5", "invalid integer '1.5': expected an integer"),
     ("RepurchaseTerm", 1.5, "invalid integer '1.5': expected an integer"),
-    ("EncodedTextLen", -3, "invalid non-negative integer '-3': expected a non-negative integer"),
     ("TransactTime", "2024-01-02T09:00:00Z",
      "invalid UTC timestamp '2024-01-02T09:00:00Z': expected a UTC timestamp YYYYMMDD-HH:MM:SS[.sss]"),
     ("TransactTime", "20240102-24:00:00",
@@ -171,6 +170,23 @@ def test_integer_enum_as_json_number(codec: JsonCodec) -> None:
 def test_bad_data_format(codec: JsonCodec, field: str, value: Any, reason: str) -> None:
     e = one_error(codec, dict(BASE, **{field: value}))
     assert (e.path, e.field, e.reason) == (f"$.{field}", field, reason)
+
+
+def test_non_negative_integer(codec: JsonCodec) -> None:
+    body = {"RefMsgType": "D", "BusinessRejectReason": "0", "RefSeqNum": -3}
+    e = one_error(codec, body, "j")
+    assert (e.path, e.field, e.reason) == (
+        "$.RefSeqNum", "RefSeqNum",
+        "invalid non-negative integer '-3': expected a non-negative integer")
+
+
+def test_length_field_must_match_its_data(codec: JsonCodec) -> None:
+    e = one_error(codec, dict(BASE, EncodedText="가나", EncodedTextLen="2"))
+    assert (e.path, e.field) == ("$.EncodedTextLen", "EncodedTextLen")
+    assert e.reason == ("EncodedTextLen must be 6, the size in bytes of EncodedText "
+                        "(it may be left out)")
+    e = one_error(codec, dict(BASE, EncodedTextLen=4))
+    assert e.reason == "EncodedTextLen is only valid with EncodedText, which it sizes"
 
 
 def test_valid_formats_pass(codec: JsonCodec) -> None:
