@@ -4,7 +4,8 @@
 ``from_app``, ``on_logon`` ...). It maps
 
 - NewOrderSingle (D), OrderCancelRequest (F), OrderCancelReplaceRequest (G),
-  NewOrderList (E) and ListCancelRequest (K) onto :class:`MatchingEngine` calls;
+  NewOrderList (E) and ListCancelRequest (K) onto :class:`MatchingEngine` calls,
+  and answers OrderStatusRequest (H);
 - the engine's events onto ExecutionReports (8), OrderCancelRejects (9) and
   ListStatus (N), for FIX 4.2 and FIX 4.4 counterparties alike.
 
@@ -200,6 +201,8 @@ class ExchangeApplication(Application):
             self._new_order_list(msg, session_id)
         elif mt == b"K":
             self._list_cancel_request(msg, session_id)
+        elif mt == b"H":
+            self._status_request(msg, session_id)
         elif UnsupportedMessageType is not None:
             raise UnsupportedMessageType()
         if self._touched:
@@ -467,6 +470,35 @@ class ExchangeApplication(Application):
             price = None
         self._emit(self.market.replace(engine_id, qty=qty, price=price, client_ref=clordid), info,
                    new_clordid=clordid, request=msg)
+
+    def _status_request(self, msg: Any, session_id: Any) -> None:
+        """OrderStatusRequest (H): the order's current state, without changing it."""
+        clordid = self._req(msg, 11).decode("ascii", "replace")
+        known = self._by_clordid.get(session_id, {})
+        info = known.get(clordid)
+        if info is None:
+            oid = msg.get(37)
+            engine_id = self._by_order_id.get(oid.decode("ascii", "replace")) if oid else None
+            cand = self._by_order.get(engine_id) if engine_id is not None else None
+            info = cand if cand is not None and cand.session_id == session_id else None
+        is44 = self._is44(session_id)
+        if info is None:
+            fields: Fields = [(37, "NONE"), (11, clordid), (17, self._exec_id())]
+            if not is44:
+                fields.append((20, "3"))
+            fields += [(150, "I" if is44 else "8"), (39, "8"), (55, self._symbol(msg.get)),
+                       (54, (msg.get(54) or b"1").decode("ascii", "replace")),
+                       (151, 0), (14, 0), (6, 0), (58, REASON_TEXT[Reason.UNKNOWN_ORDER])]
+            fields += _route(msg)
+            self._send(session_id, "8", fields)
+            return
+        fields = self._report_base(info, "I" if is44 else info.status, info.status, info.leaves_qty,
+                                   info.cum_qty, info.value)
+        if not is44:
+            fields[fields.index((20, "0"))] = (20, "3")  # ExecTransType status
+        if info.text:
+            fields.append((58, info.text))
+        self._send(session_id, "8", fields)
 
     # ------------------------------------------------------------------ lists
 

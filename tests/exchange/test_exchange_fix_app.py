@@ -304,3 +304,21 @@ def test_reports_are_routed_back_to_the_origin(rig):
     app.from_app(msg("E", (115, "FINTECH2"), (66, "LG"), (394, "3"), (68, 1), (73, group)), S44)
     sent = rec.take()
     assert [f[128] for _, _, f, _ in sent] == [b"FINTECH2", b"FINTECH2"]
+
+
+def test_order_status_request(rig):
+    app, rec = rig
+    app.from_app(nos("Q1", "2", 5, 70_000), S44)
+    app.from_app(nos("Q2", "1", 2, 70_000), S44)
+    rec.take()
+    app.from_app(msg("H", (11, "Q1"), (55, SAM), (54, "2")), S44)
+    [f] = reports(rec.take())
+    assert f[150] == "I" and f[39] == "1" and f[14] == 2 and f[151] == 3 and f[11] == "Q1"
+    app.from_app(msg("H", (11, "Q2"), (55, SAM), (54, "1"), begin="FIX.4.2"), S42)
+    [f] = reports(rec.take())
+    assert f[39] == "8" and f[37] == "NONE"  # Q2 belongs to the other session
+    app.from_app(nos("Q3", "1", 1, 69_000, begin="FIX.4.2"), S42)
+    rec.take()
+    app.from_app(msg("H", (11, "Q3"), (55, SAM), (54, "1"), begin="FIX.4.2"), S42)
+    [f] = reports(rec.take())
+    assert f[20] == "3" and f[150] == "0" and f[39] == "0" and f[151] == 1
