@@ -206,3 +206,25 @@ def test_send_waits_while_transport_is_paused() -> None:
             await acc.stop()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_readme_session_examples_run(tmp_path: Any) -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Sessions") :]
+    section = section[: section.find("\n## ", 5)] if "\n## " in section[5:] else section
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    outputs = []
+    for i, code in enumerate(blocks):
+        script = tmp_path / f"example{i}.py"
+        script.write_text(code)
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs[0].strip() == "2 b'8' b'A1' b'0'"
+    assert "35=A" in outputs[1]
