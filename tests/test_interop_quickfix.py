@@ -513,3 +513,93 @@ def test_ordermatch_crosses_our_orders(tmp_path: Path):
 
     with QuickFixPeer("ordermatch", [("FIX.4.2", "ORDERMATCH", "CLIENT")]) as peer:
         _run(main(peer))
+
+
+_CRASHING_INITIATOR = r"""
+import asyncio, datetime as dt, sys
+from pathlib import Path
+from fastfix import engine
+from fastfix.settings import SessionID, SessionSettings
+port, tmp = int(sys.argv[1]), Path(sys.argv[2])
+ss = SessionSettings.from_dict(
+    [{"BeginString": "FIX.4.4", "SenderCompID": "CLIENT", "TargetCompID": "EXEC"}],
+    default={"ConnectionType": "initiator", "SocketConnectHost": "127.0.0.1",
+             "SocketConnectPort": port, "HeartBtInt": 30, "FileStorePath": str(tmp / "store")})
+sid = SessionID("FIX.4.4", "CLIENT", "EXEC")
+
+class App(engine.Application):
+    def __init__(self):
+        self.up = asyncio.Event()
+    def on_logon(self, session_id):
+        self.up.set()
+
+async def main():
+    app = App()
+    ini = engine.Initiator(ss, app)
+    await ini.start()
+    await asyncio.wait_for(app.up.wait(), 10)
+    for i in range(1, 1_000_000):
+        fields = [(11, "K%d" % i), (21, "1"), (55, "005930"), (54, 1),
+                  (60, dt.datetime.now(dt.UTC)), (38, 1), (40, "2"), (44, 70000)]
+        seq = await ini.send(sid, "D", fields)
+        sys.stdout.write("%d\n" % seq)
+        sys.stdout.flush()
+        if i % 50 == 0:
+            await asyncio.sleep(0)  # let fills in, as a live gateway would
+
+engine.run(main())
+"""
+
+
+def test_our_process_killed_mid_stream_recovers(executor: QuickFixPeer, tmp_path: Path):
+    """Our initiator process is SIGKILLed while sending; a new one on the same file store
+    logs on without a sequence-number quarrel and trades on."""
+    import os
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    engine, Client = _engine(), _client_class()
+    sid = SessionID("FIX.4.4", "CLIENT", "EXEC")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_INITIATOR, str(executor.port), str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    last = 0
+    try:
+        assert proc.stdout is not None
+        fd, buf, deadline = proc.stdout.fileno(), b"", time.monotonic() + 60
+        while last < 300 and time.monotonic() < deadline:
+            if not select.select([fd], [], [], 1.0)[0]:
+                continue
+            chunk = os.read(fd, 65536)
+            assert chunk, proc.stderr.read().decode()  # type: ignore[union-attr]
+            *lines, buf = (buf + chunk).split(b"\n")
+            if lines:
+                last = int(lines[-1])
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert last >= 300 and proc.returncode == -signal.SIGKILL
+
+    async def main() -> None:
+        app = Client()
+        ini = engine.Initiator(_settings(executor.port, tmp_path), app)
+        await ini.start()
+        try:
+            assert ini.session(sid).next_sender_seq > last  # every acknowledged send is stored
+            await asyncio.wait_for(app.logged_on.wait(), TIMEOUT)
+            app.send(sid, "D", _order("AFTER-CRASH"))
+            await app.fills(["AFTER-CRASH"])
+            assert not any(m.msg_type in (b"3", b"5") for m in app.admin)
+            ini.session(sid).logout()
+            await asyncio.wait_for(app.logged_out.wait(), TIMEOUT)
+        finally:
+            await ini.stop()
+
+    _run(main())
