@@ -1303,8 +1303,11 @@ cdef class CodecCore:
     cdef object _fail(self, str path, str field, str reason):
         return JsonMappingError([self.error_cls(path, field, reason)])
 
-    def body_to_fix(self, str msg_type, bytes body, header=(), str begin_string=None) -> bytes:
+    def body_to_fix(self, str msg_type, object body, header=(), str begin_string=None) -> bytes:
         """Validated FIX wire bytes from a JSON ``Body`` (a REST request body).
+
+        ``body`` is the JSON text (bytes), or a dict already decoded from it
+        (with ``float_hook=decimal.Decimal`` to keep the digits of numbers).
 
         ``msg_type`` is the MsgType (``"D"``) or the message name. ``header``
         fields (SenderCompID, TargetCompID, MsgSeqNum, SendingTime,
@@ -1316,13 +1319,18 @@ cdef class CodecCore:
         """
         cdef _Buf out
         cdef list errors = []
-        obj = self._decode(body)
-        cdef PyObject* pctx = PyDict_GetItem(self.in_ctx, msg_type)
+        cdef PyObject* pctx
+        cdef _InCtx ctx
+        if type(body) is dict:
+            obj = body
+        else:
+            obj = self._decode(body if type(body) is bytes else bytes(body))
+        pctx = PyDict_GetItem(self.in_ctx, msg_type)
         if pctx == NULL:
             raise self._fail("$", "MsgType", f"unknown message type {msg_type!r}")
         if type(obj) is not dict:
             raise self._fail("$", "", f"expected an object, got {_type_name(obj)}")
-        cdef _InCtx ctx = <_InCtx>pctx
+        ctx = <_InCtx>pctx
         begin = self.begin if begin_string is None else begin_string.encode("ascii")
         out = self._acquire()
         try:

@@ -97,6 +97,14 @@ def test_json_numbers_are_written_as_given(codec: JsonCodec, given: bytes, writt
     assert (44, written) in fields_of(codec.body_to_fix("D", body))
 
 
+def test_body_may_be_an_already_decoded_dict(codec: JsonCodec) -> None:
+    data = msgspec.json.encode(dict(NOS_BODY, Price=70000.5, OrderQty=10))
+    want = codec.body_to_fix("D", data, header=HEADER)
+    assert codec.body_to_fix("D", msgspec.json.decode(data), header=HEADER) == want
+    assert codec.body_to_fix("D", bytearray(data), header=HEADER) == want
+    assert (44, b"70000.5") in fields_of(want)
+
+
 def test_integer_fields_accept_json_integers(codec: JsonCodec) -> None:
     body = dict(NOS_BODY, OrderQty=10, AcctIDSource=1)
     f = fields_of(codec.body_to_fix("D", msgspec.json.encode(body)))
