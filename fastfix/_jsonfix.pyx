@@ -418,42 +418,6 @@ cdef const char* _check(int t, const unsigned char* s, Py_ssize_t n) noexcept no
     return NULL
 
 
-cdef bint _depth_exceeds(const unsigned char* p, Py_ssize_t n, int max_depth) noexcept nogil:
-    """True if the JSON text nests arrays/objects deeper than max_depth (strings skipped)."""
-    cdef Py_ssize_t i = 0, j, k
-    cdef int depth = 0
-    cdef unsigned char c
-    cdef const unsigned char* q
-    while i < n:
-        c = p[i]
-        i += 1
-        if c == b'"':
-            # jump to the closing quote: one not preceded by an odd run of backslashes
-            while True:
-                q = <const unsigned char*>memchr(p + i, b'"', n - i)
-                if q == NULL:
-                    return False
-                j = q - p
-                k = j
-                while k > i and p[k - 1] == b'\\':
-                    k -= 1
-                i = j + 1
-                if (j - k) % 2 == 0:
-                    break
-        elif c == b'{' or c == b'[':
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif c == b'}' or c == b']':
-            depth -= 1
-    return False
-
-
-def json_depth_exceeds(bytes data, int max_depth) -> bool:
-    """True if ``data`` nests arrays/objects deeper than ``max_depth``."""
-    return _depth_exceeds(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), max_depth)
-
-
 def check_value(int ftype, str value):
     """Reason why ``value`` is not a valid FIX value of type code ``ftype``, or None."""
     cdef Py_ssize_t n
@@ -573,6 +537,30 @@ cdef str _type_name(object v):
     if t is str:
         return "string"
     return "number"
+
+
+cdef int _nesting(object v, int limit):
+    """Depth of nested arrays/objects in v (a scalar is 0), counted up to limit + 1."""
+    cdef int best = 0, d
+    if limit < 0:
+        return 1
+    if type(v) is list:
+        for x in <list>v:
+            d = _nesting(x, limit - 1)
+            if d > best:
+                best = d
+                if best > limit:
+                    break
+        return best + 1
+    if type(v) is dict:
+        for x in (<dict>v).values():
+            d = _nesting(x, limit - 1)
+            if d > best:
+                best = d
+                if best > limit:
+                    break
+        return best + 1
+    return 0
 
 
 cdef str _show(str text):
@@ -1058,7 +1046,7 @@ cdef class CodecCore:
         return None
 
     cdef int _put_value(self, _Buf out, _InField f, object val, str path, str key,
-                        list errors) except -1:
+                        list errors, int depth) except -1:
         cdef Py_ssize_t n
         cdef const char* s
         cdef const char* reason
@@ -1075,6 +1063,12 @@ cdef class CodecCore:
         elif t is bool and f.ftype == T_BOOL:
             text = "Y" if val else "N"
         else:
+            if (t is list or t is dict) and depth + _nesting(val, self.max_depth) > self.max_depth:
+                # nesting is only measured here, off the fast path: groups are checked
+                # level by level, and msgspec itself stops runaway recursion
+                self._error(errors, f"{path}.{key}", key,
+                            f"nesting deeper than {self.max_depth} levels")
+                return 0
             if f.ftype in NUMERIC_TYPES:
                 exp = "a string or a number"
             elif f.ftype == T_BOOL:
@@ -1160,7 +1154,7 @@ cdef class CodecCore:
                 self._check_length(m.f, <object>pval, obj, path, <str>key, errors)
                 continue
             else:
-                self._put_value(out, m.f, <object>pval, path, <str>key, errors)
+                self._put_value(out, m.f, <object>pval, path, <str>key, errors, depth)
             # fields are put in dictionary order: a group entry must start with its
             # delimiter, and a field after a group must not be read as part of it
             out.push_seg(m.index, fstart, out.n)
@@ -1287,8 +1281,6 @@ cdef class CodecCore:
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         if n > self.max_bytes:
             raise self._fail("$", "", f"input of {n} bytes exceeds the limit of {self.max_bytes} bytes")
-        if _depth_exceeds(<const unsigned char*>PyBytes_AS_STRING(data), n, self.max_depth):
-            raise self._fail("$", "", f"nesting deeper than {self.max_depth} levels")
         try:
             return self.decoder.decode(data)
         except msgspec.DecodeError as exc:

@@ -51,18 +51,30 @@ def test_oversized_input(codec: JsonCodec) -> None:
 
 
 def test_excessive_nesting(codec: JsonCodec) -> None:
-    e = one_error(codec, b'{"Text":' + b"[" * 20 + b"]" * 20 + b"}")
-    assert e.reason == "nesting deeper than 8 levels"
-    # brackets inside strings do not count
-    assert codec.body_to_fix("D", msgspec.json.encode(dict(BASE, Text="[[[[[[[[[[[[[[[[")))
+    base = msgspec.json.encode(BASE)[:-1]
+    e = one_error(codec, base + b',"Text":' + b"[" * 20 + b"]" * 20 + b"}")
+    assert (e.path, e.field, e.reason) == ("$.Text", "Text", "nesting deeper than 8 levels")
+    e = one_error(codec, dict(BASE, NoPartyIDs=[{"PartyID": "P", "PartyRole": {"a": [[[[[[1]]]]]]}}]))
+    assert (e.path, e.field, e.reason) == ("$.NoPartyIDs[0].PartyRole", "PartyRole",
+                                           "nesting deeper than 8 levels")
+    # within the limit it is just the wrong type
+    e = one_error(codec, dict(BASE, Text=[[1]]))
+    assert e.reason == "expected a string, got array"
+
+
+def test_runaway_nesting_is_refused_without_exhausting_the_stack() -> None:
+    big = JsonCodec("FIX.4.4", max_bytes=1 << 20)
+    e = one_error(big, b'{"Text":' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    assert (e.path, e.field) == ("$", "")
+    assert e.reason == "nesting deeper than 16 levels"
 
 
 def test_group_nesting_limit_counts_levels() -> None:
     shallow = JsonCodec("FIX.4.4", max_depth=4)
     body = dict(BASE, NoPartyIDs=[{"PartyID": "P", "NoPartySubIDs": [{"PartySubID": "S"}]}])
-    errs = errors_of(shallow, body)
-    assert [(e.path, e.field) for e in errs] == [("$", "")]
-    assert errs[0].reason == "nesting deeper than 4 levels"
+    e = one_error(shallow, body)
+    assert (e.path, e.field) == ("$.NoPartyIDs[0].NoPartySubIDs", "NoPartySubIDs")
+    assert e.reason == "nesting deeper than 4 levels"
     # one group level (body, array, entry) fits
     assert shallow.body_to_fix("D", msgspec.json.encode(dict(BASE, NoPartyIDs=[{"PartyID": "P"}])))
 
