@@ -339,8 +339,9 @@ cdef int _parse_fields(Message m, const unsigned char* p, Step* st, const DataTa
     cdef Py_ssize_t cks = st.cks - st.start
     cdef Py_ssize_t e = st.end - st.start
     cdef Py_ssize_t k, ts, vs, ve
-    cdef int n, pending_tag = -1, dtag
-    cdef long t
+    cdef int n, dtag
+    cdef long t, pending_tag = 0
+    cdef bint neg
     cdef long long pending_len = 0, v
     cdef unsigned int ch, total
     cdef FieldRef* f
@@ -369,9 +370,15 @@ cdef int _parse_fields(Message m, const unsigned char* p, Step* st, const DataTa
     while k < cks:
         ts = k
         ch = p[k]
-        if ch <= C_0 or ch > C_9:
+        # A tag is an integer. Zero and negative ones are framed like any other so
+        # that validation answers them with "Invalid tag number", as QuickFIX does.
+        neg = ch == 45
+        if neg:
+            k += 1
+            ch = p[k]
+        if ch < C_0 or ch > C_9:
             st.reason = R_BAD_FIELD
-            st.a = k
+            st.a = ts
             return 1
         t = 0
         while C_0 <= ch <= C_9:
@@ -386,15 +393,17 @@ cdef int _parse_fields(Message m, const unsigned char* p, Step* st, const DataTa
             st.reason = R_BAD_FIELD
             st.a = ts
             return 1
+        if neg:
+            t = -t
         k += 1
         vs = k
-        if t == pending_tag:
+        if t == pending_tag and pending_tag > 0:
             ve = vs + pending_len
             if ve >= cks or p[ve] != C_SOH:
                 st.reason = R_DATA_LENGTH
                 st.a = t
                 return 1
-            pending_tag = -1
+            pending_tag = 0
         else:
             # The SOH before "10=" bounds this scan.
             while p[k] != C_SOH:
@@ -411,7 +420,7 @@ cdef int _parse_fields(Message m, const unsigned char* p, Step* st, const DataTa
         if n == 3 and t != 35:
             st.reason = R_NO_MSGTYPE
             return 1
-        dtag = _data_tag_for(dt, t)
+        dtag = _data_tag_for(dt, t) if t > 0 else 0
         if dtag:
             v = 0
             for k in range(vs, ve):

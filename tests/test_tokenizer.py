@@ -152,7 +152,9 @@ def test_frame_helper_is_valid():
         (_frame(b"35=0\x0149=A\x01x4=1\x0134=9\x01"), "malformed tag=value field"),
         (_frame(b"35=0\x014garbled9=A\x0134=9\x01"), "malformed tag=value field"),
         (_frame(b"35=0\x0149=A\x01=1\x0134=9\x01"), "malformed tag=value field"),
-        (_frame(b"35=0\x0149=A\x01049=1\x0134=9\x01"), "malformed tag=value field"),
+        (_frame(b"35=0\x0149=A\x01-=1\x0134=9\x01"), "malformed tag=value field"),
+        (_frame(b"35=0\x0149=A\x01--1=1\x0134=9\x01"), "malformed tag=value field"),
+        (_frame(b"35=0\x0149=A\x011-1=1\x0134=9\x01"), "malformed tag=value field"),
         (_frame(b"35=0\x0149=A\x0149A\x0134=9\x01"), "malformed tag=value field"),
         (_frame(b"35=0\x0149=A\x0112345678901=1\x0134=9\x01"), "malformed tag=value field"),
         (_frame(b"35=0\x0195=5\x0196=ab\x0134=9\x01"), "data field 96"),
@@ -195,6 +197,17 @@ def test_bodylength_not_a_number(value):
     assert isinstance(out[0], Garbled)
     assert "BodyLength (9) is not a valid number" in out[0].reason
     assert _seqs(out) == [3]
+
+
+@pytest.mark.parametrize("tag, expected", [(b"0", 0), (b"-1", -1), (b"049", 49), (b"5000", 5000)])
+def test_integer_tags_out_of_range_parse(tag, expected):
+    # Not garbled: validation answers these with a Reject "Invalid tag number".
+    data = _frame(b"35=0\x0134=3\x0149=TW44\x0156=ISLD\x01" + tag + b"=HI\x01")
+    m = Tokenizer().feed(data)[0]
+    assert isinstance(m, Message)
+    assert m.tag_at(-2) == expected
+    assert m.value_at(-2) == b"HI"
+    assert expected in m
 
 
 def test_empty_value_parses():
