@@ -1,0 +1,150 @@
+"""Gateway configuration, authentication, throttling, tick sizes and the SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from _gateway_harness import gateway_toml, sha
+
+from fastfix.errors import ConfigError
+from server.gateway.auth import Authenticator, TokenBucket, hash_key
+from server.gateway.checks import check_order_fields, krx_tick
+from server.gateway.config import ClientConfig, load_config
+from server.gateway.orders import Execution, Order
+from server.gateway.store import OrderFilter, SQLiteStore
+
+
+def write(tmp: Path, text: str) -> Path:
+    p = tmp / "gw.toml"
+    p.write_text(text)
+    return p
+
+
+def test_config_loads(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, gateway_toml()))
+    assert cfg.link == "loopback" and cfg.rest_port == 0 and cfg.tick_size == "krx"
+    assert list(cfg.brokers) == ["BRKA", "BRKB", "BRKC"]
+    alpha = cfg.clients["alpha"]
+    assert alpha.brokers == ["BRKA", "BRKB"] and alpha.max_order_qty == Decimal(100000)
+    assert cfg.database == tmp_path.resolve() / "gw.db"  # relative to the file
+
+
+@pytest.mark.parametrize("change,key", [
+    (('rest_port = 0', 'rest_port = 70000'), "gateway.rest_port"),
+    (('link = "loopback"', 'link = "carrier-pigeon"'), "gateway.link"),
+    (('link = "loopback"', 'link = "fix"'), "gateway.fix_settings"),
+    (('tick_size = "krx"', 'tick_size = 5'), "gateway.tick_size"),
+    (('ws_heartbeat = 1.0', 'ws_heartbit = 1.0'), "gateway.ws_heartbit"),
+    (('brokers = ["BRKA", "BRKB"]', 'brokers = ["BRKA", "NOPE"]'), "clients[0].brokers[1]"),
+    (('rate = 1\n', 'rate = -1\n'), "clients[2].rate"),
+    (('max_order_qty = 100000', 'max_order_qty = "lots"'), "clients[0].max_order_qty"),
+    (('id = "beta"', 'id = "al:pha"'), "clients[1].id"),
+    (('id = "BRKB"', 'id = "BRKA"'), "brokers[1].id"),
+])
+def test_config_errors_name_file_and_key(tmp_path: Path, change: tuple[str, str], key: str) -> None:
+    text = gateway_toml()
+    assert change[0] in text
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text.replace(change[0], change[1], 1)))
+    assert str(err.value).startswith(str(tmp_path.resolve() / "gw.toml") + ": " + key + ":"), str(err.value)
+
+
+def test_config_same_key_twice_and_bad_toml(tmp_path: Path) -> None:
+    text = gateway_toml().replace(sha("key-beta-0123456789"), sha("key-alpha-0123456789"))
+    with pytest.raises(ConfigError, match=r"clients\[1\].api_key_sha256"):
+        load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[gateway\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_authenticator() -> None:
+    c = ClientConfig(id="a", api_key_sha256=hash_key("secret-1"))
+    auth = Authenticator({"a": c})
+    assert auth.authenticate("secret-1") is c
+    assert auth.authenticate("secret-2") is None
+    assert auth.authenticate("") is None and auth.authenticate(None) is None
+    headers = {"authorization": "Bearer secret-1"}
+    assert Authenticator.key_from_headers(lambda k, d=None: headers.get(k, d)) == "secret-1"
+    headers = {"x-api-key": " k "}
+    assert Authenticator.key_from_headers(lambda k, d=None: headers.get(k, d)) == "k"
+
+
+def test_token_bucket() -> None:
+    b = TokenBucket(rate=10, burst=3)
+    assert [b.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = b.take()
+    assert 0 < wait <= 0.1
+
+
+@pytest.mark.parametrize("price,tick", [(1999, 1), (2000, 5), (4995, 5), (5000, 10), (19990, 10), (20000, 50),
+                                        (49950, 50), (50000, 100), (199900, 100), (200000, 500),
+                                        (499500, 500), (500000, 1000), (1234000, 1000)])
+def test_krx_tick(price: int, tick: int) -> None:
+    assert krx_tick(Decimal(price)) == tick
+
+
+def test_order_checks_collect_everything() -> None:
+    client = ClientConfig(id="a", api_key_sha256="0" * 64, accounts=["A1", "A2"], max_order_qty=Decimal(100),
+                          max_notional=Decimal(1_000_000))
+    problems: list = []
+    check_order_fields({"OrderQty": "1.5", "OrdType": "2"}, client, "krx", "$", problems)
+    assert {(p.field, p.reason.split()[0]) for p in problems} == {("OrderQty", "must"), ("Price", "required"),
+                                                                   ("Account", "required:")}
+    problems = []
+    check_order_fields({"OrderQty": 50, "OrdType": "2", "Price": 70050, "Account": "A1"}, client, "krx", "$",
+                       problems)
+    assert [p.field for p in problems] == ["Price", "OrderQty"]  # off tick; notional 3.5M > 1M
+    problems = []
+    check_order_fields({"OrderQty": "5", "OrdType": "1", "Account": "A1"}, client, "krx", "$", problems)
+    assert problems == []
+
+
+def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
+    async def first() -> int:
+        store = SQLiteStore(tmp_path / "s.db", inline=False)  # the writer-thread path
+        store.start()
+
+        async def one(i: int) -> None:
+            o = Order(client_id="c", ClOrdID=f"o{i}", broker="B", Symbol="005930", created_ns=i, updated_ns=i)
+            store.put_order(o)
+            store.put_event("c", i + 1, b'{"seq":%d}' % (i + 1), i)
+            await store.commit()
+
+        await asyncio.gather(*(one(i) for i in range(200)))
+        commits = store.commits
+        o = Order(client_id="c", ClOrdID="o0", broker="B", Symbol="005930", OrdStatus="2", created_ns=0,
+                  updated_ns=5)
+        store.put_order(o)
+        store.put_execution("c", "o0", Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=5))
+        store.put_execution("c", "o0", Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=6))
+        store.put_alias("c", "o0-cxl", "o0", "cancel")
+        await store.commit()
+        await store.close()
+        return commits
+
+    commits = asyncio.run(first())
+    assert commits < 200  # concurrent writers shared transactions
+
+    async def second() -> None:
+        store = SQLiteStore(tmp_path / "s.db")
+        store.start()
+        try:
+            assert store.last_seqs() == {"c": 200}
+            assert [r.seq for r in store.events_since("c", 195, 10)] == [196, 197, 198, 199, 200]
+            assert store.get_order("c", "o0").OrdStatus == "2"  # type: ignore[union-attr]
+            assert len(store.executions("c", "o0")) == 1  # the same ExecID once
+            assert store.get_alias("c", "o0-cxl") == ("o0", "cancel")
+            assert len(list(store.open_orders())) == 199
+            page = store.list_orders("c", OrderFilter(limit=3, after=(10, "o10")))
+            assert [o.ClOrdID for o in page] == ["o11", "o12", "o13"]
+            assert store.list_orders("c", OrderFilter(status="2"))[0].ClOrdID == "o0"
+            assert store.list_orders("other", OrderFilter()) == []
+        finally:
+            await store.close()
+
+    asyncio.run(second())
