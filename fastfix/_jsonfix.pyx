@@ -476,10 +476,19 @@ cdef class _InField:
     cdef str enum_text
     cdef _InField length_f   # for a DATA field: the LENGTH field written before it
     cdef _InField data_f     # for such a LENGTH field: its DATA field
+    cdef bint char_enums     # every code is one byte: membership is a bit test
+    cdef unsigned char enum_bits[32]
 
     def __init__(self, int tag, str name, int ftype, object enums, str enum_text):
+        cdef int c
         self.length_f = None
         self.data_f = None
+        memset(self.enum_bits, 0, 32)
+        self.char_enums = enums is not None and all(len(v.encode()) == 1 for v in enums)
+        if self.char_enums:
+            for v in enums:
+                c = ord(v)
+                self.enum_bits[c >> 3] |= <unsigned char>(1 << (c & 7))
         self.tag = tag
         self.name = name
         self.ftype = ftype
@@ -606,6 +615,7 @@ cdef class CodecCore:
     cdef object error_cls
     cdef object decimal_cls
     cdef object decoder
+    cdef object decode
     cdef readonly Py_ssize_t max_bytes
     cdef bytes begin
 
@@ -642,6 +652,7 @@ cdef class CodecCore:
         self.max_depth = max_depth
         self.max_bytes = max_bytes
         self.decoder = decoder
+        self.decode = decoder.decode
         self.begin = begin
         self.allow_user_defined = allow_user_defined
         self.error_cls = error_cls
@@ -1080,7 +1091,12 @@ cdef class CodecCore:
         s = PyUnicode_AsUTF8AndSize(text, &n)
         if f.enums is not None and f.ftype != T_MULTI and f.ftype != T_MULTICHAR:
             # the dictionary's list of codes is the whole truth for an enumerated field
-            if text not in f.enums:
+            if f.char_enums:
+                if n != 1 or not (f.enum_bits[(<unsigned char>s[0]) >> 3] >> ((<unsigned char>s[0]) & 7)) & 1:
+                    self._error(errors, f"{path}.{key}", key,
+                                f"invalid value {_show(text)} for {f.name}; allowed: {f.enum_text}")
+                    return 0
+            elif text not in f.enums:
                 self._error(errors, f"{path}.{key}", key,
                             f"invalid value {_show(text)} for {f.name}; allowed: {f.enum_text}")
                 return 0
@@ -1282,7 +1298,7 @@ cdef class CodecCore:
         if n > self.max_bytes:
             raise self._fail("$", "", f"input of {n} bytes exceeds the limit of {self.max_bytes} bytes")
         try:
-            return self.decoder.decode(data)
+            return self.decode(data)
         except msgspec.DecodeError as exc:
             raise self._fail("$", "", f"invalid JSON: {exc}") from None
         except RecursionError:
