@@ -162,20 +162,21 @@ def _order_fields(clordid: str) -> list[tuple[int, Any]]:
             (60, dt.datetime(2024, 1, 2, tzinfo=dt.UTC)), (38, 100), (40, "2"), (44, 71500)]  # fmt: skip
 
 
-def _initiator_settings(port: int, tmp: Path) -> SessionSettings:
+def _initiator_settings(port: int, tmp: Path, sync: str = "N") -> SessionSettings:
     return SessionSettings.from_dict(
         [{"BeginString": "FIX.4.4", "SenderCompID": "CLIENT", "TargetCompID": "EXEC"}],
         default={"ConnectionType": "initiator", "SocketConnectHost": "127.0.0.1",
                  "SocketConnectPort": port, "HeartBtInt": 30, "ReconnectInterval": 1,
-                 "FileStorePath": str(tmp / "ini-store")},
+                 "FileStorePath": str(tmp / "ini-store"), "FileStoreSync": sync},
     )  # fmt: skip
 
 
-def _acceptor_settings(tmp: Path) -> SessionSettings:
+def _acceptor_settings(tmp: Path, sync: str = "N") -> SessionSettings:
     return SessionSettings.from_dict(
         [{"BeginString": "FIX.4.4", "SenderCompID": "EXEC", "TargetCompID": "CLIENT"}],
         default={"ConnectionType": "acceptor", "SocketAcceptAddress": "127.0.0.1",
-                 "SocketAcceptPort": 0, "FileStorePath": str(tmp / "acc-store")},
+                 "SocketAcceptPort": 0, "FileStorePath": str(tmp / "acc-store"),
+                 "FileStoreSync": sync},
     )  # fmt: skip
 
 
@@ -233,15 +234,16 @@ def _ping(loop: asyncio.AbstractEventLoop, client: Any, session: Any) -> Any:
     return one
 
 
-def test_fastfix_to_fastfix_ping_pong(benchmark, loop: asyncio.AbstractEventLoop, tmp_path: Path):
+@pytest.mark.parametrize("sync", ["N", "batch"])
+def test_fastfix_to_fastfix_ping_pong(benchmark, loop: asyncio.AbstractEventLoop, tmp_path: Path, sync: str):
     """NewOrderSingle -> ExecutionReport between two fastfix engines on one loop (file stores)."""
     engine, Exec, Client = _apps()
     acc_app, client = Exec(), Client()
-    acc = engine.Acceptor(_acceptor_settings(tmp_path), acc_app)
+    acc = engine.Acceptor(_acceptor_settings(tmp_path, sync), acc_app)
 
     async def setup():
         await acc.start()
-        ini = engine.Initiator(_initiator_settings(acc.port, tmp_path), client)
+        ini = engine.Initiator(_initiator_settings(acc.port, tmp_path, sync), client)
         await ini.start()
         await asyncio.wait_for(client.logged_on.wait(), 10)
         return ini
@@ -254,18 +256,19 @@ def test_fastfix_to_fastfix_ping_pong(benchmark, loop: asyncio.AbstractEventLoop
     finally:
         loop.run_until_complete(ini.stop())
         loop.run_until_complete(acc.stop())
-    benchmark.extra_info.update(_percentiles(rec.samples), batch=BATCH, peer="fastfix")
+    benchmark.extra_info.update(_percentiles(rec.samples), batch=BATCH, peer="fastfix", sync=sync)
 
 
-def test_fastfix_one_way_throughput(benchmark, loop: asyncio.AbstractEventLoop, tmp_path: Path):
+@pytest.mark.parametrize("sync", ["N", "batch"])
+def test_fastfix_one_way_throughput(benchmark, loop: asyncio.AbstractEventLoop, tmp_path: Path, sync: str):
     """Pipelined NewOrderSingles, initiator -> acceptor, counted by the acceptor's application."""
     engine, Exec, Client = _apps()
     acc_app, client = Exec(answer=False), Client()
-    acc = engine.Acceptor(_acceptor_settings(tmp_path), acc_app)
+    acc = engine.Acceptor(_acceptor_settings(tmp_path, sync), acc_app)
 
     async def setup():
         await acc.start()
-        ini = engine.Initiator(_initiator_settings(acc.port, tmp_path), client)
+        ini = engine.Initiator(_initiator_settings(acc.port, tmp_path, sync), client)
         await ini.start()
         await asyncio.wait_for(client.logged_on.wait(), 10)
         return ini
@@ -293,6 +296,7 @@ def test_fastfix_one_way_throughput(benchmark, loop: asyncio.AbstractEventLoop, 
         msgs_per_s_median=round(statistics.median(rates)),
         msgs_per_s_best=round(max(rates)),
         peer="fastfix",
+        sync=sync,
     )
 
 
