@@ -128,9 +128,15 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
-        if sock is not None and self.engine._nodelay:
+        if sock is not None:
+            eng = self.engine
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if eng._nodelay:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if eng._sndbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, eng._sndbuf)
+                if eng._rcvbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, eng._rcvbuf)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         self.engine._connections.add(self)
         if self.session is not None:
@@ -256,6 +262,8 @@ class _Engine:
         self._logon_events: dict[Session, asyncio.Event] = {}
         self._data_fields: dict[int, int] = {}
         self._nodelay = True
+        self._sndbuf = 0
+        self._rcvbuf = 0
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._started = False
@@ -280,7 +288,10 @@ class _Engine:
                     with contextlib.suppress(AttributeError, TypeError):
                         df = dd.data_fields
                         self._data_fields.update(df() if callable(df) else df)
+            # Socket options are per engine (an acceptor's connection has no session yet).
             self._nodelay = s.get_bool("SocketNodelay", True)
+            self._sndbuf = s.get_int("SocketSendBufferSize", 0)
+            self._rcvbuf = s.get_int("SocketReceiveBufferSize", 0)
             session = Session(sid, cfg, store, app=self.app, log=log, dictionary=dd, clock=self._clock)
             session.spawn = self._spawner(session)
             session.state_listener = self._state_changed
@@ -417,8 +428,6 @@ class _Engine:
         for s, conn in list(self._conn_of.items()):
             if s.is_logged_on:
                 s.logout()
-                if conn.transport is not None:
-                    conn.transport.writelines([])
                 waits.append(conn.lost)
             else:
                 s.disconnect("engine stopping")
@@ -494,8 +503,15 @@ class Acceptor(_Engine):
             if host is None:
                 host = s.get_str("SocketAcceptAddress", None)
             self._logon_timeout = s.get_int("LogonTimeout", 10)
+        reuse = True
+        ssl_ctx = None
+        for s in self.settings.sessions().values():
+            if not s.is_initiator:
+                reuse = s.get_bool("SocketReuseAddress", True)
+                ssl_ctx = s.ssl_context()
+                break
         self._server = await self._loop.create_server(
-            lambda: _Connection(self), host or None, port or 0, reuse_address=True
+            lambda: _Connection(self), host or None, port or 0, reuse_address=reuse, ssl=ssl_ctx
         )
 
     async def stop(self, logout_timeout: float = 2.0) -> None:

@@ -135,31 +135,42 @@ def _b(v: str | bytes) -> bytes:
 
 
 _day_base: dict[bytes, int] = {}
+_last_second: list[Any] = [b"", 0]  # (YYYYMMDD-HH:MM:SS, epoch seconds) of the last call
 
 
 def parse_utc(value: bytes) -> float:
     """``YYYYMMDD-HH:MM:SS[.fff...]`` -> seconds since the epoch; ValueError if malformed.
 
-    Dates are cached, so the per-message cost is a few int() calls.
+    Consecutive messages mostly share their second, which is cached; dates are cached
+    too, so the usual cost is one slice compare and the fraction.
     """
-    if len(value) < 17 or value[8] != 45 or value[11] != 58 or value[14] != 58:
-        raise ValueError(f"not a UTCTimestamp: {value!r}")
-    day = value[:8]
-    base = _day_base.get(day)
-    if base is None:
-        d = _dt.date(int(day[:4]), int(day[4:6]), int(day[6:8]))
-        base = calendar.timegm(d.timetuple())
-        if len(_day_base) > 4096:
-            _day_base.clear()
-        _day_base[day] = base
-    hh, mm, ss = int(value[9:11]), int(value[12:14]), int(value[15:17])
-    if hh > 23 or mm > 59 or ss > 60:
-        raise ValueError(f"not a UTCTimestamp: {value!r}")
-    t = base + hh * 3600 + mm * 60 + ss
-    if len(value) > 18 and value[17] == 46:
+    head = value[:17]
+    if head == _last_second[0]:
+        t = _last_second[1]
+    else:
+        if len(value) < 17 or value[8] != 45 or value[11] != 58 or value[14] != 58:
+            raise ValueError(f"not a UTCTimestamp: {value!r}")
+        day = value[:8]
+        base = _day_base.get(day)
+        if base is None:
+            d = _dt.date(int(day[:4]), int(day[4:6]), int(day[6:8]))
+            base = calendar.timegm(d.timetuple())
+            if len(_day_base) > 4096:
+                _day_base.clear()
+            _day_base[day] = base
+        hh, mm, ss = int(value[9:11]), int(value[12:14]), int(value[15:17])
+        if hh > 23 or mm > 59 or ss > 60:
+            raise ValueError(f"not a UTCTimestamp: {value!r}")
+        t = base + hh * 3600 + mm * 60 + ss
+        _last_second[0] = head
+        _last_second[1] = t
+    n = len(value)
+    if n == 17:
+        return float(t)
+    if n > 18 and value[17] == 46:
         frac = value[18:]
-        t += int(frac) / 10 ** len(frac)
-    return float(t)
+        return t + int(frac) / 10 ** (n - 18)
+    raise ValueError(f"not a UTCTimestamp: {value!r}")
 
 
 # --------------------------------------------------------------------------- config
@@ -322,10 +333,11 @@ class Session:
         dictionary: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from fastfix.codec import encode, parse
+        from fastfix.codec import Garbled, encode, parse
 
         self._encode = encode
         self._parse = parse
+        self._garbled_type = Garbled
         self.session_id = session_id
         self.config = config
         self.store = store
@@ -764,7 +776,7 @@ class Session:
 
     def receive(self, item: Any) -> None:
         """Feed one tokenizer item (a Message or a Garbled frame)."""
-        if getattr(item, "reason", None) is not None and not hasattr(item, "msg_type"):
+        if type(item) is self._garbled_type:
             self.receive_garbled(item.reason, item.data)
         else:
             self.receive_message(item)
@@ -867,15 +879,16 @@ class Session:
     def _verify(self, msg: Any, check_high: bool = True, check_low: bool = True) -> bool:
         """QuickFIX ``Session::verify``: logon state, SendingTime, CompIDs, MsgSeqNum."""
         mt = msg.msg_type
-        if not self._valid_logon_state(mt):
+        if not (self.received_logon and mt != b"A") and not self._valid_logon_state(mt):
             self._event("Logon state is not valid for message")
             self.disconnect("logon state is not valid for message")
             return False
         cfg = self.config
+        now = self._clock()
         if cfg.check_latency:
             st = msg.get(52)
             try:
-                ok = st is not None and abs(self._clock() - parse_utc(st)) <= cfg.max_latency
+                ok = st is not None and abs(now - parse_utc(st)) <= cfg.max_latency
             except ValueError:
                 ok = False
             if not ok:
@@ -910,7 +923,7 @@ class Session:
                     chunk_end = min(rr[2] + self.config.resend_request_chunk_size, rr[1])
                     self._send_admin(b"2", [(7, begin), (16, chunk_end)])
                     self._resend_range = (rr[0], rr[1], chunk_end)
-        self.last_received = self._clock()
+        self.last_received = now
         self._test_requests = 0
         if self._hook_from_admin and mt in _ADMIN_TYPES:
             self._call_hook(self.app.from_admin, msg, self.session_id)
