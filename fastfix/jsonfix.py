@@ -108,6 +108,7 @@ class JsonCodec(CodecCore):
         # Floats are kept as Decimal so that a JSON number keeps the digits it was sent with.
         self._decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
         self._schemas: dict[str, dict[str, Any]] = {}
+        self._allow_user_defined = allow_user_defined
 
         fields = []
         for f in dd.fields.values():
@@ -143,6 +144,7 @@ class JsonCodec(CodecCore):
             if dd.fields[a].type.upper() == "DATA":
                 a, b = b, a
             data_fields[a] = b
+        self._length_of_data = data_fields
         self._setup(fields, groups, messages, header, trailer, data_fields, max_depth,
                     allow_user_defined, FieldError, decimal.Decimal, self._decoder, max_bytes,
                     self._begin)
@@ -258,7 +260,12 @@ class JsonCodec(CodecCore):
         out: dict[str, Any] = {"type": "object", "properties": props}
         if required:
             out["required"] = required
-        if top:
+        # a length field is only valid beside the DATA field it sizes
+        pairs = {fields[ln].name: [fields[dt].name] for ln, dt in self._length_of_data.items()
+                 if fields[ln].name in props and fields[dt].name in props}
+        if pairs:
+            out["dependentRequired"] = pairs
+        if top and self._allow_user_defined:
             # user-defined fields keyed by their tag number (5000 and above)
             out["patternProperties"] = {
                 "^([5-9][0-9]{3}|[1-9][0-9]{4,8})$": {"type": "string", "pattern": "^[^\\u0001]+$"}}

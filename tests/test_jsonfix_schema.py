@@ -26,7 +26,7 @@ NOL = {"ListID": "L", "BidType": "3", "TotNoOrders": "1",
                      "NoPartyIDs": [{"PartyID": "P", "PartyRole": "3",
                                      "NoPartySubIDs": [{"PartySubID": "S"}]}]}]}
 
-VALID = [("D", NOS), ("E", NOL), ("F", {"OrigClOrdID": "A", "ClOrdID": "B", "Side": "2",
+VALID = [("D", NOS), ("E", NOL), ("D", dict(NOS, EncodedText="가", EncodedTextLen=3)), ("F", {"OrigClOrdID": "A", "ClOrdID": "B", "Side": "2",
                                         "TransactTime": "20240102-09:00:00.000"})]
 INVALID: list[tuple[str, dict[str, Any]]] = [
     ("D", {k: v for k, v in NOS.items() if k != "Side"}),           # missing required
@@ -40,6 +40,7 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("D", dict(NOS, NoPartyIDs=[{"PartyRole": "3"}])),              # entry without delimiter
     ("D", dict(NOS, NoPartyIDs={"PartyID": "P"})),                  # group not an array
     ("E", dict(NOL, NoOrders=[{"ClOrdID": "C1", "Side": "1"}])),    # required in entry
+    ("D", dict(NOS, EncodedTextLen="3")),                           # length without its data
 ]
 
 
@@ -80,6 +81,13 @@ def test_schema_and_mapper_both_reject(codec: JsonCodec, msg_type: str, body: di
         codec.body_to_fix(msg_type, msgspec.json.encode(body))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(body, codec.json_schema(msg_type))
+
+
+def test_user_defined_keys_follow_the_codec_setting() -> None:
+    strict = JsonCodec("FIX.4.4", allow_user_defined=False)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(NOS, strict.json_schema("D"))
+    jsonschema.validate({k: v for k, v in NOS.items() if k != "5001"}, strict.json_schema("D"))
 
 
 def test_openapi_components(codec: JsonCodec) -> None:
