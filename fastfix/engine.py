@@ -156,7 +156,15 @@ class _Connection(asyncio.Protocol):
                     session = self.engine._route(self, item)
                     if session is None:
                         break
-                session.receive(item)
+                try:
+                    session.receive(item)
+                except Exception as exc:  # noqa: BLE001
+                    # An application error (or a value the session cannot read without a
+                    # dictionary): as QuickFIX, drop the connection; the message was not
+                    # consumed, so the peer sends it again after the next logon.
+                    session._event(f"Error processing message, disconnecting: {exc!r}")
+                    session.disconnect("error processing message")
+                    break
         finally:
             self._batch = None
             if session is not None:

@@ -228,3 +228,31 @@ def test_readme_session_examples_run(tmp_path: Any) -> None:
         outputs.append(proc.stdout)
     assert outputs[0].strip() == "2 b'8' b'A1' b'0'"
     assert "35=A" in outputs[1]
+
+
+def test_application_error_disconnects_without_consuming_the_message() -> None:
+    class Broken(Application):
+        def from_app(self, msg: Any, session_id: Any) -> None:
+            raise RuntimeError("bug")
+
+    async def main() -> None:
+        acc = Acceptor(_acceptor_settings(), Broken())
+        await acc.start()
+        try:
+            session = next(iter(acc.sessions().values()))
+            conn = _Connection(acc)
+            transport = _FakeTransport()
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            ts = utc_timestamp()
+            conn.data_received(
+                encode("FIX.4.4", "A", [(34, 1), (49, "CLIENT"), (52, ts), (56, "HUB"), (98, 0), (108, 30)])
+                + encode("FIX.4.4", "D", [(34, 2), (49, "CLIENT"), (52, ts), (56, "HUB"), (11, "a"),
+                                          (40, "1"), (54, "1"), (55, "X"), (60, ts)])
+            )
+            assert transport.closed and not session.is_connected
+            assert session.next_target_seq == 2  # the order will be asked for again
+            assert len(transport.written) == 1  # only the Logon answer went out
+        finally:
+            await acc.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
