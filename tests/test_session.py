@@ -613,3 +613,15 @@ def test_non_positive_tag_is_rejected_other_garbage_ignored() -> None:
     n = len(h.out)
     h.session.receive_garbled("malformed", _frame(b"35=0\x0134=9\x014garbled9=TW\x01"))
     assert len(h.out) == n and h.session.is_logged_on
+
+
+def test_weekday_schedule_refuses_logon_at_the_weekend() -> None:
+    sched = SessionSchedule(dt.time(0, 0), dt.time(23, 59, 59), weekdays=frozenset(range(5)))
+    h = Harness(schedule=sched)
+    h.clock.advance(5 * 86400)  # Saturday
+    out = h.logon()
+    assert out == [] and h.closed == 1 and not h.session.is_logged_on
+    h.clock.advance(2 * 86400)  # Monday
+    h.peer_seq = 1
+    out = h.logon()
+    assert types(out) == [b"A"] and h.session.is_logged_on

@@ -256,3 +256,18 @@ def test_application_error_disconnects_without_consuming_the_message() -> None:
             await acc.stop()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_acceptor_drops_connections_that_never_log_on() -> None:
+    async def main() -> None:
+        acc = Acceptor(_acceptor_settings(), Echo(), tick_interval=0.05)
+        await acc.start()
+        acc._logon_timeout = 0.2
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", acc.port)
+            assert await _read_until_eof(reader, 5) == b""
+            writer.close()
+        finally:
+            await acc.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
