@@ -1,10 +1,10 @@
 # cython: language_level=3
 """C-level writers of the FIX <-> JSON mapping (see :mod:`fastfix.jsonfix`).
 
-FIX -> JSON scans the wire bytes once into (tag, value offsets) arrays and
-writes the JSON text straight into a growable C buffer, using a key table
-indexed by tag (``"ClOrdID":``) and per-group member bitmaps, so no Python
-object is created per field.
+FIX -> JSON takes the field offsets of a parsed ``Message`` (or splits wire
+bytes once) and writes the JSON text straight into a growable C buffer, using
+a key table indexed by tag (``"ClOrdID":``) and per-group member bitmaps, so no
+Python object is created per field.
 
 JSON -> FIX walks the dict produced by msgspec once, validating each value
 against its FIX type in C, and writes ``tag=value<SOH>`` into the same kind of
@@ -416,14 +416,6 @@ cdef const char* _check(int t, const unsigned char* s, Py_ssize_t n) noexcept no
                 return "expected single characters separated by spaces"
         return NULL
     return NULL
-
-
-def check_value(int ftype, str value):
-    """Reason why ``value`` is not a valid FIX value of type code ``ftype``, or None."""
-    cdef Py_ssize_t n
-    cdef const char* s = PyUnicode_AsUTF8AndSize(value, &n)
-    cdef const char* r = _check(ftype, <const unsigned char*>s, n)
-    return None if r == NULL else r.decode()
 
 
 # ---------------------------------------------------------------------------
@@ -1176,8 +1168,11 @@ cdef class CodecCore:
             out.push_seg(m.index, fstart, out.n)
         if seen_required < ctx.nrequired:
             for m in ctx.required:
-                if m.f.name not in obj and m is not ctx.delim:
-                    self._error(errors, f"{path}.{m.f.name}", m.f.name, "required field missing")
+                if m.f.name in obj or m is ctx.delim:
+                    continue  # present, or reported by the group walk
+                if m.f.data_f is not None and m.f.data_f.name in obj:
+                    continue  # a length field is written with its DATA field
+                self._error(errors, f"{path}.{m.f.name}", m.f.name, "required field missing")
         self._order_segs(out, base, start)
         out.nseg = base
         return 0

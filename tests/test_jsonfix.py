@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -325,8 +326,6 @@ def test_module_examples_run() -> None:
 
 
 def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## FIX <-> JSON", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
@@ -363,3 +362,49 @@ def test_shared_codec_across_threads(codec: JsonCodec) -> None:
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(work, 300) for _ in range(4)]
         assert [f.result(timeout=60) for f in futures] == [300] * 4
+
+
+DIALECT = """<fix type='FIX' major='4' minor='4'>
+ <header/>
+ <trailer/>
+ <messages>
+  <message name='BoardNotice' msgtype='U1' msgcat='app'>
+   <field name='RawDataLength' required='Y'/>
+   <field name='RawData' required='Y'/>
+   <field name='KrxBoardID' required='Y'/>
+  </message>
+  <message name='NewOrderSingle' msgtype='D' msgcat='app'>
+   <field name='KrxBoardID' required='N'/>
+  </message>
+ </messages>
+ <components/>
+ <fields>
+  <field number='5001' name='KrxBoardID' type='STRING'>
+   <value enum='G1' description='REGULAR'/>
+   <value enum='G2' description='CLOSING'/>
+  </field>
+ </fields>
+</fix>
+"""
+
+
+def test_dialect_dictionary_drives_both_directions(tmp_path: Path) -> None:
+    from fastfix.dictionary import DataDictionary
+
+    path = tmp_path / "krx.xml"
+    path.write_text(DIALECT)
+    dd = DataDictionary.load("FIX.4.4").extend(path)
+    krx = JsonCodec(dd)
+    # a dialect field is keyed by its name, checked against its enumeration
+    out = krx.body_to_fix("D", msgspec.json.encode(dict(NOS_BODY, KrxBoardID="G1")))
+    assert (5001, b"G1") in fields_of(out)
+    assert msgspec.json.decode(krx.fix_body_to_json(out))["KrxBoardID"] == "G1"
+    with pytest.raises(JsonMappingError) as info:
+        krx.body_to_fix("D", msgspec.json.encode(dict(NOS_BODY, KrxBoardID="G9")))
+    assert info.value.errors[0].reason.startswith("invalid value 'G9' for KrxBoardID; allowed: G1 (REGULAR)")
+    # a required length field is satisfied by its DATA field
+    notice = krx.body_to_fix("U1", b'{"RawData":"x\\u0001y","KrxBoardID":"G2"}')
+    assert b"\x0135=U1\x0195=3\x0196=x\x01y\x015001=G2\x01" in notice
+    with pytest.raises(JsonMappingError) as info:
+        krx.body_to_fix("BoardNotice", b'{"KrxBoardID":"G2"}')
+    assert [e.field for e in info.value.errors] == ["RawDataLength", "RawData"]
