@@ -19,6 +19,7 @@ import socket
 import time
 import urllib.parse
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -43,6 +44,7 @@ log = logging.getLogger("fastfix.gateway")
 _json = msgspec.json.Encoder()
 _JSON = [("content-type", "application/json")]
 _STATUS_CODES = {name: code for code, name in ORD_STATUS_NAMES.items()}
+_STATIC = Path(__file__).parent / "static"  # browser pages, served at / and /static/
 
 
 class RestApp:
@@ -50,6 +52,7 @@ class RestApp:
 
     def __init__(self, gateway: Gateway, auth: Authenticator, openapi: dict[str, Any]) -> None:
         self.gw = gateway
+        self.ws_port = 0  # set once the stream server is bound; shown at /stream-info
         self.auth = auth
         self.max_body = gateway.cfg.max_body_bytes
         self.metrics = gateway.metrics
@@ -116,6 +119,12 @@ class RestApp:
                 return "openapi", 200, _JSON, self._openapi
             if name == "docs":
                 return "docs", 200, [("content-type", "text/html; charset=utf-8")], self._docs
+            if name == "stream-info":
+                # Where browsers open the WebSocket stream (it has its own port).
+                return "stream-info", 200, _JSON, _json.encode({"port": self.ws_port, "path": "/v1/stream"})
+        if not parts and method in ("GET", "HEAD") and _STATIC.joinpath("index.html").is_file():
+            return "index", 200, [("content-type", "text/html; charset=utf-8")], _STATIC.joinpath(
+                "index.html").read_bytes()
         if not parts or parts[0] != "v1" or len(parts) < 2:
             raise ApiError(404, "not_found", f"no route {path}")
         client = self._client(scope)
@@ -284,8 +293,12 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     sock = _bind(cfg.rest_host, cfg.rest_port)
     rest_port = sock.getsockname()[1]
     ws_port = await ws.start(cfg.ws_host, cfg.ws_port)
+    app.ws_port = ws_port
     level = {"debug": LogLevels.debug, "info": LogLevels.info}.get(cfg.log_level, LogLevels.warning)
-    server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024)
+    static: dict[str, Any] = {}
+    if _STATIC.is_dir():
+        static = {"static_path_route": ["/static"], "static_path_mount": [_STATIC], "static_path_expires": 60}
+    server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024, **static)
     rest_task = loop.create_task(server.serve())
     await link.start()
     # granian binds in serve(); wait until the REST port answers before announcing readiness.

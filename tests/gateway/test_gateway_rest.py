@@ -62,6 +62,8 @@ def test_service_endpoints(gw: GatewayProcess) -> None:
             assert status == 200 and b"/v1/order-lists" in page
             status, _ = await h.call("GET", "/nope")
             assert status == 404
+            status, info = await h.call("GET", "/stream-info")
+            assert status == 200 and info == {"port": gw.ws, "path": "/v1/stream"}
             # a request first, so that the counters exist
             await h.call("GET", "/v1/brokers", headers={"X-API-Key": A})
             status, metrics = await h.call("GET", "/metrics")
