@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dictionary": ("fastfix._cli_dictionary", "compile or show FIX data dictionaries"),
     "gateway": ("fastfix._cli_gateway", "run the order gateway (REST/WebSocket to FIX)"),
     "exchange": ("fastfix._cli_exchange", "run the KRX exchange simulator (FIX acceptor)"),
+    "hub": ("fastfix._cli_hub", "run the STP-HUB (FIX routing by DeliverToCompID)"),
 }
 
 
