@@ -607,7 +607,10 @@ class Initiator(_Engine):
                 delay = min(delay * 2, max_delay)
                 continue
             started = time.monotonic()
-            await conn.lost
+            # Shielded: stop() cancels this task but still waits on conn.lost for
+            # the counterparty's Logout answer; cancelling the future itself would
+            # make stop() drop the connection at once.
+            await asyncio.shield(conn.lost)
             if time.monotonic() - started > max_delay:
                 delay = min(0.5, max_delay)  # it had been up for a while: retry soon
             await asyncio.sleep(delay)

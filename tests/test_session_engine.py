@@ -271,3 +271,32 @@ def test_acceptor_drops_connections_that_never_log_on() -> None:
             await acc.stop()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_initiator_stop_waits_for_the_logout_answer() -> None:
+    """stop() logs out and keeps the connection until the acceptor's Logout arrives."""
+
+    class Admin(Echo):
+        def __init__(self) -> None:
+            super().__init__()
+            self.admin: list[bytes] = []
+
+        def from_admin(self, msg: Any, session_id: Any) -> None:
+            self.admin.append(msg.msg_type)
+
+    async def main() -> None:
+        acc = Acceptor(_acceptor_settings(), Echo())
+        await acc.start()
+        app = Admin()
+        ini = Initiator(_initiator_settings(acc.port), app)
+        await ini.start()
+        try:
+            sid = next(iter(ini.sessions()))
+            await ini.wait_logged_on(sid, 10)
+            await ini.stop(logout_timeout=5)
+            assert app.admin[-1] == b"5", app.admin  # the acceptor's Logout answer was read
+        finally:
+            await ini.stop()
+            await acc.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
