@@ -757,17 +757,7 @@ class Session:
     # ------------------------------------------------------------------ inbound
 
     def receive_garbled(self, reason: str, data: bytes = b"") -> None:
-        """A frame the tokenizer dropped: ignored once logged on, fatal before.
-
-        One exception, as QuickFIX: a well-framed message whose only fault is a
-        tag that is an integer but not a valid tag number (``0=``, ``-1=``) is
-        processed, so that it gets a Reject "Invalid tag number".
-        """
-        if self.received_logon and self.dictionary is not None and data:
-            loose = _LooseMessage.from_frame(data)
-            if loose is not None:
-                self.receive_message(loose)
-                return
+        """A frame the tokenizer dropped: ignored once logged on, fatal before."""
         if self.log is not None:
             self.log.on_incoming(data)
         self._event(f"Garbled message ignored: {reason}")
@@ -807,13 +797,7 @@ class Session:
                 return
             dd = self.dictionary
             if dd is not None:
-                if type(msg) is _LooseMessage:
-                    err = dd.validate_fields(msg.fields(), self.config.validation_options)
-                    if err is None:  # a tag <= 0 is never valid
-                        self._generate_reject(msg, 0, msg.bad_tag)
-                        return
-                else:
-                    err = dd.validate(msg, self.config.validation_options)
+                err = dd.validate(msg, self.config.validation_options)
                 if err is not None:
                     ref = getattr(err, "ref_tag_id", None)
                     if ref is None:
@@ -1251,61 +1235,3 @@ class Session:
 
 def _tag_key(f: tuple[int, Any]) -> int:
     return f[0]
-
-
-class _LooseMessage:
-    """A well-framed message with a non-positive tag, which the tokenizer rejects as
-    garbled but QuickFIX answers with a Reject (see :meth:`Session.receive_garbled`).
-    Offers the part of the :class:`fastfix.codec.Message` interface the session uses."""
-
-    __slots__ = ("_fields", "_index", "raw", "msg_type", "begin_string", "seq_num", "bad_tag")
-
-    @classmethod
-    def from_frame(cls, data: bytes) -> _LooseMessage | None:
-        if not data.startswith(b"8=") or not data.endswith(b"\x01"):
-            return None
-        cks = data.rfind(b"\x0110=", 0, len(data) - 1)
-        if cks < 0:
-            return None
-        try:
-            if sum(data[: cks + 1]) % 256 != int(data[cks + 4 : -1]):
-                return None
-            fields = []
-            for part in data[:-1].split(b"\x01"):
-                tag, eq, value = part.partition(b"=")
-                if not eq:
-                    return None
-                fields.append((int(tag), value))
-        except ValueError:
-            return None  # a tag that is not an integer: really garbled
-        bad = [t for t, _ in fields if t <= 0]
-        if not bad or len(fields) < 4 or [t for t, _ in fields[:3]] != [8, 9, 35]:
-            return None
-        if int(fields[1][1]) != cks + 1 - (len(fields[0][1]) + len(fields[1][1]) + 6):
-            return None
-        m = cls()
-        m._fields = fields
-        m._index = {}
-        for t, v in fields:
-            m._index.setdefault(t, v)
-        m.raw = data
-        m.begin_string = fields[0][1]
-        m.msg_type = fields[2][1]
-        try:
-            m.seq_num = int(m._index.get(34, b"-1"))
-        except ValueError:
-            m.seq_num = -1
-        m.bad_tag = bad[0]
-        return m
-
-    def get(self, tag: int, default: Any = None) -> Any:
-        return self._index.get(tag, default)
-
-    def __contains__(self, tag: int) -> bool:
-        return tag in self._index
-
-    def __getitem__(self, tag: int) -> bytes:
-        return self._index[tag]
-
-    def fields(self) -> list[tuple[int, bytes]]:
-        return list(self._fields)
