@@ -288,7 +288,7 @@ for _name, _parse, _doc in [
     ("LogonTimeout", _p_pos, "seconds to wait for the Logon answer (default 10)"),
     ("LogoutTimeout", _p_pos, "seconds to wait for the Logout answer (default 2)"),
     ("TestRequestDelayMultiplier", _p_float,
-     "silence of this many HeartBtInt (plus the interval) triggers a TestRequest (default 0.5)"),
+     "silence of this many HeartBtInt (plus the interval) triggers a TestRequest (default 0.2, as QuickFIX C++)"),
     ("PersistMessages", _p_bool, "store outgoing application messages for resend (default Y)"),
     ("SendRedundantResendRequests", _p_bool, "send a ResendRequest even if one is pending"),
     ("EnableNextExpectedMsgSeqNum", _p_bool, "send and honour NextExpectedMsgSeqNum (789) on Logon"),
