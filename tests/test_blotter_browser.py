@@ -174,6 +174,13 @@ async def drive(browser: Any, gw: GatewayProcess, hub: FillingHub, tmp_path: Pat
     await page.goto(base + "/")
     assert await page.title() == "fastfix blotter"
     assert await page.locator("#symbols option").count() == 10
+    # A wrong key is refused before any stream is opened.
+    await page.fill("#api-key", "not-a-key")
+    await page.click("#connect")
+    await page.wait_for_selector('#conn[data-state="error"]', timeout=WAIT_MS)
+    assert "invalid API key" in await page.inner_text("#conn-text")
+    assert "401" in await page.inner_text("#notices .notice.error")
+    assert tap.sent == []
     await page.fill("#api-key", KEY)
     await page.click("#connect")
     await page.wait_for_selector('#conn[data-state="live"]', timeout=WAIT_MS)
