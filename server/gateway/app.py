@@ -36,6 +36,7 @@ from server.gateway.openapi import build_openapi, docs_page
 from server.gateway.orders import ORD_STATUS_NAMES
 from server.gateway.service import Gateway, order_view
 from server.gateway.store import OrderFilter, SQLiteStore
+from server.gateway.tracing import trace_answer
 from server.gateway.ws import StreamServer
 
 __all__ = ["RestApp", "serve", "build_link"]
@@ -101,6 +102,7 @@ class RestApp:
         return body
 
     async def _handle(self, scope: Any, proto: Any) -> tuple[str, int, list[tuple[str, str]], bytes]:
+        received_ns = time.perf_counter_ns()  # hop "received" of the order trace
         method = scope.method
         path = scope.path
         parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
@@ -133,7 +135,8 @@ class RestApp:
         if res == "orders":
             if n == 2:
                 if method == "POST":
-                    return "orders.new", 202, _JSON, await gw.new_order(client, await self._read(scope, proto))
+                    return "orders.new", 202, _JSON, await gw.new_order(client, await self._read(scope, proto),
+                                                                        received_ns)
                 if method == "GET":
                     return "orders.list", 200, _JSON, await self._list_orders(client, scope.query_string)
                 raise _method_not_allowed("GET, POST")
@@ -144,6 +147,8 @@ class RestApp:
                 if method == "DELETE":
                     return "orders.cancel", 202, _JSON, await gw.cancel_order(client, cl, b"")
                 raise _method_not_allowed("GET, DELETE")
+            if n == 4 and parts[3] == "trace" and method == "GET":
+                return "orders.trace", 200, _JSON, trace_answer(gw.tracer, client.id, cl)
             if n == 4 and parts[3] in ("replace", "cancel"):
                 if method != "POST":
                     raise _method_not_allowed("POST")

@@ -46,6 +46,7 @@ from server.gateway.orders import (
     reject_order,
 )
 from server.gateway.store import EventRow, GatewayStore, OrderFilter, OrderList
+from server.gateway.tracing import Tracer
 
 __all__ = ["Gateway", "Mapper", "MappingFailed", "Subscriber", "order_view"]
 
@@ -146,6 +147,8 @@ class Gateway:
         self.link = link
         self.mapper = mapper
         self.metrics = metrics
+        self.tracer = Tracer()  # per-order hop timestamps (server/gateway/tracing.py)
+        metrics.registry.register(self.tracer)
         self.orders: dict[tuple[str, str], Order] = {}
         self.lists: dict[tuple[str, str], OrderList] = {}
         self.aliases: dict[tuple[str, str], tuple[str, str]] = {}
@@ -297,8 +300,9 @@ class Gateway:
         return out
 
     async def _persist_and_send(self, session: str, msg_type: str, fields: list[tuple[int, Any]],
-                                on_fail: Callable[[str], None]) -> None:
+                                on_fail: Callable[[str], None], trace: list[Any] | None = None) -> None:
         await self.store.commit()
+        self.tracer.persisted(trace)
         t0 = time.perf_counter()
         try:
             await self.link.send(session, msg_type, fields)
@@ -308,11 +312,12 @@ class Gateway:
             self.metrics.rejected.labels("session_down").inc()
             raise ApiError(503, "session_down", f"the FIX session to the hub ({session}) is not logged on",
                            headers=[("retry-after", "1")]) from None
+        self.tracer.fix_written(trace)
         self.metrics.fix_out.labels(msg_type).inc()
         self.metrics.send_seconds.observe(time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ POST /v1/orders
-    async def new_order(self, client: ClientConfig, raw: bytes) -> bytes:
+    async def new_order(self, client: ClientConfig, raw: bytes, received_ns: int = 0) -> bytes:
         self._throttle(client)
         header, body = self._decode_body(raw)
         problems: list[FieldProblem] = []
@@ -353,7 +358,7 @@ class Gateway:
             reject_order(order, reason, _now_ns())
             self.store.put_order(order)
 
-        await self._persist_and_send(session, "D", wire, fail)
+        await self._persist_and_send(session, "D", wire, fail, self.tracer.start(client.id, cl, received_ns))
         self.metrics.orders.labels("D").inc()
         return answer
 
@@ -674,6 +679,7 @@ class Gateway:
 
     def on_message(self, msg: InboundMessage, session: str) -> None:
         """A report from the hub: update state, log the event, push it when durable."""
+        self.tracer.inbound_ns = time.perf_counter_ns()
         mt = msg.msg_type
         self.metrics.fix_in.labels(mt.decode()).inc()
         try:
@@ -880,6 +886,7 @@ class Gateway:
         data = _json.encode(envelope)
         self.store.put_event(client_id, seq, data, now)
         self._outbox.append((client_id, seq, data))
+        self.tracer.report(client_id, msg.get(11), seq)
         if self._pusher is None or self._pusher.done():
             self._pusher = asyncio.get_running_loop().create_task(self._push())
 
@@ -894,6 +901,7 @@ class Gateway:
                 continue
             for client_id, seq, data in batch:
                 subs = self.subscribers.get(client_id)
+                self.tracer.pushed(client_id, seq, bool(subs))
                 if subs:
                     for sub in list(subs):
                         sub.deliver(seq, data)
