@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("fastfix._cli_gateway", "run the order gateway (REST/WebSocket to FIX)"),
     "exchange": ("fastfix._cli_exchange", "run the KRX exchange simulator (FIX acceptor)"),
     "hub": ("fastfix._cli_hub", "run the STP-HUB (FIX routing by DeliverToCompID)"),
+    "broker": ("fastfix._cli_broker", "run a simulated broker (hub and exchange sessions)"),
 }
 
 

@@ -1,0 +1,304 @@
+"""Broker simulators between the real hub and the real exchange simulator, over loopback FIX."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _routing_peers import Parties, hub_files, order
+
+from fastfix.codec import utc_timestamp
+from server.broker.config import AccountConfig, load_config
+from server.broker.ledger import BrokerOrder, Ledger
+from server.broker.service import BrokerServer
+from server.exchange.service import ExchangeServer, parse_config
+from server.hub.config import load_config as load_hub_config
+from server.hub.service import HubServer
+
+CASH = 10_000_000
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+def s(v: bytes | None) -> str | None:
+    return None if v is None else v.decode()
+
+
+def broker_files(tmp: Path, comp: str, exchange_comp: str, exchange_begin: str) -> Path:
+    (tmp / f"{comp}.cfg").write_text(f"""
+[DEFAULT]
+ConnectionType=initiator
+SocketConnectHost=127.0.0.1
+SocketConnectPort=1
+StartTime=00:00:00
+EndTime=00:00:00
+HeartBtInt=30
+ReconnectInterval=1
+UseDataDictionary=Y
+[SESSION]
+BeginString=FIX.4.4
+SenderCompID={comp}
+TargetCompID=HUB
+[SESSION]
+BeginString={exchange_begin}
+SenderCompID={exchange_comp}
+TargetCompID=KRX
+""")
+    (tmp / f"{comp}.toml").write_text(f"""
+[broker]
+fix_settings = "{comp}.cfg"
+database = "{tmp / (comp + '.db')}"
+[[accounts]]
+id = "ACC-1"
+owners = ["GATEWAY"]
+cash = {CASH}
+holdings = {{ "005930" = 100 }}
+[[accounts]]
+id = "ACC-AM"
+cash = {CASH}
+""")
+    return tmp / f"{comp}.toml"
+
+
+class Chain:
+    """Exchange, hub, brokers KIWOOM (FIX 4.4 to the exchange) and MIRAE (FIX 4.2), buy sides."""
+
+    def __init__(self) -> None:
+        self.brokers: dict[str, BrokerServer] = {}
+
+    async def start(self, tmp: Path) -> None:
+        (tmp / "exchange.cfg").write_text("""
+[DEFAULT]
+ConnectionType=acceptor
+SocketAcceptAddress=127.0.0.1
+SocketAcceptPort=0
+StartTime=00:00:00
+EndTime=00:00:00
+SenderCompID=KRX
+UseDataDictionary=Y
+[SESSION]
+BeginString=FIX.4.4
+TargetCompID=BROKER1
+[SESSION]
+BeginString=FIX.4.2
+TargetCompID=BROKER2
+""")
+        self.exchange = ExchangeServer(parse_config(
+            {"exchange": {"fix_settings": "exchange.cfg", "clock": "always-open", "liquidity_seed": 7,
+                          "fix_port": 0}}, tmp / "exchange.toml"))
+        await self.exchange.start()
+        self.hub = HubServer(load_hub_config(hub_files(
+            tmp, {"GATEWAY": "buy-side", "AM1": "buy-side", "KIWOOM": "broker", "MIRAE": "broker"})))
+        await self.hub.start()
+        for comp, ex_comp, begin in (("KIWOOM", "BROKER1", "FIX.4.4"), ("MIRAE", "BROKER2", "FIX.4.2")):
+            cfg = load_config(broker_files(tmp, comp, ex_comp, begin))
+            cfg.hub_port, cfg.exchange_port = self.hub.port, self.exchange.port
+            b = self.brokers[comp] = BrokerServer(cfg)
+            await b.start()
+            await b.wait_ready(10)
+
+    async def stop(self) -> None:
+        for b in self.brokers.values():
+            await b.stop()
+        await self.hub.stop()
+        await self.exchange.stop()
+
+
+@contextlib.asynccontextmanager
+async def chain(tmp: Path) -> AsyncIterator[tuple[Chain, Parties]]:
+    c = Chain()
+    try:
+        await c.start(tmp)
+        async with Parties(c.hub.port, ("GATEWAY", "AM1")) as p:
+            yield c, p
+    finally:
+        await c.stop()
+
+
+async def until_done(p: Parties, comp: str, clordid: str) -> list[Any]:
+    """Reports for ``clordid`` until its OrdStatus is final (bounded)."""
+    out = []
+    for _ in range(50):
+        m = await p.recv(comp)
+        assert s(m.get(11)) == clordid, f"unexpected {m.fields()}"
+        out.append(m)
+        if m.get(39) in (b"2", b"4", b"8", b"C"):
+            return out
+    raise AssertionError("no final report")
+
+
+# --------------------------------------------------------------------------- fills
+
+
+@pytest.mark.parametrize("broker", ["KIWOOM", "MIRAE"])
+def test_market_buy_then_sell_fill_and_move_cash_and_shares(tmp_path: Path, broker: str) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            ledger = c.brokers[broker].ledger
+            await p.send("GATEWAY", "D", [(128, broker), (50, "DESK"), (11, "gw:b1"), (1, "ACC-1"), (38, 30),
+                                          (40, "1"), (54, "1"), (55, "005930"), (60, utc_timestamp())])
+            reports = await until_done(p, "GATEWAY", "gw:b1")
+            assert s(reports[0][150]) == "0" and s(reports[-1][39]) == "2"
+            for r in reports:
+                assert s(r[115]) == broker and s(r.get(57)) == "DESK" and s(r[1]) == "ACC-1"
+                assert r.get(20) is None              # FIX 4.4 to the client, whatever the exchange speaks
+            fills = [r for r in reports if r.get(32)]
+            assert fills and all(s(r[150]) == "F" for r in fills)
+            cost = sum(int(r[31]) * int(r[32]) for r in fills)
+            assert sum(int(r[32]) for r in fills) == 30
+            acc = ledger.accounts["ACC-1"]
+            assert acc.cash == CASH - cost and acc.holdings["005930"] == 130
+            # sell 50: shares leave, cash comes in
+            await p.send("GATEWAY", "D", [(128, broker), (11, "gw:s1"), (1, "ACC-1"), (38, 50), (40, "1"),
+                                          (54, "2"), (55, "005930"), (60, utc_timestamp())])
+            reports = await until_done(p, "GATEWAY", "gw:s1")
+            proceeds = sum(int(r[31]) * int(r[32]) for r in reports if r.get(32))
+            assert acc.holdings["005930"] == 80 and acc.cash == CASH - cost + proceeds
+            assert not any(o.open for o in ledger.orders.values())
+
+    run(main())
+
+
+# --------------------------------------------------------------------------- account checks
+
+
+def test_account_checks_refuse_with_reasons(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            cases = [
+                ("GATEWAY", order("r1", "KIWOOM", account="NOPE"), "15", "unknown account 'NOPE'"),
+                ("GATEWAY", order("r2", "KIWOOM"), "15", "Account (1) is required"),
+                ("AM1", order("r3", "KIWOOM", account="ACC-1"), "15", "not open to AM1"),
+                ("GATEWAY", order("r4", "KIWOOM", account="ACC-1", qty=200, price=70000), "3",
+                 "insufficient cash"),
+                ("GATEWAY", order("r5", "KIWOOM", account="ACC-1", qty=101, side="2"), "3",
+                 "insufficient holdings"),
+                ("GATEWAY", order("r6", "KIWOOM", account="ACC-1", qty=5, side="2", symbol="035420"), "3",
+                 "insufficient holdings"),
+                ("GATEWAY", order("r7", "KIWOOM", account="ACC-1", symbol="999999"), "1", "unknown symbol"),
+            ]
+            for who, fields, code, text in cases:
+                await p.send(who, "D", fields)
+                rej = await p.recv(who)
+                cl = dict(fields)[11]
+                assert rej.msg_type == b"8" and s(rej[11]) == cl
+                assert s(rej[150]) == "8" and s(rej[39]) == "8", cl
+                assert s(rej[103]) == code, (cl, rej.fields())
+                assert text in s(rej[58]), (cl, s(rej[58]))
+                assert s(rej[115]) == "KIWOOM"
+            # a market buy is valued at the daily upper limit (70,000 -> 91,000): 110 x 91,000 > cash
+            await p.send("GATEWAY", "D", [(128, "KIWOOM"), (11, "r8"), (1, "ACC-1"), (38, 110), (40, "1"),
+                                          (54, "1"), (55, "005930"), (60, utc_timestamp())])
+            rej = await p.recv("GATEWAY")
+            assert s(rej[39]) == "8" and "10,010,000 KRW" in s(rej[58])
+            assert c.brokers["KIWOOM"].ledger.orders == {}      # nothing went to the exchange
+
+    run(main())
+
+
+def test_open_orders_hold_cash_and_cancel_releases_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            ledger = c.brokers["KIWOOM"].ledger
+            # 100 x 60,000 rests (well below the market) and holds 6,000,000 KRW
+            await p.send("GATEWAY", "D", order("c1", "KIWOOM", account="ACC-1", qty=100, price=60000))
+            new = await p.recv("GATEWAY")
+            assert s(new[150]) == "0" and s(new[11]) == "c1"
+            assert ledger.available_cash("ACC-1") == CASH - 6_000_000
+            await p.send("GATEWAY", "D", order("c2", "KIWOOM", account="ACC-1", qty=100, price=60000))
+            rej = await p.recv("GATEWAY")
+            assert s(rej[39]) == "8" and "4,000,000 KRW available" in s(rej[58])
+            # replace to 50 shares: 11/41 are the client's ids again
+            await p.send("GATEWAY", "G", [(128, "KIWOOM"), (11, "c1-r"), (41, "c1"), (1, "ACC-1"), (38, 50),
+                                          (40, "2"), (44, 60000), (54, "1"), (55, "005930"),
+                                          (60, utc_timestamp())])
+            rep = await p.recv("GATEWAY")
+            assert s(rep[150]) == "5" and s(rep[11]) == "c1-r" and s(rep[41]) == "c1"
+            assert ledger.available_cash("ACC-1") == CASH - 3_000_000
+            await p.send("GATEWAY", "F", [(128, "KIWOOM"), (11, "c1-x"), (41, "c1-r"), (54, "1"),
+                                          (55, "005930"), (38, 50), (60, utc_timestamp())])
+            cxl = await p.recv("GATEWAY")
+            assert s(cxl[150]) == "4" and s(cxl[11]) == "c1-x" and s(cxl[41]) == "c1-r"
+            assert ledger.available_cash("ACC-1") == CASH
+            # cancelling it again: OrderCancelReject from the broker, in client terms
+            await p.send("GATEWAY", "F", [(128, "KIWOOM"), (11, "c1-y"), (41, "c1-x"), (54, "1"),
+                                          (55, "005930"), (38, 50), (60, utc_timestamp())])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"9" and s(rej[11]) == "c1-y" and s(rej[41]) == "c1-x"
+            await p.send("GATEWAY", "F", [(128, "KIWOOM"), (11, "c9"), (41, "never"), (54, "1"),
+                                          (55, "005930"), (38, 50), (60, utc_timestamp())])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"9" and s(rej[102]) == "1" and "unknown order" in s(rej[58])
+
+    run(main())
+
+
+# --------------------------------------------------------------------------- lists
+
+
+def test_lists_go_through_with_client_ids_or_are_refused_whole(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            entries = [[(11, f"L1-{i}"), (67, i), (1, "ACC-1"), (55, "005930"), (54, "1"), (38, 10),
+                        (40, "2"), (44, 60000)] for i in (1, 2)]
+            await p.send("GATEWAY", "E", [(128, "MIRAE"), (66, "L1"), (394, "3"), (68, 2), (73, entries)])
+            got: dict[bytes, list[Any]] = {}
+            for _ in range(3):
+                m = await p.recv("GATEWAY")
+                got.setdefault(m.msg_type, []).append(m)
+            assert sorted(s(m[11]) for m in got[b"8"]) == ["L1-1", "L1-2"]
+            assert all(s(m[66]) == "L1" and s(m[115]) == "MIRAE" for m in got[b"8"])
+            (status,) = got[b"N"]
+            assert s(status[66]) == "L1" and [s(v) for v in status.get_all(11)] == ["L1-1", "L1-2"]
+            await p.send("GATEWAY", "K", [(128, "MIRAE"), (66, "L1"), (60, utc_timestamp())])
+            kinds = []
+            for _ in range(3):
+                m = await p.recv("GATEWAY")
+                kinds.append((m.msg_type, s(m.get(150)), s(m.get(11))))
+            assert (b"8", "4", "L1-1") in kinds and (b"8", "4", "L1-2") in kinds
+            # a basket the cash cannot carry: every order refused and the list rejected
+            big = [[(11, f"L2-{i}"), (67, i), (1, "ACC-1"), (55, "005930"), (54, "1"), (38, 80),
+                    (40, "2"), (44, 70000)] for i in (1, 2)]
+            await p.send("GATEWAY", "E", [(128, "KIWOOM"), (66, "L2"), (394, "3"), (68, 2), (73, big)])
+            msgs = [await p.recv("GATEWAY") for _ in range(3)]
+            assert [m.msg_type for m in msgs] == [b"8", b"8", b"N"]
+            assert all(s(m[39]) == "8" and "insufficient cash" in s(m[58]) for m in msgs[:2])
+            assert s(msgs[2][431]) == "7" and s(msgs[2][66]) == "L2"
+
+    run(main())
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+def test_ledger_survives_a_restart(tmp_path: Path) -> None:
+    accounts = {"A": AccountConfig("A", cash=1_000_000, holdings={"005930": 10})}
+    db = tmp_path / "broker.db"
+    ledger = Ledger(accounts, db)
+    assert ledger.next_id("K-") == "K-1"
+    o = BrokerOrder(key="K-1", origin="GW", origin_sub="", client_clordid="c1", broker_clordid="K-1",
+                    account="A", symbol="005930", side="1", qty=10, reserve_price=70000)
+    ledger.add_order(o)
+    ledger.add_request("K-1", o, "c1")
+    ledger.fill(o, 4, 69900)
+    assert ledger.available_cash("A") == 1_000_000 - 4 * 69900 - 6 * 70000
+    ledger.close()
+    again = Ledger(accounts, db)             # configured opening cash does not overwrite the database
+    assert again.accounts["A"].cash == 1_000_000 - 4 * 69900
+    assert again.accounts["A"].holdings["005930"] == 14
+    assert again.find("GW", "c1") is not None and again.for_request("K-1")[1] == "c1"
+    assert again.next_id("K-") == "K-2"      # ids are never reused at the exchange
+    again.close()
+
+
+def test_example_configurations_are_valid() -> None:
+    root = Path(__file__).resolve().parents[1]
+    for name in ("broker-kiwoom.toml", "broker-mirae.toml"):
+        cfg = load_config(root / "examples" / name)
+        assert cfg.hub == "HUB" and "ALPHA-01" in cfg.accounts
