@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYX    := $(shell find fastfix -name '*.pyx' -o -name '*.pxd')
 
 .PHONY: all setup build test demo bench bench-gate lint clean acceptance
+.PHONY: bench-session-gate bench-compare
 
 all: build
 
@@ -35,6 +36,15 @@ bench-gate: build
 	$(BIN)/python -m pytest -q -p no:cacheprovider bench/test_codec_bench.py --benchmark-only \
 		--benchmark-json=.benchmarks/codec.json --benchmark-columns=min,median,mean,ops --benchmark-sort=name
 	$(BIN)/python bench/gate.py .benchmarks/codec.json
+
+# Session gate: fastfix ping-pong vs a raw asyncio echo of the same bytes, same run (ratios only).
+# Saved under .benchmarks/history; the gate prints the change from the previous saved run.
+bench-session-gate: build
+	$(BIN)/python bench/session_gate.py --run
+
+# The last two saved session runs side by side (pytest-benchmark's own table, then percentiles).
+bench-compare: build
+	$(BIN)/python bench/session_gate.py --compare
 
 lint: build
 	$(BIN)/ruff check fastfix server bench tests
