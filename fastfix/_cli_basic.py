@@ -17,10 +17,16 @@ def run_version(args: argparse.Namespace) -> int:
 
 
 def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--var", default="var", help="data directory (default: ./var)")
+    parser.add_argument("--config", "-c", default=None,
+                        help="sandbox TOML file (default: examples/sandbox.toml)")
+    parser.add_argument("--var", default=None, help="data directory (default: the sandbox file's, ./var)")
+    parser.add_argument("--ephemeral", action="store_true",
+                        help="every role on a free port instead of the documented ones")
+    parser.add_argument("--ports-file", default=None,
+                        help="write the ports and PIDs here (JSON) once everything is up")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    print("The sandbox (hub, brokers, exchange, gateway) is not available yet in this release.")
-    print("The FIX codec is: see README.md, 'Codec API'.")
-    return 0
+    from server.sandbox import main
+
+    return main(args.config, args.var, args.ephemeral, args.ports_file)
