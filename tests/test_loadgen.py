@@ -1,0 +1,120 @@
+"""The gateway load lab (bench/loadgen): scenarios, the HTTP client's framing, percentiles, a short run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.loadgen.report import markdown_run, markdown_sweep, write_run  # noqa: E402
+from bench.loadgen.run import HOP_CHAIN, summarize  # noqa: E402
+from bench.loadgen.scenario import OPS, krx_tick, load_scenario  # noqa: E402
+from bench.loadgen.worker import _Http  # noqa: E402
+
+SCENARIOS = sorted((REPO / "bench" / "loadgen" / "scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenarios_load(path: Path) -> None:
+    sc = load_scenario(path)
+    assert sc.name and sc.duration > 0 and sum(sc.weights()) > 0
+    for s in sc.symbols:
+        assert s.price % krx_tick(s.price) == 0, s
+
+
+def test_scenario_errors_name_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('name = "x"\n[mix]\nlimit = 1\nswap = 2\n')
+    with pytest.raises(ValueError, match=r"bad.toml: \[mix\]: unknown request kinds \['swap'\]"):
+        load_scenario(p)
+    p.write_text('[load]\nrate = -1\n')
+    with pytest.raises(ValueError, match="bad.toml"):
+        load_scenario(p)
+    p.write_text('colour = "red"\n')
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_scenario(p)
+    p.write_text('[orders]\nqty = [5, 1]\n')
+    with pytest.raises(ValueError, match="qty"):
+        load_scenario(p)
+
+
+def test_krx_ticks() -> None:
+    assert [krx_tick(p) for p in (1_999, 2_000, 19_990, 20_000, 70_000, 199_900, 200_000, 500_000)] == \
+        [1, 5, 10, 50, 100, 100, 500, 1000]
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.got: list[tuple[Any, int, bytes]] = []
+
+    def on_response(self, conn: Any, req: Any, status: int, body: bytes) -> None:
+        self.got.append((req, status, body))
+
+    def on_lost(self, conn: Any) -> None:
+        pass
+
+
+def test_http_framing_across_chunks_and_header_spellings() -> None:
+    sink = _Sink()
+    c = _Http(sink)  # type: ignore[arg-type]
+    c.req = ["first"]
+    one = b'HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n{"a":"b"}'
+    for i in range(0, len(one), 7):  # arrives in pieces
+        c.data_received(one[i:i + 7])
+    assert sink.got == [(["first"], 202, b'{"a":"b"}')]
+    c.req = ["second"]
+    c.data_received(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n")
+    assert sink.got[-1] == (["second"], 404, b"{}")
+    c.req = ["third"]
+    c.data_received(b"content-length: 0\r\n\r\n")
+    assert sink.got[-1] == (["third"], 200, b"")
+    assert not c.buf
+
+
+def test_summarize_percentiles() -> None:
+    s = summarize(range(1000, 1_001_000, 1000))  # 1 µs .. 1000 µs, uniform
+    assert s["count"] == 1000
+    assert abs(s["p50"] - 500) <= 1 and abs(s["p99"] - 990) <= 2 and abs(s["max"] - 1000) <= 1
+    assert s["p50"] <= s["p90"] <= s["p99"] <= s["p99_9"] <= s["max"]
+    assert summarize([]) == {"count": 0}
+
+
+def test_short_run_against_a_lab_target(tmp_path: Path) -> None:
+    """A gateway + hub double, 1 s of the mixed scenario: every request answered, hops joined in order."""
+    from bench.loadgen.run import run_load
+    from bench.loadgen.target import LabTarget
+
+    sc = load_scenario(REPO / "bench" / "loadgen" / "scenarios" / "mixed.toml")
+    with LabTarget(tmp_path / "lab", clients=2) as t:
+        r = run_load(sc, t.info, rate=300, duration=1.0, warmup=0.3, processes=1, sample=200, keep_raw=True)
+    assert r["unanswered"] == 0 and r["lost_connections"] == 0, r
+    assert r["missing_acks"] == 0, r
+    assert r["orders_accepted"] > 150, r
+    # cancels and replaces find resting orders; some meet an order that filled meanwhile (409): both fine
+    kinds = {k.split(":")[0] for k in r["status"]}
+    assert {"limit", "market", "cancel", "replace"} <= kinds, r["status"]
+    assert all(k.split(":")[1] in ("200", "202", "409") for k in r["status"]), r["status"]
+    assert r["traced_orders"] > 100
+    for name, _, _ in HOP_CHAIN:
+        assert r["hops_us"][name]["count"] == r["traced_orders"], name
+    # hops add up: the parts of an order's path never exceed its end-to-end time
+    raw = r["_raw"]["hops"]
+    for i in range(len(raw["end_to_end"])):
+        parts = sum(raw[name][i] for name, _, _ in HOP_CHAIN[:-1])
+        assert parts == raw["end_to_end"][i]
+    assert all(v >= 0 for name, _, _ in HOP_CHAIN for v in raw[name])
+    assert r["gateway_cpu"]["per_request_us"] > 0
+    assert set(r["latency_us"]) >= {f"rest.{op}" for op in ("limit", "market")}
+    md = markdown_run(r)
+    assert "report read → WebSocket frame written" in md and "gateway CPU" in md
+    assert "| 300 |" in markdown_sweep([r])
+    written = write_run(r, tmp_path / "out" / "mixed", plots=False)
+    assert json.loads(written[0].read_text())["scenario"] == "mixed"
+    assert "_raw" not in json.loads(written[0].read_text())
+    assert OPS[0] == "limit"
