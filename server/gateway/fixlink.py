@@ -15,6 +15,7 @@ from typing import Any
 
 from fastfix.engine import Application, Initiator
 from fastfix.settings import SessionSettings
+from fastfix.store import store_from_settings
 from server.gateway.link import INBOUND_TYPES, Link, LinkDown, SessionState
 
 __all__ = ["FixLink"]
@@ -44,7 +45,8 @@ class FixLink(Link):
         super().__init__()
         self.settings = SessionSettings.from_file(settings_path)
         self.queue_when_down = queue_when_down
-        self.engine = Initiator(self.settings, _GatewayApplication(self))
+        self.engine = Initiator(self.settings, _GatewayApplication(self), store_factory=self._open_store)
+        self._epochs: dict[str, tuple[Any, Any, str]] = {}  # session -> (store, its creation time, as ns text)
         sids = list(self.engine.sessions()) or list(self.settings.sessions())
         if not sids:
             from fastfix.errors import ConfigError
@@ -52,6 +54,47 @@ class FixLink(Link):
             raise ConfigError(f"{settings_path}: no initiator session")
         self._begin = sids[0].begin_string
         self._names = [str(s) for s in sids]
+
+    def _open_store(self, sid: Any, settings: Any) -> Any:
+        """The session's store, rewound to just after the last inbound message the gateway committed.
+
+        The session counts a report as received when ``from_app`` returns, while the
+        gateway commits its effects a moment later; a crash in between would lose the
+        report. Rewinding the expected MsgSeqNum makes the session ask the hub to
+        resend what came after the last committed report (PossDupFlag=Y).
+        """
+        store = store_from_settings(sid, settings)
+        name = str(sid)
+        epoch = _epoch_ns(store.creation_time)
+        nxt = store.next_target_seq
+        mark = self.resume_points.get(name)
+        if not mark:
+            # First start with this database: nothing before this point is owed to it.
+            self.on_resume_point(name, f"{epoch}:{nxt - 1}")
+            return store
+        mark_epoch, _, mark_seq = mark.partition(":")
+        if int(mark_epoch) == epoch:
+            committed = int(mark_seq)
+        elif int(mark_epoch) < epoch:
+            committed = 0  # the store was reset since: nothing of this period is committed yet
+        else:
+            committed = nxt - 1  # a store older than the mark: nothing to ask for
+        if committed + 1 < nxt:
+            log.warning("%s: inbound messages %d..%d were read but not committed before the last stop;"
+                        " asking the counterparty to resend them", sid, committed + 1, nxt - 1)
+            store.set_next_target_seq(committed + 1)
+        return store
+
+    def inbound_mark(self, session: str, msg: Any) -> str | None:
+        seq = msg.seq_num
+        if seq <= 0:
+            return None
+        cached = self._epochs.get(session)
+        if cached is None or cached[0].creation_time != cached[1]:  # first call, or the store was reset
+            store = self.engine.session(session).store
+            created = store.creation_time
+            cached = self._epochs[session] = (store, created, str(_epoch_ns(created)))
+        return f"{cached[2]}:{seq}"
 
     @property
     def begin_string(self) -> str:
@@ -90,3 +133,8 @@ class FixLink(Link):
         if not s.is_logged_on and not self.queue_when_down:
             raise LinkDown(session)
         await self.engine.send(session, msg_type, fields)
+
+
+def _epoch_ns(created: Any) -> int:
+    """A store's creation time as integer nanoseconds (identifies its sequence-number period)."""
+    return int(created.timestamp()) * 1_000_000_000 + created.microsecond * 1000

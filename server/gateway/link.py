@@ -75,6 +75,16 @@ class Link(ABC):
     def __init__(self) -> None:
         self.on_message: MessageHandler = lambda msg, session: None
         self.on_state: StateHandler = lambda session, up: None
+        #: Per session, the mark (:meth:`inbound_mark`) of the last inbound message whose
+        #: effects are committed; set before :meth:`start` so a FIX session can ask again
+        #: for what it had read but the gateway had not yet made durable.
+        self.resume_points: dict[str, str] = {}
+        #: Called (before any message flows) with a session's starting mark when it has none.
+        self.on_resume_point: Callable[[str, str], None] = lambda session, mark: None
+
+    def inbound_mark(self, session: str, msg: InboundMessage) -> str | None:
+        """A durable resume point for ``msg`` (committed with its effects), or None."""
+        return None
 
     @abstractmethod
     async def start(self) -> None: ...

@@ -160,11 +160,13 @@ class Gateway:
         self._gen_ids = itertools.count(1)
         link.on_message = self.on_message
         link.on_state = self.on_link_state
+        link.on_resume_point = store.put_resume_point
 
     # ------------------------------------------------------------------ start-up
     def recover(self) -> None:
         """Load what is still open and the event counters from the store."""
         self.seq = dict(self.store.last_seqs())
+        self.link.resume_points = self.store.resume_points()
         for o in self.store.open_orders():
             self.orders[(o.client_id, o.ClOrdID)] = o
         for ol in self.store.open_lists():
@@ -680,6 +682,9 @@ class Gateway:
     def on_message(self, msg: InboundMessage, session: str) -> None:
         """A report from the hub: update state, log the event, push it when durable."""
         self.tracer.inbound_ns = time.perf_counter_ns()
+        mark = self.link.inbound_mark(session, msg)
+        if mark is not None:  # committed with this message's effects: a restart resumes after it
+            self.store.put_resume_point(session, mark)
         mt = msg.msg_type
         self.metrics.fix_in.labels(mt.decode()).inc()
         try:

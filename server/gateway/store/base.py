@@ -68,6 +68,14 @@ class GatewayStore(ABC):
     def put_alias(self, client_id: str, alias: str, target: str, kind: str) -> None:
         """A request id (cancel ClOrdID) that refers to an order or list id."""
 
+    def put_resume_point(self, session: str, mark: str) -> None:
+        """The link's mark of the last inbound message of ``session`` (committed with its effects)."""
+        return None  # stores without durable state have nothing to resume from
+
+    def resume_points(self) -> dict[str, str]:
+        """Committed resume points per session (see :meth:`put_resume_point`)."""
+        return {}
+
     @abstractmethod
     async def commit(self) -> None:
         """Wait until everything queued so far is durable (shared by concurrent callers)."""

@@ -67,6 +67,8 @@ _UPSERT_LIST = (
     " ON CONFLICT (client_id, list_id) DO UPDATE SET open=excluded.open, data=excluded.data"
 )
 _INSERT_EVENT = "INSERT INTO events (client_id, seq, ns, data) VALUES (?,?,?,?)"
+_UPSERT_META = "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO UPDATE SET value=excluded.value"
+_RESUME_PREFIX = "fix_in:"  # meta key of a link session's resume point
 _INSERT_ALIAS = "INSERT OR IGNORE INTO aliases (client_id, alias, target, kind) VALUES (?,?,?,?)"
 
 _order_enc = msgspec.msgpack.Encoder()
@@ -76,11 +78,12 @@ _list_dec = msgspec.msgpack.Decoder(OrderList)
 
 
 class _Batch:
-    __slots__ = ("orders", "lists", "ops", "future")
+    __slots__ = ("orders", "lists", "resume", "ops", "future")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.orders: dict[tuple[str, str], Order] = {}  # latest state wins within a batch
         self.lists: dict[tuple[str, str], OrderList] = {}
+        self.resume: dict[str, str] = {}
         self.ops: list[tuple[str, tuple[Any, ...]]] = []
         self.future: asyncio.Future[None] = loop.create_future()
 
@@ -226,6 +229,8 @@ class SQLiteStore(GatewayStore):
             groups.append((_UPSERT_ORDER, order_rows))
         if list_rows:
             groups.append((_UPSERT_LIST, list_rows))
+        if batch.resume:
+            groups.append((_UPSERT_META, [(_RESUME_PREFIX + k, v) for k, v in batch.resume.items()]))
         # keep the other statements in arrival order, grouped by consecutive SQL
         for sql, params in batch.ops:
             if groups and groups[-1][0] is sql:
@@ -261,6 +266,9 @@ class SQLiteStore(GatewayStore):
 
     def put_alias(self, client_id: str, alias: str, target: str, kind: str) -> None:
         self._current().ops.append((_INSERT_ALIAS, (client_id, alias, target, kind)))
+
+    def put_resume_point(self, session: str, mark: str) -> None:
+        self._current().resume[session] = mark
 
     # reads ----------------------------------------------------------------------------
     @property
@@ -315,6 +323,10 @@ class SQLiteStore(GatewayStore):
             (client_id, seq, limit),
         )
         return [EventRow(s, d) for s, d in rows]
+
+    def resume_points(self) -> dict[str, str]:
+        rows = self._r.execute("SELECT key, value FROM meta WHERE key LIKE ?", (_RESUME_PREFIX + "%",))
+        return {k[len(_RESUME_PREFIX):]: v for k, v in rows}
 
     def last_seqs(self) -> dict[str, int]:
         rows = self._r.execute("SELECT client_id, MAX(seq) FROM events GROUP BY client_id")
