@@ -22,12 +22,12 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
+from server._config import read_toml
 
 __all__ = ["Sandbox", "SandboxConfig", "default_config_path", "load_config", "main"]
 
@@ -61,12 +61,7 @@ def default_config_path() -> Path:
 def load_config(path: str | Path, var: str | Path | None = None, ephemeral: bool = False) -> SandboxConfig:
     """Read a sandbox TOML file; ``ephemeral`` sets every port to 0 (any free port)."""
     p = Path(path).resolve()
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    data = read_toml(p)
     name = p.name
 
     def table(key: str) -> dict[str, Any]:
@@ -148,10 +143,6 @@ def _check_demo(cfg: SandboxConfig) -> None:
 
 
 # --------------------------------------------------------------------------- config copies
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
 def _write_toml(path: Path, data: dict[str, Any]) -> Path:
@@ -281,7 +272,7 @@ class Sandbox:
             stale.unlink()
 
         # exchange
-        data = _load_toml(cfg.exchange)
+        data = read_toml(cfg.exchange)
         ex = data.setdefault("exchange", {})
         _absolute_paths(ex, cfg.exchange.parent)
         ports_file = self.run_dir / "exchange.ports.json"
@@ -290,7 +281,7 @@ class Sandbox:
         self.ports["exchange"] = self._wait_file(child, ports_file, lambda d: "fix" in d)["fix"]
 
         # hub
-        data = _load_toml(cfg.hub)
+        data = read_toml(cfg.hub)
         hub = data.setdefault("hub", {})
         _absolute_paths(hub, cfg.hub.parent)
         hub_ports = self.run_dir / "hub.ports.json"
@@ -306,7 +297,7 @@ class Sandbox:
         # brokers
         self.ports["brokers"] = {}
         for path in cfg.brokers:
-            data = _load_toml(path)
+            data = read_toml(path)
             b = data.setdefault("broker", {})
             _absolute_paths(b, path.parent)
             label = path.stem
@@ -322,7 +313,7 @@ class Sandbox:
             hub_name = b.get("hub", "HUB")
 
         # gateway
-        data = _load_toml(cfg.gateway)
+        data = read_toml(cfg.gateway)
         g = data.setdefault("gateway", {})
         _absolute_paths(g, cfg.gateway.parent)
         gw_ports = self.run_dir / "gateway.ports.json"
@@ -435,7 +426,7 @@ def main(config: str | Path | None = None, var: str | Path | None = None, epheme
             print(f"fastfix demo: {exc}", file=sys.stderr)
             return 1
         if ports_file is not None:
-            from server.hub.service import write_json_atomic
+            from server._service import write_json_atomic
 
             write_json_atomic(Path(ports_file), {**sandbox.ports, "pid": os.getpid()})
         print(sandbox.banner(), flush=True)

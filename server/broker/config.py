@@ -27,12 +27,12 @@ is not yet in the database; after that the database is the truth.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
+from server._config import read_toml, settings_file
 
 __all__ = ["AccountConfig", "BrokerConfig", "load_config", "parse_config"]
 
@@ -68,13 +68,7 @@ class BrokerConfig:
 def load_config(path: str | Path) -> BrokerConfig:
     """Read and check a broker TOML file; raises :class:`ConfigError` naming file and key."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return parse_config(data, p)
+    return parse_config(read_toml(p), p)
 
 
 def _int(where: str, v: Any, minimum: int = 0) -> int:
@@ -104,11 +98,8 @@ def parse_config(data: dict[str, Any], path: Path) -> BrokerConfig:
         p = Path(value)
         return p if p.is_absolute() else path.parent / p
 
-    if "fix_settings" not in b:
-        raise ConfigError(f"{name}: broker.fix_settings: is required (a QuickFIX-style settings file)")
-    cfg = BrokerConfig(path=path, fix_settings=rel(b["fix_settings"], "fix_settings"))
-    if not cfg.fix_settings.is_file():
-        raise ConfigError(f"{name}: broker.fix_settings: file not found: {cfg.fix_settings}")
+    fix = rel(b["fix_settings"], "fix_settings") if "fix_settings" in b else None
+    cfg = BrokerConfig(path=path, fix_settings=settings_file(f"{name}: broker.fix_settings", fix, path.parent))
     for key in ("hub", "exchange", "log_level"):
         if key in b:
             if not isinstance(b[key], str) or not b[key]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-import signal
 from typing import Any
 
+from server._service import (
+    Periodic,
+    flush_session_logs,
+    remove_file,
+    run_until_stopped,
+    write_json_atomic,
+)
 from server.broker.app import BrokerApplication
 from server.broker.config import BrokerConfig
 from server.broker.ledger import Ledger
-from server.hub.service import write_json_atomic
 
 __all__ = ["BrokerServer", "serve"]
 
@@ -50,7 +53,8 @@ class BrokerServer:
         self.app.on_change = self._write_status
         self.settings = _settings(cfg)
         self._initiator: Any = None
-        self._flusher: asyncio.Task[None] | None = None
+        # The audit logs reach the OS once a second.
+        self._flusher = Periodic(1.0, lambda: flush_session_logs(self._initiator), log, "broker log flush")
 
     @property
     def initiator(self) -> Any:
@@ -66,16 +70,8 @@ class BrokerServer:
         self._initiator = Initiator(self.settings, self.app)
         await self._initiator.start()
         self._write_status(self.app.up)
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_logs())
+        self._flusher.start()
         log.info("broker %s: accounts %s", self.app.comp_id, ", ".join(self.ledger.accounts))
-
-    async def _flush_logs(self) -> None:
-        while True:  # the audit logs reach the OS once a second
-            await asyncio.sleep(1.0)
-            for s in self._initiator.sessions().values():
-                if s.log is not None:
-                    with contextlib.suppress(Exception):
-                        s.log.flush()
 
     async def wait_ready(self, timeout: float) -> None:
         """Both sessions logged on."""
@@ -83,30 +79,14 @@ class BrokerServer:
             await self._initiator.wait_logged_on(sid, timeout=timeout)
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await self._flusher.stop()
         if self._initiator is not None:
             await self._initiator.stop()
             self._initiator = None
         self.ledger.close()
-        if self.cfg.status_file is not None:
-            with contextlib.suppress(OSError):
-                self.cfg.status_file.unlink()
+        remove_file(self.cfg.status_file)
 
 
 async def serve(cfg: BrokerConfig) -> None:
     """Run the broker until SIGINT/SIGTERM."""
-    server = BrokerServer(cfg)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await run_until_stopped(BrokerServer(cfg))

@@ -18,17 +18,14 @@ and the simulator options::
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
-import signal
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
+from server._config import read_toml, settings_file
+from server._service import Periodic, run_until_stopped, write_json_atomic
 from server.exchange.clock import AlwaysOpenClock, KrxClock
 from server.exchange.fix_app import ExchangeApplication
 from server.exchange.instruments import INSTRUMENTS, Instrument
@@ -73,13 +70,7 @@ class ExchangeConfig:
 def load_config(path: str | Path) -> ExchangeConfig:
     """Read and check an exchange TOML file."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: {exc}") from None
-    return parse_config(data, p)
+    return parse_config(read_toml(p), p)
 
 
 def parse_config(data: dict[str, Any], path: Path) -> ExchangeConfig:
@@ -103,12 +94,8 @@ def parse_config(data: dict[str, Any], path: Path) -> ExchangeConfig:
         return v
 
     fix = typed("fix_settings", str, None)
-    if fix is None:
-        raise err("fix_settings", "is required (a QuickFIX-style settings file)")
-    fix_path = (path.parent / fix).resolve()
-    if not fix_path.is_file():
-        raise err("fix_settings", f"file not found: {fix_path}")
-    cfg = ExchangeConfig(path=path, fix_settings=fix_path)
+    fix_path = settings_file(f"{name}: exchange.fix_settings", fix, path.parent.resolve())
+    cfg = ExchangeConfig(path=path, fix_settings=fix_path.resolve())
     cfg.clock = typed("clock", str, "krx")
     if cfg.clock not in ("krx", "always-open"):
         raise err("clock", f'must be "krx" or "always-open", got {cfg.clock!r}')
@@ -154,7 +141,8 @@ class ExchangeServer:
         self.app = ExchangeApplication(self.market, lp)
         self.settings = SessionSettings.from_file(cfg.fix_settings)
         self._acceptor: Any = None
-        self._timer: asyncio.Task[None] | None = None
+        # Auctions and the end-of-day expiry must happen on time even when no order arrives.
+        self._timer = Periodic(cfg.poll_interval, lambda: self.app.poll(), log, "exchange timer")
 
     @property
     def port(self) -> int:
@@ -166,28 +154,13 @@ class ExchangeServer:
         self.app.poll()  # auctions due and the first liquidity, before anyone logs on
         self._acceptor = Acceptor(self.settings, self.app, port=self.cfg.fix_port)
         await self._acceptor.start()
-        self._timer = asyncio.get_running_loop().create_task(self._tick())
+        self._timer.start()
         if self.cfg.ports_file is not None:
-            tmp = self.cfg.ports_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"fix": self.port}))
-            tmp.replace(self.cfg.ports_file)
+            write_json_atomic(self.cfg.ports_file, {"fix": self.port})
         log.info("exchange listening on port %d (%s clock)", self.port, self.cfg.clock)
 
-    async def _tick(self) -> None:
-        # Auctions and the end-of-day expiry must happen on time even when no order arrives.
-        while True:
-            await asyncio.sleep(self.cfg.poll_interval)
-            try:
-                self.app.poll()
-            except Exception:  # keep the timer alive; the error is logged
-                log.exception("exchange timer")
-
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+        await self._timer.stop()
         if self._acceptor is not None:
             await self._acceptor.stop()
             self._acceptor = None
@@ -195,14 +168,4 @@ class ExchangeServer:
 
 async def serve(cfg: ExchangeConfig) -> None:
     """Run until SIGINT/SIGTERM."""
-    server = ExchangeServer(cfg)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await run_until_stopped(ExchangeServer(cfg))

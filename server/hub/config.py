@@ -22,12 +22,12 @@ paths are relative to the file.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
+from server._config import read_toml, settings_file
 
 __all__ = ["HubConfig", "Party", "load_config", "parse_config", "ROLES", "DOWN_POLICIES"]
 
@@ -71,13 +71,7 @@ class HubConfig:
 def load_config(path: str | Path) -> HubConfig:
     """Read and check a hub TOML file; raises :class:`ConfigError` naming file and key."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return parse_config(data, p)
+    return parse_config(read_toml(p), p)
 
 
 def _typed(name: str, key: str, table: dict[str, Any], kind: type | tuple[type, ...], default: Any) -> Any:
@@ -113,11 +107,7 @@ def parse_config(data: dict[str, Any], path: Path) -> HubConfig:
         return p if p.is_absolute() else (path.parent / p)
 
     fix = _typed(f"{name}: hub", "fix_settings", hub, str, None)
-    if fix is None:
-        raise ConfigError(f"{name}: hub.fix_settings: is required (a QuickFIX-style settings file)")
-    cfg = HubConfig(path=path, fix_settings=rel(fix))
-    if not cfg.fix_settings.is_file():
-        raise ConfigError(f"{name}: hub.fix_settings: file not found: {cfg.fix_settings}")
+    cfg = HubConfig(path=path, fix_settings=settings_file(f"{name}: hub.fix_settings", fix, path.parent))
     cfg.on_destination_down = _typed(f"{name}: hub", "on_destination_down", hub, str, "reject")
     if cfg.on_destination_down not in DOWN_POLICIES:
         raise ConfigError(f'{name}: hub.on_destination_down: must be "reject" or "hold", '

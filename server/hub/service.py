@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import os
-import signal
-from pathlib import Path
 from typing import Any
 
+from server._service import (
+    Periodic,
+    flush_session_logs,
+    remove_file,
+    run_until_stopped,
+    write_json_atomic,
+)
 from server.hub.config import HubConfig
 from server.hub.held import HeldStore
 from server.hub.routing import HubApplication
@@ -18,14 +20,6 @@ from server.hub.routing import HubApplication
 __all__ = ["HubServer", "serve", "write_json_atomic"]
 
 log = logging.getLogger("fastfix.hub")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON in one step (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
 
 
 class HubServer:
@@ -39,9 +33,8 @@ class HubServer:
         self.held = HeldStore(cfg.database or ":memory:")
         self.app = HubApplication(cfg, self.held)
         self.app.on_change = self._write_ports
-        self._tick = tick
         self._acceptor: Any = None
-        self._timer: asyncio.Task[None] | None = None
+        self._timer = Periodic(tick, self._housekeeping, log, "hub timer")
 
     @property
     def port(self) -> int:
@@ -56,7 +49,7 @@ class HubServer:
 
         self._acceptor = Acceptor(self.settings, self.app, port=self.cfg.fix_port)
         await self._acceptor.start()
-        self._timer = asyncio.get_running_loop().create_task(self._housekeeping())
+        self._timer.start()
         self._write_ports(set())
         log.info("hub listening on port %d; parties: %s; %d held message(s)", self.port,
                  ", ".join(f"{p.comp_id} ({p.role})" for p in self.cfg.parties.values()), self.held.count())
@@ -67,43 +60,20 @@ class HubServer:
         write_json_atomic(self.cfg.ports_file,
                           {"fix": self.port, "pid": os.getpid(), "logged_on": sorted(logged_on)})
 
-    async def _housekeeping(self) -> None:
+    def _housekeeping(self) -> None:
         # Expire held messages and hand the audit logs to the OS once per tick.
-        while True:
-            await asyncio.sleep(self._tick)
-            try:
-                self.app.expire_held()
-                for s in self._acceptor.sessions().values():
-                    if s.log is not None:
-                        s.log.flush()
-            except Exception:  # keep the timer alive; the error is logged
-                log.exception("hub timer")
+        self.app.expire_held()
+        flush_session_logs(self._acceptor)
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+        await self._timer.stop()
         if self._acceptor is not None:
             await self._acceptor.stop()
             self._acceptor = None
         self.held.close()
-        if self.cfg.ports_file is not None:
-            with contextlib.suppress(OSError):
-                self.cfg.ports_file.unlink()
+        remove_file(self.cfg.ports_file)
 
 
 async def serve(cfg: HubConfig) -> None:
     """Run the hub until SIGINT/SIGTERM."""
-    server = HubServer(cfg)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await run_until_stopped(HubServer(cfg))
