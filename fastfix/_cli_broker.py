@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
+from typing import Any
 
-from fastfix.errors import ConfigError
+from fastfix._cli_service import add_config_arguments, run_service
 
 
 def add_arguments_broker(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", required=True, help="broker TOML file (see examples/broker-kiwoom.toml)")
-    parser.add_argument("--check", action="store_true", help="only read and check the configuration")
+    add_config_arguments(parser, "broker", "broker-kiwoom.toml")
+
+
+def _summary(cfg: Any) -> str:
+    return f"hub {cfg.hub}, exchange {cfg.exchange}, {len(cfg.accounts)} accounts"
 
 
 def run_broker(args: argparse.Namespace) -> int:
     from server.broker.config import load_config
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"fastfix broker: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        print(f"{args.config}: OK (hub {cfg.hub}, exchange {cfg.exchange}, {len(cfg.accounts)} accounts)")
-        return 0
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from fastfix.engine import run
-    from server.broker.service import serve
-
-    try:
-        run(serve(cfg))
-    except ConfigError as exc:
-        print(f"fastfix broker: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_service("broker", args, load_config, _summary, "server.broker.service")
