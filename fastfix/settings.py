@@ -306,6 +306,12 @@ for _name, _parse, _doc in [
 ]:  # fmt: skip
     register_setting(_name, _parse, _doc)
 
+# Settings naming a file or directory: relative to the settings file they are read from.
+_FILE_SETTINGS = (
+    "FileStorePath", "FileLogPath", "SQLiteStorePath", "DataDictionary", "TransportDataDictionary",
+    "AppDataDictionary", "SocketCertificateFile", "SocketPrivateKeyFile", "SocketCAFile",
+)  # fmt: skip
+
 _FAILOVER = re.compile(r"(SocketConnectHost|SocketConnectPort)([1-9][0-9]*)")
 
 _REQUIRED_ALL = ("ConnectionType", "BeginString", "SenderCompID", "TargetCompID")
@@ -609,6 +615,26 @@ class SessionSettings:
                 raise ConfigError(f"{_where(origin)}: session {sid} defined twice")
             result[sid] = s
         return cls(Settings(dvalues, dorigins, dorigin), result)
+
+    def with_overrides(
+        self,
+        common: Mapping[str, Any] | None = None,
+        by_target: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> SessionSettings:
+        """The sessions with ``common`` set on each and ``by_target[TargetCompID]`` on
+        that session. Relative file paths are made absolute first, so the copy means
+        the same files wherever it is used or written out.
+        """
+        sessions = []
+        for sid, s in self._sessions.items():
+            values: dict[str, Any] = dict(s.items())
+            for key in _FILE_SETTINGS:
+                if key in values:
+                    values[key] = str(s.get_path(key))
+            values.update(common or {})
+            values.update((by_target or {}).get(sid.target_comp_id, {}))
+            sessions.append(values)
+        return SessionSettings.from_dict(sessions)
 
     # ---- output
 

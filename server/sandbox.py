@@ -167,20 +167,9 @@ def _copy_settings(src: Path, dst: Path, overrides: dict[str, dict[str, str]] | 
     ``overrides`` per TargetCompID; relative paths made absolute."""
     from fastfix.settings import SessionSettings
 
-    ss = SessionSettings.from_file(src)
-    sessions = []
-    for sid, s in ss.sessions().items():
-        values = dict(s.items())
-        for key in ("DataDictionary", "TransportDataDictionary", "AppDataDictionary",
-                    "SocketCertificateFile", "SocketPrivateKeyFile", "SocketCAFile"):
-            if key in values:
-                values[key] = str(s.get_path(key))
-        values.update(common)
-        values.update((overrides or {}).get(sid.target_comp_id, {}))
-        sessions.append(values)
+    ss = SessionSettings.from_file(src).with_overrides(common, overrides)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text("# written by fastfix demo; edit the file it was copied from instead\n"
-                   + SessionSettings.from_dict(sessions).to_string())
+    dst.write_text("# written by fastfix demo; edit the file it was copied from instead\n" + ss.to_string())
     return dst
 
 

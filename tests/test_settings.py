@@ -234,6 +234,29 @@ def test_from_dict_and_round_trip_to_string():
         SessionSettings.from_dict([{"Bogus": 1}])
 
 
+def test_with_overrides_keeps_relative_files_valid(tmp_path: Path):
+    cfg = tmp_path / "conf" / "broker.cfg"
+    cfg.parent.mkdir()
+    cfg.write_text(
+        "[DEFAULT]\nConnectionType=initiator\nBeginString=FIX.4.4\nSenderCompID=BRK\nHeartBtInt=30\n"
+        "SocketConnectHost=127.0.0.1\nSocketConnectPort=1\nStartTime=00:00:00\nEndTime=00:00:00\n"
+        "FileStorePath=store\nDataDictionary=dd/FIX44.xml\nSocketCAFile=/etc/ca.pem\n"
+        "[SESSION]\nTargetCompID=HUB\n[SESSION]\nTargetCompID=KRX\n"
+    )
+    ss = SessionSettings.from_file(cfg).with_overrides(
+        {"FileLogPath": "/var/log/brk"}, {"HUB": {"SocketConnectPort": "9880"}})
+    hub = ss[SessionID("FIX.4.4", "BRK", "HUB")]
+    krx = ss[SessionID("FIX.4.4", "BRK", "KRX")]
+    assert hub.get_int("SocketConnectPort") == 9880 and krx.get_int("SocketConnectPort") == 1
+    for s in (hub, krx):
+        assert s.get_path("FileStorePath") == cfg.parent.resolve() / "store"
+        assert s.get_path("DataDictionary") == cfg.parent.resolve() / "dd" / "FIX44.xml"
+        assert s["SocketCAFile"] == "/etc/ca.pem" and s["FileLogPath"] == "/var/log/brk"
+    # the copy written elsewhere still names the same files
+    again = SessionSettings.from_string(ss.to_string(), str(tmp_path / "elsewhere" / "copy.cfg"))
+    assert again[SessionID("FIX.4.4", "BRK", "KRX")].get_path("FileStorePath") == cfg.parent.resolve() / "store"
+
+
 def _utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.UTC)
 

@@ -27,20 +27,11 @@ def _settings(cfg: BrokerConfig) -> Any:
     from fastfix.settings import SessionSettings
 
     ss = SessionSettings.from_file(cfg.fix_settings)
-    overrides = {cfg.hub: cfg.hub_port, cfg.exchange: cfg.exchange_port}
-    if all(v is None for v in overrides.values()):
+    ports = {cfg.hub: cfg.hub_port, cfg.exchange: cfg.exchange_port}
+    if all(v is None for v in ports.values()):
         return ss
-    sessions = []
-    for sid, s in ss.sessions().items():
-        values = dict(s.items())
-        port = overrides.get(sid.target_comp_id)
-        if port is not None:
-            values["SocketConnectPort"] = str(port)
-        for key in ("FileStorePath", "FileLogPath", "SQLiteStorePath", "DataDictionary"):
-            if key in values:  # relative paths stay relative to the settings file
-                values[key] = str(s.get_path(key))
-        sessions.append(values)
-    return SessionSettings.from_dict(sessions)
+    return ss.with_overrides(by_target={comp: {"SocketConnectPort": str(port)}
+                                        for comp, port in ports.items() if port is not None})
 
 
 class BrokerServer:
