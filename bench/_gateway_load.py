@@ -1,0 +1,605 @@
+"""Load harness of the order gateway benchmarks (``test_gateway_bench.py``, ``gateway_gate.py``).
+
+Processes: the gateway (FIX initiator) and, for comparison, a trivial granian
+RSGI + msgspec handler, each in a process of its own; the load (``wrk`` with
+``gateway_orders.lua``, or a Python client when wrk is missing) in another;
+this process runs the FIX hub double (a fastfix acceptor that takes the
+orders) and the WebSocket reader. On a machine with two or more CPUs the
+server under test is pinned to the last CPU and everything else to the others,
+so the gateway and the bare handler get the same core in the same run.
+
+``python bench/_gateway_load.py rate PORT KEY RATE SECONDS TAG`` is the open-loop
+client of the latency phase: POSTs at a fixed rate, then prints one JSON line
+with the send time (``time.perf_counter_ns``, CLOCK_MONOTONIC, comparable across
+processes) of each ClOrdID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+LUA = BENCH / "gateway_orders.lua"
+KEY = "key-bench-0123456789"
+CONNECTIONS = 32
+
+BASELINE = r'''
+import socket, msgspec, uvloop
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server
+from granian._granian import SocketHolder
+
+class Order(msgspec.Struct):
+    ClOrdID: str
+    Symbol: str
+    Side: str
+    OrdType: str
+    OrderQty: str
+    Price: str | None = None
+    DeliverToCompID: str | None = None
+
+dec = msgspec.json.Decoder(Order)
+enc = msgspec.json.Encoder()
+HDR = [("content-type", "application/json")]
+
+async def app(scope, proto):
+    o = dec.decode(await proto())
+    proto.response_bytes(202, HDR, enc.encode({"ClOrdID": o.ClOrdID, "state": "PendingNew"}))
+
+class S(Server):
+    def _init_shared_socket(self):
+        self._shd = SocketHolder(sock.detach(), False, 1024); self._sfd = self._shd.get_fd(); self._ssp = None
+
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(1024)
+print(sock.getsockname()[1], flush=True)
+async def main():
+    await S(app, port=sock.getsockname()[1], interface=Interfaces.RSGI, log_level=LogLevels.warning).serve()
+uvloop.run(main())
+'''
+
+ORDER = (b'{"ClOrdID":"%s","DeliverToCompID":"BRKA","Symbol":"005930","Side":"1","OrdType":"2",'
+         b'"OrderQty":"10","Price":"70000"}')
+
+
+# --------------------------------------------------------------------------- CPUs
+
+
+def cpu_plan() -> tuple[set[int] | None, set[int] | None]:
+    """(CPUs of the server under test, CPUs of the load), or (None, None) to leave it to the OS."""
+    if os.environ.get("GATEWAY_BENCH_PIN", "0") != "1":
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    """Pin every thread of ``pid`` (granian starts threads of its own)."""
+    if cpus is None:
+        return
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- hub double
+
+
+def _hub_classes() -> Any:
+    from fastfix.engine import Application
+
+    class SinkHub(Application):
+        """Takes the gateway's orders: counts them; when ``track``, stamps each ClOrdID's
+        arrival; when ``ack``, answers each with an ExecutionReport New (stamped as sent)."""
+
+        def __init__(self) -> None:
+            self.count = 0
+            self.track = False
+            self.ack = False
+            self.t_fix: dict[bytes, int] = {}
+            self.t_er: dict[bytes, int] = {}
+            self._ids = 0
+
+        def from_app(self, msg: Any, session_id: Any) -> None:
+            if msg.msg_type != b"D":
+                return
+            self.count += 1
+            if self.track:
+                self.t_fix[msg[11]] = time.perf_counter_ns()
+            if self.ack:
+                # Sent on the next loop pass, outside the engine's read batch, so the
+                # stamp is taken right before the bytes reach the socket.
+                asyncio.get_running_loop().call_soon(
+                    self._answer, session_id, msg[11], msg[128], msg[55], msg[54], msg[38], msg[40],
+                    msg.get(44))
+
+        def _answer(self, sid: Any, cl: bytes, broker: bytes, sym: bytes, side: bytes, qty: bytes,
+                    ord_type: bytes, px: bytes | None) -> None:
+            self._ids += 1
+            fields: list[tuple[int, Any]] = [
+                (115, broker), (37, b"O%d" % self._ids), (11, cl), (17, b"X%d" % self._ids), (150, b"0"),
+                (39, b"0"), (55, sym), (54, side), (38, qty), (40, ord_type)]
+            if px is not None:
+                fields.append((44, px))
+            fields += [(151, qty), (14, b"0"), (6, b"0"), (60, b"20240102-09:00:00")]
+            if self.track:
+                self.t_er[cl] = time.perf_counter_ns()
+            assert self.engine is not None
+            self.engine.session(sid).send("8", fields)
+
+    return SinkHub
+
+
+def hub_settings() -> Any:
+    from fastfix.settings import SessionSettings
+
+    return SessionSettings.from_string("""
+[DEFAULT]
+ConnectionType=acceptor
+SocketAcceptPort=0
+SocketAcceptAddress=127.0.0.1
+StartTime=00:00:00
+EndTime=00:00:00
+HeartBtInt=30
+UseDataDictionary=N
+[SESSION]
+BeginString=FIX.4.4
+SenderCompID=HUB
+TargetCompID=GATEWAY
+""")
+
+
+def gateway_files(workdir: Path, hub_port: int) -> Path:
+    """Gateway TOML + FIX settings for one client ``bench`` and broker BRKA; returns the TOML path."""
+    (workdir / "gw.cfg").write_text(f"""[DEFAULT]
+ConnectionType=initiator
+SocketConnectHost=127.0.0.1
+SocketConnectPort={hub_port}
+StartTime=00:00:00
+EndTime=00:00:00
+HeartBtInt=30
+ReconnectInterval=1
+FileStorePath=fixstore
+[SESSION]
+BeginString=FIX.4.4
+SenderCompID=GATEWAY
+TargetCompID=HUB
+""")
+    toml = workdir / "gw.toml"
+    toml.write_text(f"""
+[gateway]
+rest_port = 0
+ws_port = 0
+link = "fix"
+fix_settings = "gw.cfg"
+database = "gw.db"
+ports_file = "ports.json"
+tick_size = "krx"
+log_level = "warning"
+
+[[brokers]]
+id = "BRKA"
+name = "Broker A"
+
+[[clients]]
+id = "bench"
+api_key_sha256 = "{hashlib.sha256(KEY.encode()).hexdigest()}"
+rate = 10000000
+burst = 10000000
+""")
+    return toml
+
+
+class Server:
+    """A server process under test (gateway or bare handler) and its REST port."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, ws_port: int = 0) -> None:
+        self.proc = proc
+        self.port = port
+        self.ws_port = ws_port
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+async def start_gateway(workdir: Path, hub_port: int, cpus: set[int] | None,
+                        env: dict[str, str] | None = None) -> Server:
+    toml = gateway_files(workdir, hub_port)
+    ports = workdir / "ports.json"
+    ports.unlink(missing_ok=True)
+    log = open(workdir / "gateway.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "fastfix.cli", "gateway", "--config", str(toml)],
+                            cwd=workdir, stdout=log, stderr=log,
+                            env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})))
+    log.close()
+    for _ in range(3000):
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited: {(workdir / 'gateway.log').read_text()[-2000:]}")
+        if ports.exists():
+            try:
+                p = json.loads(ports.read_text())
+                srv = Server(proc, p["rest"], p["ws"])
+                break
+            except (ValueError, KeyError):
+                pass
+        await asyncio.sleep(0.01)
+    else:
+        proc.kill()
+        raise TimeoutError("gateway did not start")
+    pin(proc.pid, cpus)
+    return srv
+
+
+async def start_baseline(cpus: set[int] | None) -> Server:
+    proc = subprocess.Popen([sys.executable, "-c", BASELINE], stdout=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout is not None
+    line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+    srv = Server(proc, int(line))
+    await asyncio.sleep(0.3)  # granian binds its threads after printing the port
+    pin(proc.pid, cpus)
+    return srv
+
+
+async def wait_ready(port: int, path: str = "/readyz", timeout: float = 15.0, any_status: bool = False) -> None:
+    """Until ``path`` answers 200 (or anything, with ``any_status``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
+            line = await asyncio.wait_for(r.readline(), 2)
+            w.close()
+            if line.startswith(b"HTTP/") and (any_status or line.split()[1:2] == [b"200"]):
+                return
+        except (OSError, TimeoutError, IndexError):
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"port {port} not ready")
+
+
+# --------------------------------------------------------------------------- closed-loop load
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+async def wrk(port: int, seconds: float, tag: str, key: str | None, cpus: set[int] | None,
+              connections: int = CONNECTIONS) -> dict[str, Any]:
+    """One wrk run; returns its JSON summary with ``rate`` = 202 answers per second."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(LUA),
+            f"http://127.0.0.1:{port}", "--", tag] + ([key] if key else [])
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    if cpus is not None:
+        pin(proc.pid, cpus)
+    out, err = await proc.communicate()
+    lines = [ln for ln in out.decode().splitlines() if ln.startswith('{"wrk"')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed: {out.decode()[-1000:]} {err.decode()[-1000:]}")
+    res = json.loads(lines[-1])
+    res["rate"] = res["accepted"] / res["seconds"]
+    return res
+
+
+async def py_load(port: int, seconds: float, tag: str, key: str | None, cpus: set[int] | None,
+                  connections: int = CONNECTIONS) -> dict[str, Any]:
+    """The same closed loop without wrk: a Python client process (slower: the client may limit)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(BENCH / "_gateway_load.py"), "closed", str(port), key or "-", str(seconds), tag,
+        str(connections), stdout=asyncio.subprocess.PIPE, cwd=REPO)
+    if cpus is not None:
+        pin(proc.pid, cpus)
+    out, _ = await proc.communicate()
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    res["rate"] = res["accepted"] / res["seconds"]
+    return res
+
+
+async def closed_loop(port: int, seconds: float, tag: str, key: str | None, cpus: set[int] | None) -> dict[str, Any]:
+    if have_wrk():
+        return await wrk(port, seconds, tag, key, cpus)
+    return await py_load(port, seconds, tag, key, cpus)
+
+
+# --------------------------------------------------------------------------- Python clients
+
+
+class _HttpConn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time (Content-Length answers)."""
+
+    def __init__(self, on_done: Any) -> None:
+        self.on_done = on_done
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.ready.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end]
+            i = head.lower().find(b"content-length:")
+            n = int(head[i + 15:].split(b"\r\n", 1)[0]) if i >= 0 else 0
+            if len(self.buf) < end + 4 + n:
+                return
+            status = int(head[9:12])
+            self.buf = self.buf[end + 4 + n:]
+            self.on_done(self, status)
+
+    def post(self, head: bytes, body: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(head + b"%d\r\n\r\n" % len(body) + body)
+
+
+def _head(port: int, key: str | None) -> bytes:
+    h = f"POST /v1/orders HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+    if key:
+        h += f"x-api-key: {key}\r\n"
+    return (h + "content-length: ").encode()
+
+
+async def _connect(port: int, n: int, on_done: Any) -> list[_HttpConn]:
+    loop = asyncio.get_running_loop()
+    conns = []
+    for _ in range(n):
+        _, c = await loop.create_connection(lambda: _HttpConn(on_done), "127.0.0.1", port)
+        await c.ready
+        conns.append(c)
+    return conns
+
+
+async def _closed(port: int, key: str | None, seconds: float, tag: str, connections: int) -> dict[str, Any]:
+    head = _head(port, key)
+    counts = {"accepted": 0, "other": 0}
+    seq = iter(range(1 << 62))
+    deadline = 0.0
+
+    def on_done(c: _HttpConn, status: int) -> None:
+        counts["accepted" if status == 202 else "other"] += 1
+        if time.perf_counter() < deadline:
+            c.post(head, ORDER % f"{tag}-{next(seq)}".encode())
+        else:
+            stopped.add(c)
+            if len(stopped) == len(conns):
+                done.set_result(None)
+
+    stopped: set[_HttpConn] = set()
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    conns = await _connect(port, connections, on_done)
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    for c in conns:
+        c.post(head, ORDER % f"{tag}-{next(seq)}".encode())
+    await asyncio.wait_for(done, seconds + 30)
+    return {"requests": counts["accepted"] + counts["other"], "accepted": counts["accepted"],
+            "other_status": counts["other"], "seconds": time.perf_counter() - t0}
+
+
+async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: str) -> dict[str, Any]:
+    """Open loop: request i is due at t0 + i/rate; sent on a free connection (a new one is
+    opened if all are busy, so a slow server cannot slow the sender down)."""
+    loop = asyncio.get_running_loop()
+    head = _head(port, key)
+    free: list[_HttpConn] = []
+    counts = {"accepted": 0, "other": 0}
+    sent: dict[str, int] = {}
+    total = int(rate * seconds)
+
+    def on_done(c: _HttpConn, status: int) -> None:
+        counts["accepted" if status == 202 else "other"] += 1
+        free.append(c)
+
+    free.extend(await _connect(port, 16, on_done))
+    t0 = time.perf_counter()
+    i = 0
+    while i < total:
+        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+        while i < due:
+            if not free:
+                _, c = await loop.create_connection(lambda: _HttpConn(on_done), "127.0.0.1", port)
+                await c.ready
+                free.append(c)
+            c = free.pop()
+            if c.transport is None:
+                continue
+            cl = f"{tag}{i}"
+            sent[cl] = time.perf_counter_ns()
+            c.post(head, ORDER % cl.encode())
+            i += 1
+        await asyncio.sleep(0.0005)
+    for _ in range(1000):
+        if counts["accepted"] + counts["other"] >= total:
+            break
+        await asyncio.sleep(0.01)
+    return {"sent": sent, "accepted": counts["accepted"], "other_status": counts["other"],
+            "seconds": time.perf_counter() - t0}
+
+
+async def fixed_rate(port: int, key: str, rate: float, seconds: float, tag: str,
+                     cpus: set[int] | None) -> dict[str, Any]:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(BENCH / "_gateway_load.py"), "rate", str(port), key, str(rate), str(seconds),
+            tag, f.name, cwd=REPO)
+        if cpus is not None:
+            pin(proc.pid, cpus)
+        if await proc.wait() != 0:
+            raise RuntimeError(f"fixed-rate client failed ({proc.returncode})")
+        return json.loads(Path(f.name).read_bytes())
+
+
+# --------------------------------------------------------------------------- WebSocket reader
+
+
+async def ws_reader(port: int, key: str) -> Any:
+    """A picows subscriber that stamps each pushed frame; ``.frames`` is [(ns, bytes)]."""
+    from picows import WSListener, WSMsgType, ws_connect
+
+    class Reader(WSListener):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.frames: list[tuple[int, bytes]] = []
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == WSMsgType.TEXT:
+                self.frames.append((time.perf_counter_ns(), frame.get_payload_as_bytes()))
+
+    transport, reader = await ws_connect(Reader, f"ws://127.0.0.1:{port}/v1/stream",
+                                         extra_headers={"X-API-Key": key})
+    reader.transport = transport
+    return reader
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * p))] if s else float("nan")
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate: float = 0.0,
+              latency_seconds: float = 3.0, acked: bool = False,
+              gateway_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Throughput of the gateway and of the bare handler (best of ``rounds`` alternating runs),
+    then, if ``latency_rate``, latencies at that fixed rate with every order acknowledged."""
+    from fastfix.engine import Acceptor
+
+    server_cpus, load_cpus = cpu_plan()
+    if load_cpus is not None:
+        os.sched_setaffinity(0, load_cpus)
+    hub = _hub_classes()()
+    acceptor = Acceptor(hub_settings(), hub, host="127.0.0.1", port=0)
+    await acceptor.start()
+    gw: Server | None = None
+    base: Server | None = None
+    out: dict[str, Any] = {"client": "wrk" if have_wrk() else "python", "connections": CONNECTIONS,
+                           "pinned": server_cpus is not None}
+    try:
+        gw = await start_gateway(workdir, acceptor.port, server_cpus, gateway_env)
+        await wait_ready(gw.port)
+        base = await start_baseline(server_cpus)
+        await wait_ready(base.port, "/", any_status=True)
+        run_id = f"{os.getpid()}x{int(time.time())}"
+        await closed_loop(gw.port, 1, f"w{run_id}", KEY, load_cpus)  # warm-up
+        await closed_loop(base.port, 1, "w", None, load_cpus)
+        gw_rates: list[float] = []
+        base_rates: list[float] = []
+        for r in range(rounds):
+            before = hub.count
+            res = await closed_loop(gw.port, seconds, f"t{r}{run_id}", KEY, load_cpus)
+            for _ in range(200):  # the last orders may still be on their way to the hub
+                if hub.count - before >= res["accepted"]:
+                    break
+                await asyncio.sleep(0.01)
+            if res["other_status"] or res.get("socket_errors"):
+                raise RuntimeError(f"gateway answered other than 202: {res}")
+            if hub.count - before < res["accepted"]:
+                raise RuntimeError(f"hub got {hub.count - before} orders for {res['accepted']} answers")
+            gw_rates.append(res["rate"])
+            base_rates.append((await closed_loop(base.port, seconds, "b", None, load_cpus))["rate"])
+        out["gateway_orders_per_s_runs"] = [round(x) for x in gw_rates]
+        out["baseline_req_per_s_runs"] = [round(x) for x in base_rates]
+        out["gateway_orders_per_s"] = round(max(gw_rates))
+        out["baseline_req_per_s"] = round(max(base_rates))
+        out["ratio"] = round(max(gw_rates) / max(base_rates), 3)
+        if acked or latency_rate:
+            hub.ack = True
+            reader = await ws_reader(gw.ws_port, KEY)
+        if acked:
+            res = await closed_loop(gw.port, seconds, f"a{run_id}", KEY, load_cpus)
+            out["gateway_orders_per_s_acked"] = round(res["rate"])
+        if latency_rate:
+            hub.track = True
+            reader.frames.clear()
+            tag = f"l{run_id}-"
+            res = await fixed_rate(gw.port, KEY, latency_rate, latency_seconds, tag, load_cpus)
+            await asyncio.sleep(0.2)
+            t_ws: dict[bytes, int] = {}
+            prefix = b"bench:"
+            for ns, data in reader.frames:
+                frame = json.loads(data)
+                if frame.get("type") == "message":
+                    t_ws[prefix + frame["message"]["Body"]["ClOrdID"].encode()] = ns
+            sent = {prefix + k.encode(): v for k, v in res["sent"].items()}
+            keys = [k for k in sent if k in hub.t_fix and k in hub.t_er and k in t_ws]
+            rest_fix = [(hub.t_fix[k] - sent[k]) / 1e3 for k in keys]
+            er_ws = [(t_ws[k] - hub.t_er[k]) / 1e3 for k in keys]
+            post_ws = [(t_ws[k] - sent[k]) / 1e3 for k in keys]
+            out["latency_rate"] = latency_rate
+            out["latency_samples"] = len(keys)
+            out["latency_sent"] = len(sent)
+            for name, vals in (("rest_to_fix", rest_fix), ("er_to_ws", er_ws), ("post_to_ws", post_ws)):
+                for p in (0.5, 0.99, 0.999):
+                    out[f"{name}_p{str(p * 100).rstrip('0').rstrip('.').replace('.', '')}_us"] = round(pct(vals, p))
+            out["latency_max_rest_to_fix_us"] = round(max(rest_fix)) if rest_fix else None
+        if acked or latency_rate:
+            reader.transport.disconnect()
+    finally:
+        for s in (gw, base):
+            if s is not None:
+                s.stop()
+        await acceptor.stop()
+    return out
+
+
+def _main(argv: list[str]) -> None:
+    import uvloop
+
+    mode = argv[0]
+    if mode == "run":  # a quick look: python bench/_gateway_load.py run DIR [ROUNDS SECONDS RATE]
+        import tempfile
+
+        d = Path(tempfile.mkdtemp(dir=argv[1] if argv[1] != "-" else None))
+        nums = [float(a) for a in argv[2:]] + [3, 3, 5000][len(argv) - 2:]
+        print(json.dumps(uvloop.run(run(d, int(nums[0]), nums[1], nums[2], acked=True)), indent=1))
+        return
+    port, key = int(argv[1]), argv[2]
+    k = None if key == "-" else key
+    if mode == "closed":
+        res = uvloop.run(_closed(port, k, float(argv[3]), argv[4], int(argv[5])))
+    else:
+        res = uvloop.run(_rate(port, k, float(argv[3]), float(argv[4]), argv[5]))
+        Path(argv[6]).write_text(json.dumps(res))
+        return
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
