@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYX    := $(shell find fastfix -name '*.pyx' -o -name '*.pxd')
 
 .PHONY: all setup build test demo bench bench-gate lint clean acceptance
-.PHONY: bench-session-gate bench-compare
+.PHONY: bench-session-gate bench-compare perf-setup bench-report profile
 
 all: build
 
@@ -45,6 +45,26 @@ bench-session-gate: build
 # The last two saved session runs side by side (pytest-benchmark's own table, then percentiles).
 bench-compare: build
 	$(BIN)/python bench/session_gate.py --compare
+
+# The performance lab (bench/loadgen): matplotlib, py-spy, hdrhistogram from the `perf` extra.
+PERF_STAMP := $(VENV)/.perf-stamp
+$(PERF_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev,perf]'
+	touch $(PERF_STAMP)
+
+perf-setup: build $(PERF_STAMP)
+
+# Benchmarks + gateway load sweep -> docs/performance.md and docs/img/*.png (about 2 minutes).
+bench-report: perf-setup
+	$(BIN)/python -m bench.loadgen.page $(REPORT_ARGS)
+
+# Flame graph of the gateway under the mixed load (py-spy), plus `perf stat` counters where perf exists.
+PROFILE_ARGS ?=
+profile: perf-setup
+	mkdir -p bench/results
+	$(BIN)/python -m bench.loadgen lab bench/loadgen/scenarios/mixed.toml --rate 3000 --duration 10 \
+		--profile bench/results/gateway-flame.svg --perf-stat bench/results/gateway-perf-stat.txt \
+		--out bench/results/profile-run $(if $(PROFILE_ARGS),--py-spy-args="$(PROFILE_ARGS)")
 
 lint: build
 	$(BIN)/ruff check fastfix server bench tests

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -99,14 +100,14 @@ def _run_or_sweep(args: argparse.Namespace, target: dict[str, Any]) -> list[dict
     return [r]
 
 
-def _py_spy(pid: int, svg: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+def _py_spy(pid: int, svg: Path, seconds: float, extra: str = "") -> subprocess.Popen[bytes] | None:
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(exe).exists():
         print("py-spy not installed: pip install -e '.[perf]'", file=sys.stderr)
         return None
     svg.parent.mkdir(parents=True, exist_ok=True)
     cmd = [exe, "record", "--pid", str(pid), "--output", str(svg), "--format", "flamegraph", "--rate", "200",
-           "--duration", str(int(seconds + 0.999)), "--nonblocking"]
+           "--duration", str(int(seconds + 0.999)), "--nonblocking", *shlex.split(extra)]
     return subprocess.Popen(cmd)
 
 
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--clients", type=int, default=4)
     lab.add_argument("--link", choices=("fix", "loopback"), default="fix")
     lab.add_argument("--profile", type=Path, help="record a py-spy flame graph (SVG) of the gateway during the run")
+    lab.add_argument("--py-spy-args", default="", help="more py-spy record options, e.g. --native")
     lab.add_argument("--perf-stat", type=Path, help="write `perf stat` counters of the gateway during the run")
     args = ap.parse_args(argv)
 
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = (args.duration or sc.duration) + (args.warmup if args.warmup is not None else sc.warmup) + 1
         helpers = []
         if args.profile:
-            helpers.append(_py_spy(tgt.info["gateway_pid"], args.profile, seconds))
+            helpers.append(_py_spy(tgt.info["gateway_pid"], args.profile, seconds, args.py_spy_args))
         if args.perf_stat:
             helpers.append(_perf_stat(tgt.info["gateway_pid"], args.perf_stat, seconds))
         try:

@@ -130,17 +130,22 @@ def plot_hop_cdf(r: dict[str, Any], png: Path, title: str | None = None) -> None
         if not vals:
             continue
         x = np.sort(np.asarray(vals, dtype=np.float64)) / 1000.0
-        y = np.arange(1, len(x) + 1) / len(x)
-        ax.plot(x, y * 100, label=_HOP_TEXT[name], lw=1.6 if name == "end_to_end" else 1.1,
+        y = (np.arange(1, len(x) + 1) - 0.5) / len(x)  # mid-rank: never exactly 0 or 1 on the logit axis
+        ax.plot(x, y, label=_HOP_TEXT[name], lw=1.6 if name == "end_to_end" else 1.1,
                 ls="--" if name == "end_to_end" else "-")
     ax.set_xscale("log")
+    # logit percentile axis: the median and the tail (p99, p99.9) both get room
+    ax.set_yscale("logit")
+    ticks = [0.01, 0.1, 0.5, 0.9, 0.99, 0.999]
+    ax.set_yticks(ticks, [f"p{t * 100:g}" for t in ticks])
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_ylim(0.005, 0.9995)
     ax.set_xlabel("µs (log scale)")
     ax.set_ylabel("percentile")
-    ax.set_ylim(0, 100)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title or f"Per-hop latency, {r['scenario']} at {r['offered_rate']:,.0f} orders/s offered",
                  fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)

@@ -3,8 +3,9 @@
 The HTTP client is a plain ``asyncio.Protocol`` on uvloop: one request in flight
 per connection (no pipelining), request bytes built once per request, responses
 framed by Content-Length only (the gateway always sends it). It costs a few µs
-of CPU per request, which leaves the core to the gateway; ``httpx`` or
-``aiohttp`` cost 5-10 times more per request (see ``docs/performance.md``).
+of CPU per request, which leaves the core to the gateway; ``aiohttp`` costs
+about 9 times more per request and ``httpx`` far more
+(``python -m bench.loadgen.clientcost`` measures them).
 
 Schedules:
 

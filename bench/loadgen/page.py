@@ -1,0 +1,341 @@
+"""``make bench-report``: run the benchmarks and the load sweep, write ``docs/performance.md``.
+
+Steps (about two minutes on a 2-core machine):
+
+1. codec and FIX <-> JSON micro-benchmarks (pytest-benchmark, fastfix only);
+2. session benchmarks (ping-pong latency, one-way throughput);
+3. the gateway in front of the FIX hub double (``bench.loadgen.target``): a
+   closed-loop run for the ceiling in orders/s, then an open-loop sweep of new
+   orders at increasing offered rates, each order followed hop by hop;
+4. the page, its plots (``docs/img/*.png``) and the raw results
+   (``bench/results/*.json``, not in git).
+
+``--skip-micro`` reuses the last codec/session JSON files; ``--rates`` and
+``--duration`` change the sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen.report import _HOP_TEXT, markdown_sweep, plot_hop_cdf, plot_sweep
+from bench.loadgen.run import HOP_CHAIN, run_load
+from bench.loadgen.scenario import load_scenario
+from bench.loadgen.target import REPO, LabTarget
+
+RESULTS = REPO / "bench" / "results"
+IMG = REPO / "docs" / "img"
+PAGE = REPO / "docs" / "performance.md"
+SCENARIOS = REPO / "bench" / "loadgen" / "scenarios"
+
+CODEC_BENCH = ["bench/test_codec_bench.py", "bench/test_jsonfix_bench.py"]
+SESSION_BENCH = ["bench/test_session_bench.py"]
+
+# (area, what, target text, limit, lower_is_better, unit)
+Target = tuple[str, str, str, float, bool, str]
+TARGETS: list[Target] = [
+    ("codec", "parse NewOrderSingle", "≤ 300 ns", 300, True, "ns"),
+    ("codec", "parse ExecutionReport", "≤ 350 ns", 350, True, "ns"),
+    ("codec", "serialize NewOrderSingle", "≤ 800 ns", 800, True, "ns"),
+    ("codec", "JSON → FIX (NewOrderSingle body)", "≤ 2 µs", 2000, True, "ns"),
+    ("codec", "FIX → JSON (ExecutionReport)", "≤ 1.5 µs", 1500, True, "ns"),
+    ("session", "ping-pong p50", "≤ 40 µs", 40, True, "µs"),
+    ("session", "ping-pong p99", "≤ 80 µs", 80, True, "µs"),
+    ("session", "one-way throughput", "≥ 100,000 msg/s", 100_000, False, "msg/s"),
+    ("gateway", "orders/s (closed loop)", "≥ 25,000 orders/s", 25_000, False, "orders/s"),
+    ("gateway", "POST → 202 p99 at 5,000 orders/s", "≤ 1 ms", 1000, True, "µs"),
+    ("gateway", "report read → WebSocket written p99 at 5,000/s", "≤ 250 µs", 250, True, "µs"),
+]
+
+
+def _pytest(files: list[str], out: Path, extra: list[str]) -> None:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files, "--benchmark-only",
+           f"--benchmark-json={out}", "--benchmark-columns=median", "--benchmark-sort=name", *extra]
+    print("+", " ".join(cmd[2:]), flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def _bench(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {b["name"]: {"median_ns": b["stats"]["median"] * 1e9, **b.get("extra_info", {})}
+            for b in data.get("benchmarks", [])}
+
+
+def _machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPUs ({model or platform.machine()}), Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "—"
+    if unit == "ns":
+        return f"{v:,.0f} ns" if v < 1000 else f"{v / 1000:,.2f} µs"
+    if unit == "µs":
+        return f"{v:,.0f} µs" if v >= 10 else f"{v:,.1f} µs"
+    return f"{v:,.0f} {unit}"
+
+
+def measured_values(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any]) -> list[float | None]:
+    """The figure for each of :data:`TARGETS`, in order (None when not measured)."""
+
+    def med(name: str) -> float | None:
+        return codec.get(name, {}).get("median_ns")
+
+    def sess(name: str, key: str) -> float | None:
+        v = session.get(name, {}).get(key)
+        return float(v) if v is not None else None
+
+    at5k = gw.get("at_5000") or {}
+    return [
+        med("test_parse_fastfix[nos]"),
+        med("test_parse_fastfix[er]"),
+        med("test_serialize_fastfix[nos]"),
+        med("test_json_to_fix_new_order_single"),
+        med("test_fix_to_json_execution_report_message"),
+        sess("test_fastfix_to_fastfix_ping_pong[N]", "p50_us"),
+        sess("test_fastfix_to_fastfix_ping_pong[N]", "p99_us"),
+        sess("test_fastfix_one_way_throughput[N]", "msgs_per_s_median"),
+        gw.get("max_orders_per_s"),
+        at5k.get("latency_us", {}).get("rest.limit", {}).get("p99"),
+        at5k.get("hops_us", {}).get("er_to_ws", {}).get("p99"),
+    ]
+
+
+def targets_table(values: list[float | None]) -> str:
+    rows = ["| area | figure | target | measured | |", "|---|---|---|---:|---|"]
+    for (area, what, text, limit, lower, unit), v in zip(TARGETS, values, strict=True):
+        ok = None if v is None else (v <= limit if lower else v >= limit)
+        mark = "—" if ok is None else ("met" if ok else "**not met**")
+        rows.append(f"| {area} | {what} | {text} | {_fmt(v, unit)} | {mark} |")
+    return "\n".join(rows) + "\n"
+
+
+def _hop_table(r: dict[str, Any]) -> str:
+    rows = ["| hop | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |", "|---|---:|---:|---:|---:|---:|"]
+    for name, _, _ in HOP_CHAIN:
+        s = r["hops_us"].get(name, {})
+        if s.get("count"):
+            rows.append(f"| {_HOP_TEXT[name]} | " + " | ".join(f"{s[c]:,.0f}" for c in
+                                                               ("p50", "p90", "p99", "p99_9", "max")) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def gateway_lab(rates: list[float], duration: float, cdf_rate: float, processes: int) -> dict[str, Any]:
+    """Closed-loop ceiling, then the open-loop sweep; the run at ``cdf_rate`` keeps its raw hop values."""
+    out: dict[str, Any] = {}
+    new_orders = load_scenario(SCENARIOS / "new-orders.toml")
+    ceiling = load_scenario(SCENARIOS / "max-throughput.toml")
+    with LabTarget(RESULTS / "lab", clients=4) as t:
+        r = run_load(ceiling, t.info, duration=duration, warmup=1.0, processes=processes)
+        out["closed_loop"] = r
+        out["max_orders_per_s"] = r["orders_accepted"] / r["window_s"]
+        print(f"closed loop: {out['max_orders_per_s']:,.0f} orders/s", flush=True)
+        sweep = []
+        for rate in rates:
+            r = run_load(new_orders, t.info, rate=rate, duration=duration, warmup=1.0, processes=1,
+                         keep_raw=rate == cdf_rate)
+            print(f"  {rate:>7,.0f}/s offered: {r['throughput_rps']:,.0f}/s answered, POST->202 p99 "
+                  f"{r['latency_us'].get('rest.limit', {}).get('p99')} µs, report->WS p99 "
+                  f"{r['hops_us'].get('er_to_ws', {}).get('p99')} µs", flush=True)
+            sweep.append(r)
+            if rate == 5000:
+                out["at_5000"] = r
+        out["sweep"] = sweep
+    return out
+
+
+def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any], cdf_rate: float) -> None:
+    IMG.mkdir(parents=True, exist_ok=True)
+    sweep = gw["sweep"]
+    cdf_run = next(r for r in sweep if r["offered_rate"] == cdf_rate)
+    plot_hop_cdf(cdf_run, IMG / "gateway-hops-cdf.png",
+                 f"Per-hop latency of new orders at {cdf_rate:,.0f} orders/s offered (open loop)")
+    plot_sweep(sweep, IMG / "gateway-rate-sweep.png")
+    values = measured_values(codec, session, gw)
+    cl = gw["closed_loop"]
+    cpu = cl.get("gateway_cpu", {})
+
+    def med(name: str) -> str:
+        v = codec.get(name, {}).get("median_ns")
+        return "—" if v is None else f"{v:,.0f} ns"
+
+    def ses(name: str, key: str) -> str:
+        v = session.get(name, {}).get(key)
+        return "—" if v is None else f"{v:,}"
+
+    codec_rows = [
+        ("parse NewOrderSingle (`parse`)", "test_parse_fastfix[nos]"),
+        ("parse ExecutionReport (`parse`)", "test_parse_fastfix[er]"),
+        ("frame + parse NewOrderSingle (`Tokenizer.feed`)", "test_parse_fastfix_tokenizer[nos]"),
+        ("serialize NewOrderSingle (`encode`)", "test_serialize_fastfix[nos]"),
+        ("serialize NewOrderSingle (`Template.render`)", "test_serialize_fastfix_template[nos]"),
+        ("serialize ExecutionReport (`encode`)", "test_serialize_fastfix[er]"),
+        ("JSON body → FIX NewOrderSingle (`body_to_fix`)", "test_json_to_fix_new_order_single"),
+        ("FIX ExecutionReport → JSON (`fix_to_json`, parsed message)", "test_fix_to_json_execution_report_message"),
+        ("FIX ExecutionReport → JSON Body (`fix_body_to_json`)", "test_fix_body_to_json_execution_report"),
+    ]
+    sess_rows = [
+        ("raw asyncio echo of the same bytes (floor)", "test_raw_asyncio_echo_ping_pong"),
+        ("fastfix ↔ fastfix, file store `N`", "test_fastfix_to_fastfix_ping_pong[N]"),
+        ("fastfix ↔ fastfix, file store `batch`", "test_fastfix_to_fastfix_ping_pong[batch]"),
+        ("fastfix ↔ QuickFIX C++ executor", "test_fastfix_to_quickfix_executor_ping_pong"),
+    ]
+    lines = [
+        "# Performance",
+        "",
+        "Figures of the FIX codec, the FIX session and the order gateway against their targets,",
+        "as measured by `make bench-report` (which rewrites this page and its plots).",
+        "",
+        f"Measured on {time.strftime('%Y-%m-%d')}: {_machine()}. The machine is shared with other work,",
+        "and in the gateway runs the gateway, the FIX hub double and the load generator share its cores:",
+        "read the figures as what this setup gives, not as the product's limits on dedicated hardware.",
+        "",
+        "## Targets",
+        "",
+        targets_table(values),
+        "## FIX codec and FIX ↔ JSON",
+        "",
+        "pytest-benchmark medians, one core (`bench/test_codec_bench.py`, `bench/test_jsonfix_bench.py`).",
+        "",
+        "| operation | median |",
+        "|---|---:|",
+        *[f"| {text} | {med(name)} |" for text, name in codec_rows],
+        "",
+        "The codec release gate (`make bench-gate`, `bench/gate.py`) checks ratios to simplefix measured in the same run.",
+        "",
+        "## FIX session",
+        "",
+        "NewOrderSingle → ExecutionReport round trips between two engines on one uvloop loop over loopback,",
+        "dictionary validation on both sides, file stores (`bench/test_session_bench.py`).",
+        "",
+        "| ping-pong | p50 µs | p90 µs | p99 µs | max µs |",
+        "|---|---:|---:|---:|---:|",
+        *[f"| {text} | {ses(n, 'p50_us')} | {ses(n, 'p90_us')} | {ses(n, 'p99_us')} | {ses(n, 'max_us')} |"
+          for text, n in sess_rows if n in session],
+        "",
+        f"One way, pipelined NewOrderSingles: {ses('test_fastfix_one_way_throughput[N]', 'msgs_per_s_median')} "
+        f"messages/s (file store `N`), {ses('test_fastfix_one_way_throughput[batch]', 'msgs_per_s_median')} "
+        "(`batch`), median of 3 bursts of 20,000.",
+        "",
+        "The session gate (`make bench-session-gate`, `bench/session_gate.py`, run in CI) checks that the fastfix",
+        "ping-pong stays within 4× (p50) and 10× (p99) of the raw echo measured in the same run, and prints",
+        "the change from the previous saved run (`.benchmarks/history`; `make bench-compare`).",
+        "",
+        "## Order gateway",
+        "",
+        "The gateway process (REST on granian, WebSocket on picows, FIX initiator, SQLite group commit with",
+        "`synchronous=NORMAL`) in front of the FIX hub double, a separate process that acknowledges every order",
+        "(`bench/loadgen/target.py`). The load generator (`bench/loadgen`) sends new limit orders over 32",
+        "keep-alive HTTP/1.1 connections and reads every report on the client's WebSocket; each order is",
+        "followed hop by hop by joining the client's send/receive times with the gateway's trace",
+        "(`GET /v1/orders/{ClOrdID}/trace`, all on the host's monotonic clock).",
+        "",
+        f"**Ceiling** (closed loop, {cl['connections']} connections over {cl['processes']} load processes): "
+        f"**{gw['max_orders_per_s']:,.0f} orders/s**, the gateway using "
+        f"{cpu.get('utilisation', 0) * 100:.0f}% of a core, {cpu.get('per_request_us', 0):.0f} µs of CPU per order.",
+        "",
+        "**Open loop**: orders are due at a fixed rate whatever the gateway does; latencies count from the due",
+        "time, so a gateway that falls behind shows its queue (no coordinated omission).",
+        "",
+        markdown_sweep(sweep),
+        "![latency against offered rate](img/gateway-rate-sweep.png)",
+        "",
+        f"Where the time goes, per hop, at {cdf_rate:,.0f} orders/s offered:",
+        "",
+        _hop_table(cdf_run),
+        "![per-hop latency CDF](img/gateway-hops-cdf.png)",
+        "",
+        "Reading the hops: *REST received → validated* includes reading the request body from granian,",
+        "JSON decoding, the order checks and the JSON → FIX mapping; *validated → persisted* is the wait for",
+        "the SQLite group commit; *FIX written → report read* is the hub double plus both FIX engines;",
+        "*report read → WebSocket frame written* includes the event log commit before the push.",
+        "",
+        "## Reproduce and profile",
+        "",
+        "```sh",
+        "make bench-report          # everything on this page (about 2 minutes)",
+        "make profile               # flame graph of the gateway under load: bench/results/gateway-flame.svg",
+        ".venv/bin/python -m bench.loadgen target &                      # a gateway + hub double, var/lab/target.json",
+        ".venv/bin/python -m bench.loadgen run bench/loadgen/scenarios/mixed.toml --target var/lab/target.json",
+        ".venv/bin/python -m bench.loadgen sweep bench/loadgen/scenarios/new-orders.toml \\",
+        "    --target var/lab/target.json --rates 1000,2000,4000",
+        "```",
+        "",
+        "Against any running gateway (the sandbox of `make demo`, say): `run SCENARIO --url http://127.0.0.1:8080",
+        "--ws ws://127.0.0.1:8081/v1/stream --key demo-alpha-key --gateway-pid PID`, with a scenario whose",
+        "`brokers` the key may use. Scenarios (`bench/loadgen/scenarios/*.toml`) set the offered rate (0 =",
+        "closed loop), duration, warm-up, connections and processes, the request mix (limit, market, cancel,",
+        "replace, list, query), symbols and reference prices (limit prices on the KRX tick grid), brokers and",
+        "clients. Each run writes `bench/results/<name>.json` and `.md` (per-hop table, client latencies per",
+        "request kind, answers by status, gateway CPU per request from `/proc/<pid>/stat`) and a CDF plot.",
+        "",
+        "**Flame graph.** `make profile` runs the mixed scenario at 3,000 requests/s for 10 s against a lab",
+        "target while `py-spy record --nonblocking` samples the gateway 200 times a second, and writes",
+        "`bench/results/gateway-flame.svg` (open it in a browser: hover for names and shares, click to zoom).",
+        "Each box is a function; its width is the share of samples in which it was on the stack, callers",
+        "below callees. Wide boxes at the top of a tower are where the CPU goes (self time); a wide box with",
+        "narrow children is overhead of its own. `uvloop`/`granian` frames at the base are the event loop;",
+        "`_run_once`-level siblings are the separate callbacks (REST handler, FIX reader, WebSocket writer).",
+        "Idle time shows as `select`/`epoll` frames, which `--idle` would include; we leave them out.",
+        "Cython functions appear under their Python names with `--native` (`make profile PROFILE_ARGS=--native`).",
+        "",
+        "**perf.** `perf stat -e instructions true` tells whether the machine exposes hardware counters",
+        "(`<not supported>` in most VMs and containers, as on this one). `make profile` also writes",
+        "`bench/results/gateway-perf-stat.txt`: task-clock, context switches, CPU migrations and page faults",
+        "of the gateway during the run, plus cycles and instructions where supported. Where they are,",
+        "`perf record -g -p PID` with `PYTHONPERFSUPPORT=1` (Python ≥ 3.12) names Python frames in",
+        "`perf report`; on 3.11 it shows the interpreter and the Cython extension's C functions.",
+        "",
+    ]
+    PAGE.write_text("\n".join(lines))
+    print(f"wrote {PAGE}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--skip-micro", action="store_true", help="reuse bench/results/codec.json and session.json")
+    ap.add_argument("--rates", default="500,1000,2000,3000,4000,5000,6000")
+    ap.add_argument("--cdf-rate", type=float, default=2000)
+    ap.add_argument("--duration", type=float, default=4.0)
+    ap.add_argument("--processes", type=int, default=2, help="load processes of the closed-loop run")
+    args = ap.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    codec_json, session_json = RESULTS / "codec.json", RESULTS / "session.json"
+    if not args.skip_micro:
+        _pytest(CODEC_BENCH, codec_json, ["-k", "fastfix or json", "--benchmark-max-time=0.5"])
+        _pytest(SESSION_BENCH, session_json, [])
+    rates = [float(x) for x in args.rates.split(",")]
+    if args.cdf_rate not in rates:
+        rates = sorted({*rates, args.cdf_rate})
+    gw = gateway_lab(rates, args.duration, args.cdf_rate, args.processes)
+    def public(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if not k.startswith("_")}
+
+    (RESULTS / "gateway.json").write_text(json.dumps(
+        {"max_orders_per_s": gw["max_orders_per_s"], "closed_loop": public(gw["closed_loop"]),
+         "sweep": [public(r) for r in gw["sweep"]]}, indent=2) + "\n")
+    write_page(_bench(codec_json), _bench(session_json), gw, args.cdf_rate)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
