@@ -142,17 +142,13 @@ class MessageStore(abc.ABC):
         self.close()
 
 
-# --------------------------------------------------------------------------- memory
+class _CachedSeqNums(MessageStore):
+    """Sequence numbers and creation time held in the object; a durable store writes
+    them through in :meth:`_write_seqnums` whenever they change."""
 
-
-class MemoryStore(MessageStore):
-    """In-process store: fast, forgets everything when the process ends."""
-
-    def __init__(self) -> None:
-        self._sender = 1
-        self._target = 1
-        self._messages: dict[int, bytes] = {}
-        self._created = _now()
+    _sender: int
+    _target: int
+    _created: _dt.datetime
 
     @property
     def next_sender_seq(self) -> int:
@@ -166,6 +162,40 @@ class MemoryStore(MessageStore):
     def creation_time(self) -> _dt.datetime:
         return self._created
 
+    def _write_seqnums(self) -> None:
+        """Make the current sequence numbers durable."""
+
+    def set_next_sender_seq(self, n: int) -> None:
+        self._sender = n
+        self._write_seqnums()
+
+    def set_next_target_seq(self, n: int) -> None:
+        self._target = n
+        self._write_seqnums()
+
+    def incr_next_sender_seq(self) -> None:
+        self._sender += 1
+        self._write_seqnums()
+
+    def incr_next_target_seq(self) -> None:
+        self._target += 1
+        self._write_seqnums()
+
+
+# --------------------------------------------------------------------------- memory
+
+
+class MemoryStore(_CachedSeqNums):
+    """In-process store: fast, forgets everything when the process ends."""
+
+    def __init__(self) -> None:
+        self._sender = 1
+        self._target = 1
+        self._messages: dict[int, bytes] = {}
+        self._created = _now()
+
+    # Nothing to write through: these skip the base class's _write_seqnums() call,
+    # which is on the per-message path.
     def set_next_sender_seq(self, n: int) -> None:
         self._sender = n
 
@@ -224,7 +254,7 @@ def _record(rtype: int, payload: bytes) -> bytes:
     return _REC.pack(rtype, len(payload), zlib.crc32(payload, rtype)) + payload
 
 
-class FileStore(MessageStore):
+class FileStore(_CachedSeqNums):
     """Durable store in ``<directory>/<session>.store``: an append-only journal.
 
     The file holds a creation record, then message records and sequence-number
@@ -359,34 +389,6 @@ class FileStore(MessageStore):
     def _write_seqnums(self) -> None:
         self._append(_record(_T_SEQNUMS, _U64x2.pack(self._sender, self._target)))
 
-    @property
-    def next_sender_seq(self) -> int:
-        return self._sender
-
-    @property
-    def next_target_seq(self) -> int:
-        return self._target
-
-    @property
-    def creation_time(self) -> _dt.datetime:
-        return self._created
-
-    def set_next_sender_seq(self, n: int) -> None:
-        self._sender = n
-        self._write_seqnums()
-
-    def set_next_target_seq(self, n: int) -> None:
-        self._target = n
-        self._write_seqnums()
-
-    def incr_next_sender_seq(self) -> None:
-        self._sender += 1
-        self._write_seqnums()
-
-    def incr_next_target_seq(self) -> None:
-        self._target += 1
-        self._write_seqnums()
-
     def save(self, seq: int, raw: bytes) -> None:
         off = self._append(_record(_T_MESSAGE, _U64.pack(seq) + raw))
         self._index[seq] = (off + 8, len(raw))
@@ -440,7 +442,7 @@ class FileStore(MessageStore):
 # --------------------------------------------------------------------------- sqlite
 
 
-class SqliteStore(MessageStore):
+class SqliteStore(_CachedSeqNums):
     """Durable store in an SQLite database (WAL journal); many sessions per file.
 
     ``sync``: ``"Y"`` commits every call with ``synchronous=FULL``; ``"N"`` commits
@@ -497,39 +499,11 @@ class SqliteStore(MessageStore):
             self._in_tx = True
         self._db.execute(sql, args)
 
-    @property
-    def next_sender_seq(self) -> int:
-        return self._sender
-
-    @property
-    def next_target_seq(self) -> int:
-        return self._target
-
-    @property
-    def creation_time(self) -> _dt.datetime:
-        return self._created
-
     def _write_seqnums(self) -> None:
         self._exec(
             "UPDATE fix_sessions SET next_sender=?, next_target=? WHERE session=?",
             (self._sender, self._target, self._sid),
         )
-
-    def set_next_sender_seq(self, n: int) -> None:
-        self._sender = n
-        self._write_seqnums()
-
-    def set_next_target_seq(self, n: int) -> None:
-        self._target = n
-        self._write_seqnums()
-
-    def incr_next_sender_seq(self) -> None:
-        self._sender += 1
-        self._write_seqnums()
-
-    def incr_next_target_seq(self) -> None:
-        self._target += 1
-        self._write_seqnums()
 
     def save(self, seq: int, raw: bytes) -> None:
         self._exec(
