@@ -297,13 +297,21 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     ws = StreamServer(gw, auth, cfg.ws_heartbeat, cfg.ws_buffer_limit, cfg.ws_replay_batch)
     sock = _bind(cfg.rest_host, cfg.rest_port)
     rest_port = sock.getsockname()[1]
-    ws_port = await ws.start(cfg.ws_host, cfg.ws_port)
+    tls: dict[str, Any] = {}
+    ws_ssl = None
+    if cfg.tls_cert is not None and cfg.tls_key is not None:
+        import ssl
+
+        ws_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ws_ssl.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        tls = {"ssl_cert": cfg.tls_cert, "ssl_key": cfg.tls_key}
+    ws_port = await ws.start(cfg.ws_host, cfg.ws_port, ssl=ws_ssl)
     app.ws_port = ws_port
     level = {"debug": LogLevels.debug, "info": LogLevels.info}.get(cfg.log_level, LogLevels.warning)
     static: dict[str, Any] = {}
     if _STATIC.is_dir():
         static = {"static_path_route": ["/static"], "static_path_mount": [_STATIC], "static_path_expires": 60}
-    server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024, **static)
+    server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024, **static, **tls)
     rest_task = loop.create_task(server.serve())
     await link.start()
     # granian binds in serve(); wait until the REST port answers before announcing readiness.

@@ -66,6 +66,8 @@ class GatewayConfig:
     ws_buffer_limit: int = 4 << 20  # bytes queued for one WS client before it is dropped
     ws_replay_batch: int = 500
     log_level: str = "info"
+    tls_cert: Path | None = None  # PEM certificate (chain): REST over HTTPS and the stream over WSS
+    tls_key: Path | None = None  # its PEM private key
     brokers: dict[str, BrokerConfig] = field(default_factory=dict)
     clients: dict[str, ClientConfig] = field(default_factory=dict)
 
@@ -207,6 +209,14 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
     cfg.ws_buffer_limit = g.positive("ws_buffer_limit", int, cfg.ws_buffer_limit)
     cfg.ws_replay_batch = g.positive("ws_replay_batch", int, cfg.ws_replay_batch)
     cfg.log_level = g.choice("log_level", ("debug", "info", "warning", "error"), cfg.log_level)
+    cfg.tls_cert = g.path_value("tls_cert", None)
+    cfg.tls_key = g.path_value("tls_key", None)
+    if (cfg.tls_cert is None) != (cfg.tls_key is None):
+        raise g.error("tls_key" if cfg.tls_key is None else "tls_cert", "tls_cert and tls_key go together")
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(cfg, key)
+        if value is not None and not value.is_file():
+            raise g.error(key, f"file not found: {value}")
     g.finish()
 
     brokers = top.get("brokers", list, [])

@@ -265,9 +265,10 @@ class StreamServer:
                     WSUpgradeResponse.create_error_response(401, b"invalid API key\n"), None)
         return _Connection(self, client, since)
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, ssl: Any = None) -> int:
+        """Listen on ``host:port`` (WSS when ``ssl`` is a server :class:`ssl.SSLContext`)."""
         self._server = await ws_create_server(
-            self._factory, host, port, enable_auto_ping=True,
+            self._factory, host, port, ssl=ssl, enable_auto_ping=True,
             auto_ping_idle_timeout=max(self.heartbeat * 2, 5.0), auto_ping_reply_timeout=max(self.heartbeat, 5.0),
             max_frame_size=65536,
         )
