@@ -1337,6 +1337,26 @@ cdef inline object _as_bytes(object v, str what):
     raise TypeError(f"{what} must be str or bytes")
 
 
+cdef inline Py_ssize_t _put_prefix(char* o, const char* bs, Py_ssize_t bs_len,
+                                   Py_ssize_t body_len) noexcept nogil:
+    """Write ``8=<bs><SOH>9=<body_len><SOH>`` at ``o``; returns its length.
+
+    ``o`` must have room for ``bs_len + 26`` bytes (callers cap BeginString at 32).
+    """
+    cdef Py_ssize_t n
+    o[0] = 56
+    o[1] = C_EQ
+    memcpy(o + 2, bs, bs_len)
+    n = 2 + bs_len
+    o[n] = C_SOH
+    o[n + 1] = C_9
+    o[n + 2] = C_EQ
+    n += 3
+    n += _write_uint(o + n, <uint64_t>body_len)
+    o[n] = C_SOH
+    return n + 1
+
+
 def encode(begin_string, msg_type, fields, *, int precision=3, data_fields=None) -> bytes:
     """Serialize a message: 8, 9, 35, the standard header fields found in ``fields``
     (in their given order), the other fields in order, SignatureLength/Signature, then 10.
@@ -1396,19 +1416,7 @@ def encode(begin_string, msg_type, fields, *, int precision=3, data_fields=None)
             else:
                 _write_field(&bw, tag, value, precision, soh_ok)
         body_len = 3 + PyBytes_GET_SIZE(mt) + 1 + hw.n + bw.n + tw.n
-        # 8=<bs><SOH>9=<len><SOH>
-        pre = 0
-        prefix[0] = 56
-        prefix[1] = C_EQ
-        memcpy(prefix + 2, PyBytes_AS_STRING(bs), PyBytes_GET_SIZE(bs))
-        pre = 2 + PyBytes_GET_SIZE(bs)
-        prefix[pre] = C_SOH
-        prefix[pre + 1] = C_9
-        prefix[pre + 2] = C_EQ
-        pre += 3
-        pre += _write_uint(prefix + pre, <uint64_t>body_len)
-        prefix[pre] = C_SOH
-        pre += 1
+        pre = _put_prefix(prefix, PyBytes_AS_STRING(bs), PyBytes_GET_SIZE(bs), body_len)
         total = pre + body_len + 7
         out = PyBytes_FromStringAndSize(NULL, total)
         o = PyBytes_AS_STRING(out)
@@ -1579,17 +1587,7 @@ cdef class Template:
             voff[self._nslots] = w.n
             slen = PyBytes_GET_SIZE(self._static)
             body_len = slen + w.n
-            prefix[0] = 56
-            prefix[1] = C_EQ
-            memcpy(prefix + 2, PyBytes_AS_STRING(self._bs), PyBytes_GET_SIZE(self._bs))
-            pre = 2 + PyBytes_GET_SIZE(self._bs)
-            prefix[pre] = C_SOH
-            prefix[pre + 1] = C_9
-            prefix[pre + 2] = C_EQ
-            pre += 3
-            pre += _write_uint(prefix + pre, <uint64_t>body_len)
-            prefix[pre] = C_SOH
-            pre += 1
+            pre = _put_prefix(prefix, PyBytes_AS_STRING(self._bs), PyBytes_GET_SIZE(self._bs), body_len)
             total = pre + body_len + 7
             out = PyBytes_FromStringAndSize(NULL, total)
             o = PyBytes_AS_STRING(out)
