@@ -179,15 +179,6 @@ class ExchangeApplication(Application):
     def on_logout(self, session_id: Any) -> None:
         self.logged_on.discard(session_id)
 
-    def to_admin(self, msg_type: bytes, fields: list, session_id: Any) -> None:
-        pass
-
-    def from_admin(self, msg: Any, session_id: Any) -> None:
-        pass
-
-    def to_app(self, msg_type: bytes, fields: list, session_id: Any) -> None:
-        pass
-
     def from_app(self, msg: Any, session_id: Any) -> None:
         """Dispatch one inbound application message."""
         mt = msg.msg_type
@@ -426,37 +417,39 @@ class ExchangeApplication(Application):
         info = self._lookup(msg, session_id)
         self._cancel_one(msg, session_id, info, clordid)
 
-    def _cancel_one(self, msg: Any, session_id: Any, info: _OrderInfo | None, clordid: str) -> None:
+    def _live_order(self, msg: Any, session_id: Any, info: _OrderInfo | None, clordid: str,
+                    replace: bool) -> tuple[_OrderInfo, int] | None:
+        """The order a cancel or replace request refers to, with its engine id; or None
+        after answering with an OrderCancelReject (unknown, duplicate ClOrdID, done)."""
         known = self._by_clordid.setdefault(session_id, {})
         if info is None:
-            self._cancel_reject(msg, session_id, None, 1, REASON_TEXT[Reason.UNKNOWN_ORDER], False)
-            return
+            self._cancel_reject(msg, session_id, None, 1, REASON_TEXT[Reason.UNKNOWN_ORDER], replace)
+            return None
         if clordid in known and known[clordid] is not info:
             self._cancel_reject(msg, session_id, info, 99 if self._is44(session_id) else 2,
-                                REASON_TEXT[Reason.DUPLICATE_ORDER], False)
-            return
+                                REASON_TEXT[Reason.DUPLICATE_ORDER], replace)
+            return None
         engine_id = self._by_order_id.get(info.order_id)
         if engine_id is None or self.market.order(engine_id) is None:
-            self._cancel_reject(msg, session_id, info, 0, "too late to cancel: order is done", False)
+            verb = "replace" if replace else "cancel"
+            self._cancel_reject(msg, session_id, info, 0, f"too late to {verb}: order is done", replace)
+            return None
+        return info, engine_id
+
+    def _cancel_one(self, msg: Any, session_id: Any, info: _OrderInfo | None, clordid: str) -> None:
+        live = self._live_order(msg, session_id, info, clordid, False)
+        if live is None:
             return
+        info, engine_id = live
         self._emit(self.market.cancel(engine_id), info, new_clordid=clordid, request=msg)
 
     def _replace_request(self, msg: Any, session_id: Any) -> None:
         clordid = self._req(msg, 11).decode("ascii", "replace")
         self._req(msg, 41)
-        info = self._lookup(msg, session_id)
-        known = self._by_clordid.setdefault(session_id, {})
-        if info is None:
-            self._cancel_reject(msg, session_id, None, 1, REASON_TEXT[Reason.UNKNOWN_ORDER], True)
+        live = self._live_order(msg, session_id, self._lookup(msg, session_id), clordid, True)
+        if live is None:
             return
-        if clordid in known and known[clordid] is not info:
-            self._cancel_reject(msg, session_id, info, 99 if self._is44(session_id) else 2,
-                                REASON_TEXT[Reason.DUPLICATE_ORDER], True)
-            return
-        engine_id = self._by_order_id.get(info.order_id)
-        if engine_id is None or self.market.order(engine_id) is None:
-            self._cancel_reject(msg, session_id, info, 0, "too late to replace: order is done", True)
-            return
+        info, engine_id = live
         try:
             qty = self._qty(msg.get(38)) if msg.get(38) else None
             price = self._price(msg.get(44))

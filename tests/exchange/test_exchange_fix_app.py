@@ -194,6 +194,29 @@ def test_replace_then_cancel_by_new_clordid(rig):
     assert reports(rec.take())[0][150] == "4"
 
 
+def test_replace_rejects_unknown_duplicate_and_done_orders(rig):
+    app, rec = rig
+
+    def replace(orig, new, price=70_300):
+        app.from_app(msg("G", (41, orig), (11, new), (55, SAM), (54, "2"), (60, "20240304-01:00:00"),
+                         (38, 5), (40, "2"), (44, price)), S44)
+        [(_, mt, f, _)] = rec.take()
+        assert mt == "9" and f[434] == "2" and f[11] == new and f[41] == orig
+        return f
+
+    f = replace("NOPE", "R1")
+    assert f[102] == 1 and f[37] == "NONE" and f[39] == "8"
+    app.from_app(nos("D1", "2", 5, 70_200), S44)
+    app.from_app(nos("D2", "2", 5, 70_200), S44)
+    rec.take()
+    f = replace("D1", "D2")  # the new ClOrdID belongs to another order
+    assert f[102] == 99 and f[39] == "0"
+    app.from_app(msg("F", (41, "D1"), (11, "D3"), (55, SAM), (54, "2"), (60, "20240304-01:00:00"), (38, 5)), S44)
+    assert reports(rec.take())[0][150] == "4"
+    f = replace("D3", "D4")
+    assert f[102] == 0 and f[58] == "too late to replace: order is done" and f[39] == "4"
+
+
 def test_replace_that_crosses_reports_replace_then_fill(rig):
     app, rec = rig
     app.from_app(nos("S1", "2", 2, 70_000), S44)
