@@ -13,7 +13,7 @@ from typing import Any
 
 from fastfix.errors import ConfigError
 
-__all__ = ["read_toml", "settings_file"]
+__all__ = ["read_toml", "service_table", "settings_file"]
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -25,6 +25,25 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+
+
+def service_table(data: dict[str, Any], name: str, table: str, keys: set[str],
+                  tables: set[str] | None = None) -> dict[str, Any]:
+    """The service's own ``[table]`` of document ``data`` (from file ``name``).
+
+    It must be there and hold only ``keys``; given ``tables``, the document may
+    hold no other top-level tables either.
+    """
+    t = data.get(table)
+    if not isinstance(t, dict):
+        raise ConfigError(f"{name}: missing [{table}] table")
+    unknown = sorted(set(data) - tables) if tables is not None else []
+    if unknown:
+        raise ConfigError(f"{name}: {unknown[0]}: unknown table")
+    unknown = sorted(set(t) - keys)
+    if unknown:
+        raise ConfigError(f"{name}: {table}.{unknown[0]}: unknown key")
+    return t
 
 
 def settings_file(where: str, value: str | Path | None, base: Path) -> Path:

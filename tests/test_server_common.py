@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fastfix.errors import ConfigError
-from server._config import read_toml, settings_file
+from server._config import read_toml, service_table, settings_file
 from server._service import Periodic, remove_file, run_until_stopped, write_json_atomic
 
 
@@ -37,6 +37,18 @@ def test_settings_file_is_required_and_relative_to_the_config(tmp_path: Path) ->
         settings_file("x.toml: x.fix_settings", None, tmp_path)
     with pytest.raises(ConfigError, match=r"^x\.toml: x\.fix_settings: file not found: .*nope\.cfg"):
         settings_file("x.toml: x.fix_settings", "nope.cfg", tmp_path)
+
+
+def test_service_table_rejects_what_it_does_not_know() -> None:
+    doc = {"hub": {"fix_settings": "hub.cfg"}, "parties": []}
+    assert service_table(doc, "hub.toml", "hub", {"fix_settings"}, {"hub", "parties"}) == doc["hub"]
+    with pytest.raises(ConfigError, match=r"^hub\.toml: missing \[hub\] table$"):
+        service_table({"parties": []}, "hub.toml", "hub", {"fix_settings"})
+    with pytest.raises(ConfigError, match=r"^hub\.toml: extra: unknown table$"):
+        service_table({**doc, "extra": {}}, "hub.toml", "hub", {"fix_settings"}, {"hub", "parties"})
+    assert service_table({**doc, "extra": {}}, "hub.toml", "hub", {"fix_settings"})  # tables not checked
+    with pytest.raises(ConfigError, match=r"^hub\.toml: hub\.bogus: unknown key$"):
+        service_table({"hub": {"fix_settings": "x", "bogus": 1}}, "hub.toml", "hub", {"fix_settings"})
 
 
 def test_status_file_written_whole_and_removed(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
-from server._config import read_toml, settings_file
+from server._config import read_toml, service_table, settings_file
 
 __all__ = ["AccountConfig", "BrokerConfig", "load_config", "parse_config"]
 
@@ -84,13 +84,7 @@ def parse_config(data: dict[str, Any], path: Path) -> BrokerConfig:
 
     path = Path(path).resolve()
     name = path.name
-    b = data.get("broker")
-    if not isinstance(b, dict):
-        raise ConfigError(f"{name}: missing [broker] table")
-    for key in sorted(set(data) - {"broker", "accounts"}):
-        raise ConfigError(f"{name}: {key}: unknown table")
-    for key in sorted(set(b) - _BROKER_KEYS):
-        raise ConfigError(f"{name}: broker.{key}: unknown key")
+    b = service_table(data, name, "broker", _BROKER_KEYS, {"broker", "accounts"})
 
     def rel(value: Any, key: str) -> Path:
         if not isinstance(value, str) or not value:

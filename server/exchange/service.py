@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
-from server._config import read_toml, settings_file
+from server._config import read_toml, service_table, settings_file
 from server._service import Periodic, run_until_stopped, write_json_atomic
 from server.exchange.clock import AlwaysOpenClock, KrxClock
 from server.exchange.fix_app import ExchangeApplication
@@ -80,12 +80,7 @@ def parse_config(data: dict[str, Any], path: Path) -> ExchangeConfig:
     def err(key: str, what: str) -> ConfigError:
         return ConfigError(f"{name}: exchange.{key}: {what}")
 
-    ex = data.get("exchange")
-    if not isinstance(ex, dict):
-        raise ConfigError(f"{name}: missing [exchange] table")
-    unknown = sorted(set(ex) - _KEYS)
-    if unknown:
-        raise err(unknown[0], "unknown key")
+    ex = service_table(data, name, "exchange", _KEYS)
 
     def typed(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         v = ex.get(key, default)

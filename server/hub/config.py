@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
-from server._config import read_toml, settings_file
+from server._config import read_toml, service_table, settings_file
 
 __all__ = ["HubConfig", "Party", "load_config", "parse_config", "ROLES", "DOWN_POLICIES"]
 
@@ -92,15 +92,7 @@ def parse_config(data: dict[str, Any], path: Path) -> HubConfig:
 
     path = Path(path).resolve()
     name = path.name
-    hub = data.get("hub")
-    if not isinstance(hub, dict):
-        raise ConfigError(f"{name}: missing [hub] table")
-    unknown = sorted(set(data) - {"hub", "parties"})
-    if unknown:
-        raise ConfigError(f"{name}: {unknown[0]}: unknown table")
-    unknown = sorted(set(hub) - _HUB_KEYS)
-    if unknown:
-        raise ConfigError(f"{name}: hub.{unknown[0]}: unknown key")
+    hub = service_table(data, name, "hub", _HUB_KEYS, {"hub", "parties"})
 
     def rel(value: str) -> Path:
         p = Path(value)
