@@ -65,6 +65,19 @@ def test_ring_forgets_the_oldest_and_pending_is_bounded_by_pushes() -> None:
     t.pushed("c", 2)
     t.pushed("c", 3)
     assert _total(t, "er_to_ws") == 2
+    # the same key twice (a retried order), then both records reused: no error, newest wins
+    t.start("c", "dup")
+    t.start("c", "dup")
+    assert t.trace("c", "dup") is not None
+    for i in range(8):
+        t.start("c", f"p{i}")
+    assert t.trace("c", "dup") is None and len(t._by_key) == 4
+    # a pushed event whose record was reused by a newer order does not touch the newer one
+    t.report("c", b"c:p7", 100)
+    for i in range(4):
+        t.start("c", f"q{i}")
+    t.pushed("c", 100)
+    assert all(t.trace("c", f"q{i}")["timestamps"]["ws_written"] is None for i in range(4))
 
 
 def test_disabled_records_nothing() -> None:
