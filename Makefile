@@ -60,9 +60,10 @@ bench-report: perf-setup
 
 # Flame graph of the gateway under the mixed load (py-spy), plus `perf stat` counters where perf exists.
 PROFILE_ARGS ?=
+PROFILE_RATE ?= 2000
 profile: perf-setup
 	mkdir -p bench/results
-	$(BIN)/python -m bench.loadgen lab bench/loadgen/scenarios/mixed.toml --rate 3000 --duration 10 \
+	$(BIN)/python -m bench.loadgen lab bench/loadgen/scenarios/mixed.toml --rate $(PROFILE_RATE) --duration 10 \
 		--profile bench/results/gateway-flame.svg --perf-stat bench/results/gateway-perf-stat.txt \
 		--out bench/results/profile-run $(if $(PROFILE_ARGS),--py-spy-args="$(PROFILE_ARGS)")
 

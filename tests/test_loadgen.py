@@ -109,7 +109,7 @@ def test_short_run_against_a_lab_target(tmp_path: Path) -> None:
         parts = sum(raw[name][i] for name, _, _ in HOP_CHAIN[:-1])
         assert parts == raw["end_to_end"][i]
     assert all(v >= 0 for name, _, _ in HOP_CHAIN for v in raw[name])
-    assert r["gateway_cpu"]["per_request_us"] > 0
+    assert r["gateway_cpu"]["per_request_us"] > 0 and r["load_cpu"]["per_request_us"] > 0
     assert set(r["latency_us"]) >= {f"rest.{op}" for op in ("limit", "market")}
     md = markdown_run(r)
     assert "report read → WebSocket frame written" in md and "gateway CPU" in md
@@ -118,3 +118,22 @@ def test_short_run_against_a_lab_target(tmp_path: Path) -> None:
     assert json.loads(written[0].read_text())["scenario"] == "mixed"
     assert "_raw" not in json.loads(written[0].read_text())
     assert OPS[0] == "limit"
+
+
+def test_performance_page_targets_table() -> None:
+    from bench.loadgen.page import TARGETS, measured_values, targets_table
+
+    codec = {"test_parse_fastfix[nos]": {"median_ns": 250.0}, "test_parse_fastfix[er]": {"median_ns": 400.0}}
+    session = {"test_fastfix_to_fastfix_ping_pong[N]": {"p50_us": 27.0, "p99_us": 53.0},
+               "test_fastfix_one_way_throughput[N]": {"msgs_per_s_median": 120000}}
+    gw = {"max_orders_per_s": 5500.0,
+          "at_5000": {"latency_us": {"rest.limit": {"p99": 800.0}}, "hops_us": {"er_to_ws": {"p99": 300.0}}}}
+    values = measured_values(codec, session, gw)
+    assert len(values) == len(TARGETS)
+    table = targets_table(values)
+    assert "| codec | parse NewOrderSingle | ≤ 300 ns | 250 ns | met |" in table
+    assert "| codec | parse ExecutionReport | ≤ 350 ns | 400 ns | **not met** |" in table
+    assert "| codec | serialize NewOrderSingle | ≤ 800 ns | — | — |" in table  # not measured
+    assert "| session | one-way throughput | ≥ 100,000 msg/s | 120,000 msg/s | met |" in table
+    assert "| gateway | orders/s (closed loop) | ≥ 25,000 orders/s | 5,500 orders/s | **not met** |" in table
+    assert "800 µs | met |" in table and "300 µs | **not met** |" in table

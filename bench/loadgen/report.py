@@ -50,6 +50,9 @@ def markdown_run(r: dict[str, Any]) -> str:
     if cpu:
         out.append(f"- gateway CPU: {cpu['utilisation'] * 100:.0f}% of a core, "
                    f"**{cpu['per_request_us']:.0f} µs per request**")
+    if "load_cpu" in r:
+        out.append(f"- load generator CPU: {r['load_cpu']['utilisation'] * 100:.0f}% of a core, "
+                   f"{r['load_cpu']['per_request_us']:.0f} µs per request")
     if "hub_cpu_utilisation" in r:
         out.append(f"- hub double CPU: {r['hub_cpu_utilisation'] * 100:.0f}% of a core")
     out += ["", f"Per hop, {r['traced_orders']} sampled new orders (gateway trace joined with the client's times):", ""]

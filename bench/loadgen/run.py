@@ -148,10 +148,12 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
         time.sleep(max(0.0, (timing["measure_ns"] - time.perf_counter_ns()) / 1e9))
         cpu0 = cpu_seconds(pid) if pid else None
         hub0 = cpu_seconds(hub_pid) if hub_pid else None
+        load0 = [cpu_seconds(w.pid) for w in workers if w.pid]
         w0 = time.perf_counter_ns()
         time.sleep(max(0.0, (timing["end_ns"] - time.perf_counter_ns()) / 1e9))
         cpu1 = cpu_seconds(pid) if pid else None
         hub1 = cpu_seconds(hub_pid) if hub_pid else None
+        load1 = [cpu_seconds(w.pid) for w in workers if w.pid]
         window = (time.perf_counter_ns() - w0) / 1e9
         results = []
         for pipe in pipes:
@@ -164,8 +166,13 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
             if p.is_alive():
                 p.terminate()
                 p.join(5)
-    return _report(sc, target, results, rate, duration, warmup, procs, window,
-                   (cpu0, cpu1), (hub0, hub1), sample, keep_raw)
+    report = _report(sc, target, results, rate, duration, warmup, procs, window,
+                     (cpu0, cpu1), (hub0, hub1), sample, keep_raw)
+    if load0 and None not in load0 and None not in load1:
+        used = sum(b - a for a, b in zip(load0, load1, strict=True))  # type: ignore[operator]
+        report["load_cpu"] = {"utilisation": round(used / window, 3),
+                              "per_request_us": round(used / max(report["requests_answered"], 1) * 1e6, 1)}
+    return report
 
 
 def _report(sc: Scenario, target: dict[str, Any], results: list[dict[str, Any]], rate: float, duration: float,
