@@ -219,6 +219,11 @@ class Gateway:
             data = _decode.decode(body)
         except msgspec.DecodeError as exc:
             raise ApiError(400, "bad_json", f"request body is not valid JSON: {exc}") from None
+        except RecursionError:  # msgspec raises it for deep nesting, before any field is read
+            raise ApiError(400, "bad_json", "request body is not valid JSON: nested too deeply") from None
+        except UnicodeDecodeError as exc:  # a JSON string that is not UTF-8
+            raise ApiError(400, "bad_json", f"request body is not valid JSON: not valid UTF-8 at byte "
+                                            f"{exc.start} of a string value") from None
         if not isinstance(data, dict):
             raise ApiError(400, "bad_json", "request body must be a JSON object (a FIX-JSON Body)")
         if "Body" in data and isinstance(data["Body"], dict):

@@ -108,7 +108,7 @@ class _Connection(WSListener):  # type: ignore[misc]
             return
         try:
             req = _decode.decode(frame.get_payload_as_bytes())
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):  # bad, too deep, not UTF-8
             self._fail(WSCloseCode.UNSUPPORTED_DATA, "messages must be JSON objects")
             return
         if not isinstance(req, dict):
