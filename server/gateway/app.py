@@ -107,6 +107,8 @@ class RestApp:
         path = scope.path
         parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
         gw = self.gw
+        if len(parts) == 1 and method not in ("GET", "HEAD") and parts[0] in _READ_ONLY:
+            raise _method_not_allowed("GET, HEAD")
         if len(parts) == 1 and method in ("GET", "HEAD"):
             name = parts[0]
             if name == "healthz":
@@ -217,6 +219,9 @@ class RestApp:
             last = orders[-1]
             nxt = base64.urlsafe_b64encode(f"{last.created_ns}:{last.ClOrdID}".encode()).decode().rstrip("=")
         return _json.encode({"orders": [order_view(o) for o in orders], "next": nxt})
+
+
+_READ_ONLY = frozenset(("healthz", "readyz", "metrics", "openapi.json", "docs", "stream-info"))
 
 
 def _method_not_allowed(allowed: str) -> ApiError:

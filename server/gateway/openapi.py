@@ -130,7 +130,8 @@ def build_openapi(mapper: Any, begin_string: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "A page of orders", "content": {"application/json": {
                         "schema": {"type": "object", "properties": {
                             "orders": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
-                            "next": {"type": ["string", "null"]}}}}}}, "401": _err("Missing or invalid API key")}},
+                            "next": {"type": ["string", "null"]}}}}}}, "400": _err("Invalid query parameter"),
+                        "401": _err("Missing or invalid API key")}},
         },
         "/v1/orders/{ClOrdID}": {
             "parameters": [cl],
