@@ -62,6 +62,7 @@ bench-report: perf-setup
 PROFILE_ARGS ?=
 PROFILE_RATE ?= 2000
 profile: perf-setup
+	-.ci/install-debian linux-perf   # perf stat of the gateway; the flame graph does not need it
 	mkdir -p bench/results
 	$(BIN)/python -m bench.loadgen lab bench/loadgen/scenarios/mixed.toml --rate $(PROFILE_RATE) --duration 10 \
 		--profile bench/results/gateway-flame.svg --perf-stat bench/results/gateway-perf-stat.txt \

@@ -137,3 +137,23 @@ def test_performance_page_targets_table() -> None:
     assert "| session | one-way throughput | ≥ 100,000 msg/s | 120,000 msg/s | met |" in table
     assert "| gateway | orders/s (closed loop) | ≥ 25,000 orders/s | 5,500 orders/s | **not met** |" in table
     assert "800 µs | met |" in table and "300 µs | **not met** |" in table
+
+
+def test_flame_summary_self_and_total(tmp_path: Path) -> None:
+    from bench.loadgen.flame import markdown_top, top_functions
+
+    raw = tmp_path / "stacks.txt"
+    raw.write_text(
+        "main (app.py:1);handle (app.py:10);parse (/x/lib/python3.11/site-packages/msgspec/json.py:5) 6\n"
+        "main (app.py:1);handle (app.py:12) 2\n"
+        "main (app.py:1);walk (t.py:3);walk (t.py:4) 2\n"  # recursion: total counted once per sample
+        "garbage line\n"
+    )
+    samples, rows = top_functions(raw)
+    assert samples == 10
+    got = {name: (round(s), round(t)) for name, s, t in rows}
+    assert got["parse (msgspec/json.py)"] == (60, 60)
+    assert got["handle (app.py)"] == (20, 80)
+    assert got["walk (t.py)"] == (20, 20)
+    assert "main (app.py)" not in got  # never innermost
+    assert "| `parse (msgspec/json.py)` | 60.0 | 60.0 |" in markdown_top(raw)

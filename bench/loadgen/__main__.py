@@ -100,15 +100,30 @@ def _run_or_sweep(args: argparse.Namespace, target: dict[str, Any]) -> list[dict
     return [r]
 
 
-def _py_spy(pid: int, svg: Path, seconds: float, extra: str = "") -> subprocess.Popen[bytes] | None:
+def py_spy(pid: int, svg: Path, seconds: float, extra: str = "") -> list[subprocess.Popen[bytes]]:
+    """Two py-spy samplers on ``pid``: the flame graph ``svg`` and its collapsed stacks (``.txt`` beside it)."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(exe).exists():
         print("py-spy not installed: pip install -e '.[perf]'", file=sys.stderr)
-        return None
+        return []
     svg.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [exe, "record", "--pid", str(pid), "--output", str(svg), "--format", "flamegraph", "--rate", "200",
-           "--duration", str(int(seconds + 0.999)), "--nonblocking", *shlex.split(extra)]
-    return subprocess.Popen(cmd)
+    procs = []
+    for out, fmt in ((svg, "flamegraph"), (svg.with_suffix(".txt"), "raw")):
+        cmd = [exe, "record", "--pid", str(pid), "--output", str(out), "--format", fmt, "--rate", "200",
+               "--duration", str(int(seconds + 0.999)), "--nonblocking", *shlex.split(extra)]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
+    return procs
+
+
+def wait_all(procs: list[Any]) -> None:
+    for h in procs:
+        if h is None:
+            continue
+        try:
+            h.wait(60)
+        except subprocess.TimeoutExpired:
+            h.send_signal(signal.SIGINT)
+            h.wait(10)
 
 
 def _perf_stat(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
@@ -166,23 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     with LabTarget(args.workdir, clients=args.clients, link=args.link) as tgt:
         sc = load_scenario(args.scenario)
         seconds = (args.duration or sc.duration) + (args.warmup if args.warmup is not None else sc.warmup) + 1
-        helpers = []
+        helpers: list[Any] = []
         if args.profile:
-            helpers.append(_py_spy(tgt.info["gateway_pid"], args.profile, seconds, args.py_spy_args))
+            helpers += py_spy(tgt.info["gateway_pid"], args.profile, seconds, args.py_spy_args)
         if args.perf_stat:
             helpers.append(_perf_stat(tgt.info["gateway_pid"], args.perf_stat, seconds))
         try:
             _run_or_sweep(args, tgt.info)
         finally:
-            for h in helpers:
-                if h is not None:
-                    try:
-                        h.wait(60)
-                    except subprocess.TimeoutExpired:
-                        h.send_signal(signal.SIGINT)
-                        h.wait(10)
+            wait_all(helpers)
         if args.profile:
-            print(f"flame graph: {args.profile}")
+            raw = args.profile.with_suffix(".txt")
+            if raw.exists():
+                from bench.loadgen.flame import markdown_top
+
+                top = markdown_top(raw, 20)
+                args.profile.with_name(args.profile.stem + "-top.md").write_text(top)
+                print(top)
+            print(f"flame graph: {args.profile} (collapsed stacks: {raw})")
         if args.perf_stat and args.perf_stat.exists():
             print(args.perf_stat.read_text())
     return 0

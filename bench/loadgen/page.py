@@ -32,6 +32,7 @@ from bench.loadgen.scenario import load_scenario
 from bench.loadgen.target import REPO, LabTarget
 
 RESULTS = REPO / "bench" / "results"
+PROFILE_RATE = 2000.0  # requests/s of the mixed scenario while py-spy samples the gateway
 IMG = REPO / "docs" / "img"
 PAGE = REPO / "docs" / "performance.md"
 SCENARIOS = REPO / "bench" / "loadgen" / "scenarios"
@@ -139,7 +140,8 @@ def _hop_table(r: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def gateway_lab(rates: list[float], duration: float, cdf_rate: float, processes: int) -> dict[str, Any]:
+def gateway_lab(rates: list[float], duration: float, cdf_rate: float, processes: int,
+                profile: bool = True) -> dict[str, Any]:
     """Closed-loop ceiling, then the open-loop sweep; the run at ``cdf_rate`` keeps its raw hop values."""
     out: dict[str, Any] = {}
     new_orders = load_scenario(SCENARIOS / "new-orders.toml")
@@ -160,6 +162,19 @@ def gateway_lab(rates: list[float], duration: float, cdf_rate: float, processes:
             if rate == 5000:
                 out["at_5000"] = r
         out["sweep"] = sweep
+        if profile:  # last: the sampler must not disturb the figures above
+            from bench.loadgen.__main__ import py_spy, wait_all
+            from bench.loadgen.flame import markdown_top
+
+            mixed = load_scenario(SCENARIOS / "mixed.toml")
+            svg = RESULTS / "gateway-flame.svg"
+            procs = py_spy(t.info["gateway_pid"], svg, duration + 2)
+            try:
+                out["profile_run"] = run_load(mixed, t.info, rate=PROFILE_RATE, duration=duration, warmup=1.0)
+            finally:
+                wait_all(procs)
+            if svg.with_suffix(".txt").exists():
+                out["profile_top"] = markdown_top(svg.with_suffix(".txt"), 15)
     return out
 
 
@@ -278,6 +293,14 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         f"compare). With request building and WebSocket decoding, a load process spent {load_cost:.0f} µs of CPU",
         "per order in the closed-loop run above (`processes` in a scenario adds more).",
         "",
+        *(["## Where the gateway's CPU goes", "",
+            f"py-spy sampling the gateway during the mixed scenario at {PROFILE_RATE:,.0f} requests/s (after the runs",
+            "above, so that the sampler does not disturb them); functions with the most self time:", "",
+            gw["profile_top"],
+            "Native code (uvloop's loop and sockets, granian's Rust, SQLite's C) has no Python frame of its own:",
+            "py-spy counts it as self time of the innermost Python frame that called it, which is why",
+            "`Runner.run` (the event loop) and `_run_batch` (the SQLite writes) have large self shares.", ""]
+          if gw.get("profile_top") else []),
         "## Reproduce and profile",
         "",
         "```sh",
@@ -299,7 +322,9 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         "",
         "**Flame graph.** `make profile` runs the mixed scenario at 2,000 requests/s (`PROFILE_RATE=`) for 10 s against a lab",
         "target while `py-spy record --nonblocking` samples the gateway 200 times a second, and writes",
-        "`bench/results/gateway-flame.svg` (open it in a browser: hover for names and shares, click to zoom).",
+        "`bench/results/gateway-flame.svg` (open it in a browser: hover for names and shares, click to zoom),",
+        "the collapsed stacks beside it (`gateway-flame.txt`, one line per distinct stack with its sample count,",
+        "for `grep` or any flame graph tool) and the table above (`gateway-flame-top.md`).",
         "Each box is a function; its width is the share of samples in which it was on the stack, callers",
         "below callees. Wide boxes at the top of a tower are where the CPU goes (self time); a wide box with",
         "narrow children is overhead of its own. `uvloop`/`granian` frames at the base are the event loop;",
@@ -326,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cdf-rate", type=float, default=2000)
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--processes", type=int, default=2, help="load processes of the closed-loop run")
+    ap.add_argument("--no-profile", action="store_true", help="skip the py-spy run")
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     codec_json, session_json = RESULTS / "codec.json", RESULTS / "session.json"
@@ -335,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(x) for x in args.rates.split(",")]
     if args.cdf_rate not in rates:
         rates = sorted({*rates, args.cdf_rate})
-    gw = gateway_lab(rates, args.duration, args.cdf_rate, args.processes)
+    gw = gateway_lab(rates, args.duration, args.cdf_rate, args.processes, profile=not args.no_profile)
     def public(r: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in r.items() if not k.startswith("_")}
 
