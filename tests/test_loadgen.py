@@ -110,6 +110,9 @@ def test_short_run_against_a_lab_target(tmp_path: Path) -> None:
         assert parts == raw["end_to_end"][i]
     assert all(v >= 0 for name, _, _ in HOP_CHAIN for v in raw[name])
     assert r["gateway_cpu"]["per_request_us"] > 0 and r["load_cpu"]["per_request_us"] > 0
+    # the gateway's own histograms saw every new order of the window (at least the measured ones)
+    assert r["hops_metrics"]["validate"]["count"] >= r["orders_accepted"] * 0.9, r["hops_metrics"]
+    assert r["hops_metrics"]["er_to_ws"]["p50_le"] > 0
     assert set(r["latency_us"]) >= {f"rest.{op}" for op in ("limit", "market")}
     md = markdown_run(r)
     assert "report read → WebSocket frame written" in md and "gateway CPU" in md
@@ -157,3 +160,15 @@ def test_flame_summary_self_and_total(tmp_path: Path) -> None:
     assert got["walk (t.py)"] == (20, 20)
     assert "main (app.py)" not in got  # never innermost
     assert "| `parse (msgspec/json.py)` | 60.0 | 60.0 |" in markdown_top(raw)
+
+
+def test_metrics_percentiles_from_bucket_deltas() -> None:
+    from bench.loadgen.run import metrics_percentiles
+
+    before = {"hub": [(1e-4, 10.0), (1e-3, 10.0), (float("inf"), 10.0)]}
+    after = {"hub": [(1e-4, 60.0), (1e-3, 108.0), (float("inf"), 110.0)],
+             "persist": [(1e-4, 0.0), (float("inf"), 0.0)]}
+    got = metrics_percentiles(before, after)
+    assert got == {"hub": {"count": 100, "p50_le": 100.0, "p99_le": None, "p99_9_le": None}}
+    after["hub"][2] = (float("inf"), 108.0)
+    assert metrics_percentiles(before, after)["hub"]["p99_le"] == 1000.0

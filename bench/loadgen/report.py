@@ -59,6 +59,14 @@ def markdown_run(r: dict[str, Any]) -> str:
     out += _table_head("hop")
     for name, _, _ in HOP_CHAIN:
         out.append(_row(_HOP_TEXT[name], r["hops_us"].get(name, {})))
+    hm = r.get("hops_metrics") or {}
+    if hm:
+        out += ["", "Every order of the window, from the gateway's `gateway_hop_seconds` histograms on `/metrics` "
+                    "(bucket upper bounds, so coarser):", "",
+                "| hop | n | p50 ≤ µs | p99 ≤ µs | p99.9 ≤ µs |", "|---|---:|---:|---:|---:|"]
+        for hop, v in hm.items():
+            cells = " | ".join("—" if v.get(k) is None else f"{v[k]:,.0f}" for k in ("p50_le", "p99_le", "p99_9_le"))
+            out.append(f"| `{hop}` | {v['count']:,} | {cells} |")
     out += ["", "Client side, by request kind (`rest`: due → HTTP answer, `ack`: due → first WebSocket "
                 "report; `*_service`: from the write instead of the due time):", ""]
     out += _table_head("latency")

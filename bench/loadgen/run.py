@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import re
 import time
 import urllib.parse
+import urllib.request
 from array import array
 from typing import Any
 
@@ -92,6 +94,41 @@ async def _get_json(host: str, port: int, items: list[tuple[str, str]]) -> list[
     return out
 
 
+_BUCKET = re.compile(rb'^gateway_hop_seconds_bucket\{hop="([^"]+)",le="([^"]+)"\} ([0-9.e+]+)$', re.M)
+
+
+def scrape_hops(rest_url: str) -> dict[str, list[tuple[float, float]]]:
+    """Cumulative ``gateway_hop_seconds`` buckets per hop from ``/metrics`` (empty when unavailable)."""
+    try:
+        with urllib.request.urlopen(rest_url + "/metrics", timeout=5) as r:
+            text = r.read()
+    except OSError:
+        return {}
+    out: dict[str, list[tuple[float, float]]] = {}
+    for hop, le, n in _BUCKET.findall(text):
+        out.setdefault(hop.decode(), []).append((float(le), float(n)))
+    return out
+
+
+def metrics_percentiles(before: dict[str, list[tuple[float, float]]],
+                        after: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, Any]]:
+    """Per hop, over every order of the window: count and the bucket bound (µs) at p50/p99/p99.9."""
+    out: dict[str, dict[str, Any]] = {}
+    for hop, rows in after.items():
+        prev = dict(before.get(hop, []))
+        delta = [(le, n - prev.get(le, 0.0)) for le, n in rows]
+        total = delta[-1][1] if delta else 0
+        if total <= 0:
+            continue
+        res: dict[str, Any] = {"count": int(total)}
+        for p in (50.0, 99.0, 99.9):
+            need = total * p / 100
+            le = next((le for le, n in delta if n >= need), float("inf"))
+            res[f"p{p:g}".replace(".", "_") + "_le"] = None if le == float("inf") else round(le * 1e6, 1)
+        out[hop] = res
+    return out
+
+
 def _hops(samples: list[list[Any]], traces: list[Any]) -> dict[str, list[int]]:
     hops: dict[str, list[int]] = {name: [] for name, _, _ in HOP_CHAIN}
     for (_, _, sent, client), tr in zip(samples, traces, strict=True):
@@ -147,11 +184,13 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
         hub_pid = target.get("hub_pid")
         time.sleep(max(0.0, (timing["measure_ns"] - time.perf_counter_ns()) / 1e9))
         cpu0 = cpu_seconds(pid) if pid else None
+        metrics0 = scrape_hops(target["rest_url"])
         hub0 = cpu_seconds(hub_pid) if hub_pid else None
         load0 = [cpu_seconds(w.pid) for w in workers if w.pid]
         w0 = time.perf_counter_ns()
         time.sleep(max(0.0, (timing["end_ns"] - time.perf_counter_ns()) / 1e9))
         cpu1 = cpu_seconds(pid) if pid else None
+        metrics1 = scrape_hops(target["rest_url"])
         hub1 = cpu_seconds(hub_pid) if hub_pid else None
         load1 = [cpu_seconds(w.pid) for w in workers if w.pid]
         window = (time.perf_counter_ns() - w0) / 1e9
@@ -168,6 +207,7 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
                 p.join(5)
     report = _report(sc, target, results, rate, duration, warmup, procs, window,
                      (cpu0, cpu1), (hub0, hub1), sample, keep_raw)
+    report["hops_metrics"] = metrics_percentiles(metrics0, metrics1)
     if load0 and None not in load0 and None not in load1:
         used = sum(b - a for a, b in zip(load0, load1, strict=True))  # type: ignore[operator]
         report["load_cpu"] = {"utilisation": round(used / window, 3),
