@@ -367,6 +367,37 @@ class _Engine:
                 conn.transport.writelines(batch)
         return seq
 
+    def send_bodies(self, session_id: Any,
+                    messages: Sequence[tuple[str | bytes, bytes, Sequence[tuple[int, Any]]]]) -> list[int]:
+        """Send pre-encoded application messages (``(msg_type, body, header)``, see
+        :meth:`fastfix.session.Session.send_body`) at once: one store flush and one socket
+        write for all of them. Synchronous: it does not wait for a full write buffer
+        (check :meth:`write_paused` / await :meth:`writable` first). Returns the MsgSeqNums.
+        """
+        s = self.session(session_id)
+        conn = self._conn_of.get(s)
+        if conn is None or conn._batch is not None:  # not connected, or inside a read batch
+            return [s.send_body(mt, body, hdr) for mt, body, hdr in messages]
+        conn._batch = batch = []
+        try:
+            return [s.send_body(mt, body, hdr) for mt, body, hdr in messages]
+        finally:
+            conn._batch = None
+            s.store.flush()
+            if batch and conn.transport is not None:
+                conn.transport.writelines(batch)
+
+    def write_paused(self, session_id: Any) -> bool:
+        """True while the session's connection has more than ``WRITE_HIGH_WATER`` bytes unsent."""
+        conn = self._conn_of.get(self.session(session_id))
+        return conn is not None and conn.paused
+
+    async def writable(self, session_id: Any) -> None:
+        """Wait until the session's write buffer is below the low-water mark (at once if it is)."""
+        conn = self._conn_of.get(self.session(session_id))
+        if conn is not None and conn.paused:
+            await conn.drained()
+
     # ---- async hooks
 
     def _spawner(self, session: Session) -> Callable[[Awaitable[Any], Any], None]:

@@ -125,6 +125,8 @@ _BUSINESS_TEXT = {
 }
 
 _ADMIN_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
+# Header tags the session writes itself; dropped from the header fields an application gives.
+_SESSION_HEADER = frozenset({8, 9, 35, 34, 49, 52, 56, 43, 122})
 # Routing tags swapped on a reply: OnBehalfOf* <-> DeliverTo*.
 _REVERSE_ROUTE = ((115, 128), (116, 129), (128, 115), (129, 116))
 _REVERSE_LOCATION = ((144, 145), (145, 144))
@@ -333,9 +335,10 @@ class Session:
         dictionary: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from fastfix.codec import Garbled, encode, parse
+        from fastfix.codec import Garbled, checksum, encode, parse
 
         self._encode = encode
+        self._checksum = checksum
         self._parse = parse
         self._garbled_type = Garbled
         self.session_id = session_id
@@ -346,6 +349,7 @@ class Session:
         self.dictionary = dictionary if config.validate else None
         self._clock = clock
         self.begin_string = _b(session_id.begin_string)
+        self._begin_prefix = b"8=" + self.begin_string + b"\x019="
         self.sender_comp_id = _b(session_id.sender_comp_id)
         self.target_comp_id = _b(session_id.target_comp_id)
         self._is_fix42_plus = session_id.begin_string >= "FIX.4.2"
@@ -596,6 +600,43 @@ class Session:
         """Send a parsed message again (echo, routing): body and extra header kept."""
         fields = msg.fields()
         return self.send(msg.msg_type, [f for f in fields if f[0] not in (8, 9, 35, 10)])
+
+    def send_body(self, msg_type: str | bytes, body: bytes, header: Sequence[tuple[int, Any]] = ()) -> int:
+        """Send an application message whose body is already encoded; returns its MsgSeqNum.
+
+        ``body`` is the body fields in wire order, each ending with SOH
+        (``b"11=A1\x0155=005930\x01..."``, e.g. the body part of ``JsonCodec.body_to_fix``);
+        ``header`` holds extra header fields (routing 115/128..., PossResend 97). The
+        session writes 8, 9, 35 and its header (34/49/52/56, sub/location ids) around the
+        body and appends the CheckSum, so the body is never decoded or re-encoded; with a
+        ``to_app`` hook (which wants the fields) it falls back to :meth:`send`.
+        """
+        mt = _b(msg_type)
+        extra = [f for f in header if f[0] not in _SESSION_HEADER] if header else None
+        if self._hook_to_app:
+            return self.send(mt, (extra or []) + self._body_fields(mt, body))
+        store = self.store
+        seq = store.next_sender_seq
+        # 8, 9, 35 and the header from the codec, then the body spliced in before CheckSum.
+        head = self._encode(self.begin_string, mt, self._header(seq, extra))
+        start = head.index(b"\x01", head.index(b"\x01") + 1) + 1  # at "35="
+        payload = head[start:-7] + body
+        raw = self._begin_prefix + b"%d\x01" % len(payload) + payload
+        raw += b"10=%03d\x01" % self._checksum(raw)
+        if self.config.persist_messages:
+            store.save_sent(seq, raw)
+        else:
+            store.incr_next_sender_seq()
+        if self.received_logon and self.sent_logon:
+            self._transmit(raw)
+        return seq
+
+    def _body_fields(self, mt: bytes, body: bytes) -> list[tuple[int, Any]]:
+        """The fields of an encoded body (framed and parsed by the codec, DATA fields kept whole)."""
+        payload = b"35=" + mt + b"\x01" + body
+        raw = self._begin_prefix + b"%d\x01" % len(payload) + payload
+        raw += b"10=%03d\x01" % self._checksum(raw)
+        return [f for f in self._parse(raw).fields()[3:-1]]
 
     # ------------------------------------------------------------------ generators
 
