@@ -179,6 +179,7 @@ EndTime=00:00:00
 HeartBtInt=30
 ReconnectInterval=1
 FileStorePath=fixstore
+FileStoreSync=batch
 [SESSION]
 BeginString=FIX.4.4
 SenderCompID=GATEWAY

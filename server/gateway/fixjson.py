@@ -37,6 +37,17 @@ class JsonMapper:
             raise MappingFailed([FieldProblem(e.field, e.reason, e.path) for e in exc.errors]) from None
         return [(t, v) for t, v in parse(wire).fields() if t not in _FRAME_TAGS]
 
+    def to_body(self, msg_type: str, body: dict[str, Any]) -> bytes:
+        """The validated body as encoded FIX (wire order, each field ending with SOH), for
+        ``Session.send_body``: one pass in the codec, nothing decoded or encoded again."""
+        try:
+            wire = self.codec.body_to_fix(msg_type, body)
+        except JsonMappingError as exc:
+            raise MappingFailed([FieldProblem(e.field, e.reason, e.path) for e in exc.errors]) from None
+        # 8=...|9=...|35=...| body 10=nnn|
+        start = wire.index(b"\x01", wire.index(b"\x01", wire.index(b"\x01") + 1) + 1) + 1
+        return wire[start:-7]
+
     def to_json(self, msg: InboundMessage) -> dict[str, Any]:
         return self._dec.decode(self.codec.fix_to_json(msg))
 

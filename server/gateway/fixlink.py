@@ -47,6 +47,7 @@ class FixLink(Link):
         self.queue_when_down = queue_when_down
         self.engine = Initiator(self.settings, _GatewayApplication(self), store_factory=self._open_store)
         self._epochs: dict[str, tuple[Any, Any, str]] = {}  # session -> (store, its creation time, as ns text)
+        self._sids: dict[str, Any] = {}  # session name -> SessionID (the engine looks names up linearly)
         sids = list(self.engine.sessions()) or list(self.settings.sessions())
         if not sids:
             from fastfix.errors import ConfigError
@@ -133,6 +134,53 @@ class FixLink(Link):
         if not s.is_logged_on and not self.queue_when_down:
             raise LinkDown(session)
         await self.engine.send(session, msg_type, fields)
+
+    def _sid(self, session: str) -> Any:
+        sid = self._sids.get(session)
+        if sid is None:
+            try:
+                sid = self._sids[session] = self.engine.session(session).session_id
+            except KeyError:
+                raise LinkDown(session) from None
+        return sid
+
+    def send_bodies(self, session: str, messages: Sequence[tuple[str, bytes, Sequence[tuple[int, Any]]]]) -> None:
+        sid = self._sid(session)
+        if not self.engine.session(sid).is_logged_on and not self.queue_when_down:
+            raise LinkDown(session)
+        self.engine.send_bodies(sid, messages)
+
+    def write_paused(self, session: str) -> bool:
+        try:
+            return self.engine.write_paused(self._sid(session))
+        except LinkDown:
+            return False
+
+    async def writable(self, session: str) -> None:
+        try:
+            await self.engine.writable(self._sid(session))
+        except LinkDown:
+            return
+
+    def sent_ids(self, session: str) -> tuple[set[bytes], int] | None:
+        from fastfix.codec import parse
+        from fastfix.store import MemoryStore
+
+        store = self.engine.session(self._sid(session)).store
+        if isinstance(store, MemoryStore):
+            return None  # nothing of a previous run survives in memory
+        ids: set[bytes] = set()
+        for _, raw in store.get_range(1, store.next_sender_seq - 1):
+            try:
+                msg = parse(raw)
+            except Exception:  # noqa: BLE001 - a stored message the codec refuses names no order
+                continue
+            mt = msg.msg_type
+            if mt in (b"D", b"G"):
+                ids.add(msg.get(11) or b"")
+            elif mt == b"E":
+                ids.add(msg.get(66) or b"")
+        return ids, _epoch_ns(store.creation_time)
 
 
 def _epoch_ns(created: Any) -> int:

@@ -113,6 +113,25 @@ class Link(ABC):
     async def send(self, session: str, msg_type: str, fields: Sequence[tuple[int, Any]]) -> None:
         """Hand an application message to ``session``; raises :class:`LinkDown` if it is not logged on."""
 
+    def send_bodies(self, session: str, messages: Sequence[tuple[str, bytes, Sequence[tuple[int, Any]]]]) -> None:
+        """Hand pre-encoded application messages ``(msg_type, body, header fields)`` to
+        ``session`` at once, synchronously (the body as ``Session.send_body`` takes it);
+        raises :class:`LinkDown` if the session is not logged on."""
+        raise NotImplementedError
+
+    def write_paused(self, session: str) -> bool:
+        """True while the session's transport has too much unsent data (see :meth:`writable`)."""
+        return False
+
+    async def writable(self, session: str) -> None:
+        """Wait until the session's transport takes data again."""
+        return None
+
+    def sent_ids(self, session: str) -> tuple[set[bytes], int] | None:
+        """Wire ClOrdIDs (11) and ListIDs (66) of the orders the session has stored as sent, and the
+        time (ns) from which that record is complete; None when the link keeps no such record."""
+        return None
+
 
 # --------------------------------------------------------------------------- loopback
 
@@ -182,6 +201,15 @@ class LoopbackLink(Link):
     async def send(self, session: str, msg_type: str, fields: Sequence[tuple[int, Any]]) -> None:
         if not self._up:
             raise LinkDown(session)
+        self._accept(msg_type, fields)
+
+    def send_bodies(self, session: str, messages: Sequence[tuple[str, bytes, Sequence[tuple[int, Any]]]]) -> None:
+        if not self._up:
+            raise LinkDown(session)
+        for msg_type, body, header in messages:
+            self._accept(msg_type, list(header) + body_fields(self._begin, msg_type, body))
+
+    def _accept(self, msg_type: str, fields: Sequence[tuple[int, Any]]) -> None:
         f: dict[int, str] = {}
         entries: list[dict[int, str]] = []
         in_group = False
@@ -303,6 +331,15 @@ class LoopbackLink(Link):
         header: list[tuple[int, Any]] = [(49, self._target), (56, self._sender), (34, next(self._ids)),
                                          (52, datetime.now(UTC))]
         self.on_message(parse(encode(self._begin, msg_type, header + fields)), self._name)
+
+
+def body_fields(begin_string: str, msg_type: str, body: bytes) -> list[tuple[int, bytes]]:
+    """The fields of an encoded message body (framed and parsed by the codec)."""
+    from fastfix.codec import checksum, parse
+
+    payload = b"35=" + msg_type.encode() + b"\x01" + body
+    raw = b"8=" + begin_string.encode() + b"\x019=%d\x01" % len(payload) + payload
+    return parse(raw + b"10=%03d\x01" % checksum(raw)).fields()[3:-1]
 
 
 def _text(value: Any) -> str:

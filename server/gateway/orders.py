@@ -116,6 +116,9 @@ class Order(msgspec.Struct, kw_only=True, omit_defaults=True):
     updated_ns: int = 0
     body_hash: str = ""
     answer: str = ""  # the JSON of the 202 answer, replayed for an identical retry
+    # The FIX body as sent (D/G), kept until the first report about the order: a restart
+    # finds orders committed but never handed to the FIX session by it (see Gateway.recover).
+    fix_body: bytes | None = None
 
     @property
     def state(self) -> str:

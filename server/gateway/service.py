@@ -23,9 +23,10 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -56,7 +57,7 @@ _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(float_hook=Decimal)
 _BAD_ID_CHARS = frozenset(":~\x01")
 _MAX_ID_LEN = 64
-_ID_TAGS = frozenset((11, 41, 66))  # ClOrdID, OrigClOrdID, ListID (also inside NoOrders)
+_ID_KEYS = ("ClOrdID", "OrigClOrdID", "ListID")  # namespaced by client on the wire (also in NoOrders)
 
 
 class MappingFailed(Exception):
@@ -70,7 +71,9 @@ class MappingFailed(Exception):
 class Mapper(Protocol):
     """Dictionary-driven FIX <-> JSON conversion (``server.gateway.fixjson``)."""
 
-    def to_fields(self, msg_type: str, body: dict[str, Any]) -> list[tuple[int, Any]]: ...
+    def to_body(self, msg_type: str, body: dict[str, Any]) -> bytes:
+        """The validated body as encoded FIX fields (raises :class:`MappingFailed`)."""
+        ...
 
     def to_json(self, msg: InboundMessage) -> dict[str, Any]: ...
 
@@ -87,8 +90,44 @@ def _now_ns() -> int:
     return time.time_ns()
 
 
+_iso_second: list[Any] = [-1, ""]  # (epoch second, its "YYYY-MM-DDTHH:MM:SS" text)
+
+
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    sec, frac = divmod(ns, 1_000_000_000)
+    cached = _iso_second
+    if cached[0] != sec:
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        cached[0] = sec
+    return f"{cached[1]}.{frac // 1000:06d}Z"
+
+
+_tt_ms: list[Any] = [-1, ""]  # (epoch millisecond, its TransactTime text)
+
+
+def _transact_time() -> str:
+    """Now as a FIX UTCTimestamp with milliseconds (cached per millisecond)."""
+    ns = time.time_ns()
+    ms = ns // 1_000_000
+    if _tt_ms[0] != ms:
+        _tt_ms[1] = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
+        _tt_ms[0] = ms
+    return _tt_ms[1]
+
+
+class _Outgoing:
+    """A message waiting for its commit, then handed to the FIX session with the rest of that commit."""
+
+    __slots__ = ("session", "msg_type", "body", "header", "trace", "error")
+
+    def __init__(self, session: str, msg_type: str, body: bytes, header: tuple[tuple[int, Any], ...],
+                 trace: list[Any] | None) -> None:
+        self.session = session
+        self.msg_type = msg_type
+        self.body = body
+        self.header = header
+        self.trace = trace
+        self.error: BaseException | None = None
 
 
 def order_view(o: Order, executions: list[Any] | None = None) -> dict[str, Any]:
@@ -127,6 +166,29 @@ def _body_hash(kind: str, body: bytes) -> str:
     return hashlib.sha256(kind.encode() + b"\x00" + body).hexdigest()
 
 
+def _namespace(body: dict[str, Any], prefix: str) -> None:
+    """Client identifiers as the hub sees them: ``<client>:<id>`` (also inside NoOrders entries)."""
+    for key in _ID_KEYS:
+        v = body.get(key)
+        if type(v) is str:
+            body[key] = prefix + v
+    entries = body.get("NoOrders")
+    if type(entries) is list:
+        for entry in entries:
+            if type(entry) is dict:
+                for key in _ID_KEYS:
+                    v = entry.get(key)
+                    if type(v) is str:
+                        entry[key] = prefix + v
+
+
+def _by_session(outs: list[_Outgoing]) -> list[list[_Outgoing]]:
+    groups: dict[str, list[_Outgoing]] = {}
+    for o in outs:
+        groups.setdefault(o.session, []).append(o)
+    return list(groups.values())
+
+
 def _check_id(value: Any, field: str, path: str, problems: list[FieldProblem]) -> str | None:
     if not isinstance(value, str) or not value:
         problems.append(FieldProblem(field, "required, a non-empty string", path))
@@ -158,6 +220,15 @@ class Gateway:
         self._outbox: list[tuple[str, int, bytes]] = []
         self._pusher: asyncio.Task[None] | None = None
         self._gen_ids = itertools.count(1)
+        self._send_committed_cb = self._send_committed  # one bound method: the store groups by it
+        self._broker_headers: dict[str, tuple[tuple[int, Any], ...]] = {}
+        self._unsent: dict[str, list[tuple[str, str, bytes, int]]] = {}  # see recover()
+        # Hashes of every (client, ClOrdID) in the store, so that looking up a new ClOrdID
+        # (the idempotency check of every order) needs no database read; None = ask the store.
+        # About 60 bytes per stored order.
+        self._known: set[int] | None = None
+        # Test hook: die right after a commit, before its orders reach the FIX session.
+        self._crash_after_persist = os.environ.get("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST") == "1"
         link.on_message = self.on_message
         link.on_state = self.on_link_state
         link.on_resume_point = store.put_resume_point
@@ -166,6 +237,8 @@ class Gateway:
     def recover(self) -> None:
         """Load what is still open and the event counters from the store."""
         self.seq = dict(self.store.last_seqs())
+        ids = self.store.order_ids()
+        self._known = None if ids is None else {hash(k) for k in ids}
         self.link.resume_points = self.store.resume_points()
         for o in self.store.open_orders():
             self.orders[(o.client_id, o.ClOrdID)] = o
@@ -175,12 +248,22 @@ class Gateway:
 
     # ------------------------------------------------------------------ lookups
     def get_order(self, client_id: str, cl_ord_id: str) -> Order | None:
-        o = self.orders.get((client_id, cl_ord_id))
+        key = (client_id, cl_ord_id)
+        o = self.orders.get(key)
         if o is None:
+            known = self._known
+            if known is not None and hash(key) not in known:
+                return None  # never stored: a new ClOrdID costs no database read
             o = self.store.get_order(client_id, cl_ord_id)
             if o is not None and not o.terminal:
                 self.orders[(client_id, cl_ord_id)] = o
         return o
+
+    def _remember(self, client_id: str, cl_ord_id: str, order: Order) -> None:
+        key = (client_id, cl_ord_id)
+        self.orders[key] = order
+        if self._known is not None:
+            self._known.add(hash(key))
 
     def get_list(self, client_id: str, list_id: str) -> OrderList | None:
         ol = self.lists.get((client_id, list_id))
@@ -271,20 +354,27 @@ class Gateway:
     def _tick_for(self, broker: BrokerConfig) -> str:
         return broker.tick_size or self.cfg.tick_size
 
-    def _map(self, msg_type: str, body: dict[str, Any], problems: list[FieldProblem]) -> list[tuple[int, Any]]:
+    def _map(self, msg_type: str, body: dict[str, Any], client_id: str, problems: list[FieldProblem]) -> bytes:
+        """The FIX body as sent: validated, encoded once, identifiers namespaced by client."""
+        _namespace(body, client_id + ":")
         try:
-            return self.mapper.to_fields(msg_type, body)
+            return self.mapper.to_body(msg_type, body)
         except MappingFailed as exc:
             # One problem per field: the gateway's own check says it more precisely.
             seen = {p.path for p in problems}
-            problems.extend(p for p in exc.problems if p.path not in seen)
-            return []
+            for p in exc.problems:
+                if p.path not in seen:
+                    problems.append(p)
+            for p in problems:  # the client never sees its identifiers' wire prefix
+                if client_id + ":" in p.reason:
+                    p.reason = p.reason.replace(client_id + ":", "")
+            return b""
 
     def _fill_defaults(self, body: dict[str, Any], msg_type: str, group: str | None = None) -> None:
         """TransactTime (now) and HandlInst (1, automated) where the message has them and they are absent."""
         names = self.mapper.fields_of(msg_type, group)
         if "TransactTime" in names and "TransactTime" not in body:
-            body["TransactTime"] = datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+            body["TransactTime"] = _transact_time()
         if "HandlInst" in names and "HandlInst" not in body:
             body["HandlInst"] = "1"
 
@@ -294,33 +384,54 @@ class Gateway:
             return answer.encode()
         raise ApiError(409, "duplicate_id", f"{what} was already used by this client with a different request")
 
-    @staticmethod
-    def _wire_fields(client_id: str, broker: BrokerConfig, fields: list[tuple[int, Any]]
-                     ) -> list[tuple[int, Any]]:
-        """Fields as sent: routed to the broker, identifiers namespaced by client."""
-        prefix = client_id.encode() + b":"
-        out: list[tuple[int, Any]] = [(128, broker.id)]
-        for tag, value in fields:
-            if tag in _ID_TAGS:
-                value = prefix + (value if isinstance(value, bytes) else str(value).encode())
-            out.append((tag, value))
-        return out
+    def _broker_header(self, broker_id: str) -> tuple[tuple[int, Any], ...]:
+        """Header fields routing a message to the broker (DeliverToCompID)."""
+        hdr = self._broker_headers.get(broker_id)
+        if hdr is None:
+            hdr = self._broker_headers[broker_id] = ((128, broker_id),)
+        return hdr
 
-    async def _persist_and_send(self, session: str, msg_type: str, fields: list[tuple[int, Any]],
-                                on_fail: Callable[[str], None], trace: list[Any] | None = None) -> None:
+    async def _persist_and_send(self, session: str, msg_type: str, body: bytes, broker_id: str,
+                                on_fail: Callable[[str], None], trace: Any = None) -> None:
+        """Wait for the group commit holding this request's writes; the message goes to the FIX
+        session right after that commit, in one write with the other messages of the commit."""
+        if self.link.write_paused(session):  # the hub is not reading: do not pile up more
+            await self.link.writable(session)
+        out = _Outgoing(session, msg_type, body, self._broker_header(broker_id), trace)
+        self.store.after_commit(self._send_committed_cb, out)
         await self.store.commit()
-        self.tracer.persisted(trace)
-        t0 = time.perf_counter()
-        try:
-            await self.link.send(session, msg_type, fields)
-        except LinkDown:
+        err = out.error
+        if err is not None:
+            if not isinstance(err, LinkDown):
+                raise err
             on_fail("FIX session to the hub is not logged on")
             await self.store.commit()
             self.metrics.rejected.labels("session_down").inc()
             raise ApiError(503, "session_down", f"the FIX session to the hub ({session}) is not logged on",
                            headers=[("retry-after", "1")]) from None
-        self.tracer.fix_written(trace)
         self.metrics.fix_out.labels(msg_type).inc()
+
+    def _send_committed(self, outs: list[_Outgoing]) -> None:
+        """After-commit callback: hand the commit's messages to their sessions (one write each)."""
+        if self._crash_after_persist:
+            os.kill(os.getpid(), signal.SIGKILL)
+        t0 = time.perf_counter()
+        tracer = self.tracer
+        session = outs[0].session
+        groups = [outs] if all(o.session == session for o in outs) else _by_session(outs)
+        for group in groups:
+            for o in group:
+                tracer.persisted(o.trace)
+            try:
+                self.link.send_bodies(group[0].session, [(o.msg_type, o.body, o.header) for o in group])
+            except Exception as exc:  # LinkDown (answered 503) or a bug (500): each waiter raises it
+                if not isinstance(exc, LinkDown):
+                    log.exception("handing %d messages to FIX failed", len(group))
+                for o in group:
+                    o.error = exc
+                continue
+            for o in group:
+                tracer.fix_written(o.trace)
         self.metrics.send_seconds.observe(time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ POST /v1/orders
@@ -341,7 +452,7 @@ class Gateway:
         check_order_fields(body, client, self._tick_for(broker) if broker else self.cfg.tick_size, "$",
                            problems)
         self._fill_defaults(body, "D")
-        fields = self._map("D", body, problems)
+        wire = self._map("D", body, client.id, problems)
         if problems or cl is None or broker is None:
             self.metrics.rejected.labels("invalid").inc()
             raise ApiError(422, "invalid_order", "the order is not valid", problems)
@@ -353,19 +464,19 @@ class Gateway:
                       OrderQty=str(body.get("OrderQty", "0")),
                       Price=str(body["Price"]) if "Price" in body else None,
                       OrdStatus="A", LeavesQty=str(body.get("OrderQty", "0")),
-                      created_ns=now, updated_ns=now, body_hash=body_hash)
+                      created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
         answer = _json.encode({"ClOrdID": cl, "state": "PendingNew", "OrdStatus": "A", "broker": broker.id,
                                "created": _iso(now)})
         order.answer = answer.decode()
-        self.orders[(client.id, cl)] = order
+        self._remember(client.id, cl, order)
         self.store.put_order(order)
-        wire = self._wire_fields(client.id, broker, fields)
 
         def fail(reason: str) -> None:
             reject_order(order, reason, _now_ns())
             self.store.put_order(order)
 
-        await self._persist_and_send(session, "D", wire, fail, self.tracer.start(client.id, cl, received_ns))
+        await self._persist_and_send(session, "D", wire, broker.id, fail,
+                                     self.tracer.start(client.id, cl, received_ns))
         self.metrics.orders.labels("D").inc()
         return answer
 
@@ -405,7 +516,7 @@ class Gateway:
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker), "$", problems)
         self._fill_defaults(body, "G")
-        fields = self._map("G", body, problems)
+        wire = self._map("G", body, client.id, problems)
         if problems or cl is None:
             self.metrics.rejected.labels("invalid").inc()
             raise ApiError(422, "invalid_order", "the replace request is not valid", problems)
@@ -417,16 +528,15 @@ class Gateway:
                     OrderQty=str(body.get("OrderQty", "0")), Price=str(body["Price"]) if "Price" in body else None,
                     ListID=orig.ListID, OrigClOrdID=orig_id, OrdStatus="E", CumQty=orig.CumQty,
                     AvgPx=orig.AvgPx, LeavesQty=orig.LeavesQty, OrderID=orig.OrderID,
-                    created_ns=now, updated_ns=now, body_hash=body_hash)
+                    created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
         answer = _json.encode({"ClOrdID": cl, "OrigClOrdID": orig_id, "state": "PendingReplace",
                                "OrdStatus": "E", "broker": broker.id, "created": _iso(now)})
         new.answer = answer.decode()
         orig.pending = "replace"
         orig.updated_ns = now
-        self.orders[(client.id, cl)] = new
+        self._remember(client.id, cl, new)
         self.store.put_order(new)
         self.store.put_order(orig)
-        wire = self._wire_fields(client.id, broker, fields)
 
         def fail(reason: str) -> None:
             reject_order(new, reason, _now_ns())
@@ -434,7 +544,7 @@ class Gateway:
             self.store.put_order(new)
             self.store.put_order(orig)
 
-        await self._persist_and_send(session, "G", wire, fail)
+        await self._persist_and_send(session, "G", wire, broker.id, fail)
         self.metrics.orders.labels("G").inc()
         return answer
 
@@ -479,7 +589,7 @@ class Gateway:
             if key in body:
                 req[key] = body[key]
         self._fill_defaults(req, "F")
-        fields = self._map("F", req, problems)
+        wire = self._map("F", req, client.id, problems)
         if problems or cl is None:
             raise ApiError(422, "invalid_request", "the cancel request is not valid", problems)
         session = self._session_for(broker)
@@ -490,16 +600,17 @@ class Gateway:
         self.aliases[(client.id, cl)] = (orig_id, "cancel")
         self.store.put_alias(client.id, cl, orig_id, "cancel")
         self.store.put_order(orig)
-        wire = self._wire_fields(client.id, broker, fields)
 
         def fail(reason: str) -> None:
             orig.pending = None
             orig.Text = reason
             self.store.put_order(orig)
 
-        await self._persist_and_send(session, "F", wire, fail)
+        # The answer shows the order as accepted: its report may be processed before this resumes.
+        answer = _json.encode({**order_view(orig), "CancelClOrdID": cl})
+        await self._persist_and_send(session, "F", wire, broker.id, fail)
         self.metrics.orders.labels("F").inc()
-        return _json.encode({**order_view(orig), "CancelClOrdID": cl})
+        return answer
 
     # ------------------------------------------------------------------ POST /v1/order-lists
     async def new_list(self, client: ClientConfig, raw: bytes) -> bytes:
@@ -542,14 +653,14 @@ class Gateway:
         for entry in entries:
             if isinstance(entry, dict):
                 self._fill_defaults(entry, "E", "NoOrders")
-        fields = self._map("E", body, problems)
+        wire = self._map("E", body, client.id, problems)
         if problems or list_id is None or broker is None:
             self.metrics.rejected.labels("invalid").inc()
             raise ApiError(422, "invalid_order", "the order list is not valid", problems)
         session = self._session_for(broker)
         now = _now_ns()
         ol = OrderList(client_id=client.id, ListID=list_id, broker=broker.id, members=members,
-                       created_ns=now, updated_ns=now, body_hash=body_hash)
+                       created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
         orders = []
         for entry, cl in zip(entries, members, strict=True):
             o = Order(client_id=client.id, ClOrdID=cl, broker=broker.id, MsgType="E",
@@ -568,9 +679,8 @@ class Gateway:
         self.lists[(client.id, list_id)] = ol
         self.store.put_list(ol)
         for o in orders:
-            self.orders[(client.id, o.ClOrdID)] = o
+            self._remember(client.id, o.ClOrdID, o)
             self.store.put_order(o)
-        wire = self._wire_fields(client.id, broker, fields)
 
         def fail(reason: str) -> None:
             ol.ListOrderStatus = "7"
@@ -580,7 +690,7 @@ class Gateway:
                 reject_order(o, reason, _now_ns())
                 self.store.put_order(o)
 
-        await self._persist_and_send(session, "E", wire, fail)
+        await self._persist_and_send(session, "E", wire, broker.id, fail)
         self.metrics.orders.labels("E").inc()
         return answer
 
@@ -602,23 +712,23 @@ class Gateway:
         problems: list[FieldProblem] = []
         req: dict[str, Any] = {"ListID": list_id}
         self._fill_defaults(req, "K")
-        fields = self._map("K", req, problems)
+        wire = self._map("K", req, client.id, problems)
         if problems:
             raise ApiError(422, "invalid_request", "the list cancel request is not valid", problems)
         session = self._session_for(broker)
         ol.pending = "cancel"
         ol.updated_ns = _now_ns()
         self.store.put_list(ol)
-        wire = self._wire_fields(client.id, broker, fields)
 
         def fail(reason: str) -> None:
             ol.pending = None
             ol.Text = reason
             self.store.put_list(ol)
 
-        await self._persist_and_send(session, "K", wire, fail)
+        answer = _json.encode(self.list_view(ol))  # as accepted (see cancel_order)
+        await self._persist_and_send(session, "K", wire, broker.id, fail)
         self.metrics.orders.labels("K").inc()
-        return _json.encode(self.list_view(ol))
+        return answer
 
     # ------------------------------------------------------------------ reads
     async def order_detail(self, client: ClientConfig, cl: str) -> bytes:

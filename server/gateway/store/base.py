@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 
@@ -28,6 +29,7 @@ class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True):
     updated_ns: int = 0
     body_hash: str = ""
     answer: str = ""
+    fix_body: bytes | None = None  # the NewOrderList body as sent, until its first ListStatus/report
 
 
 class EventRow(msgspec.Struct, array_like=True):
@@ -80,6 +82,12 @@ class GatewayStore(ABC):
     async def commit(self) -> None:
         """Wait until everything queued so far is durable (shared by concurrent callers)."""
 
+    def after_commit(self, fn: Callable[[list[Any]], None], item: Any) -> None:
+        """Call ``fn(items)`` once the writes queued so far are durable, before :meth:`commit`
+        returns to its waiters; ``items`` gathers every ``item`` given with the same ``fn``
+        for one commit (the gateway hands a whole commit's orders to FIX in one write)."""
+        raise NotImplementedError
+
     # reads (committed data) ---------------------------------------------------------
     @abstractmethod
     def get_order(self, client_id: str, cl_ord_id: str) -> Order | None: ...
@@ -99,6 +107,10 @@ class GatewayStore(ABC):
     @abstractmethod
     def last_seqs(self) -> dict[str, int]:
         """Highest event sequence number per client."""
+
+    def order_ids(self) -> Iterable[tuple[str, str]] | None:
+        """(client_id, ClOrdID) of every stored order (None: not available, look orders up one by one)."""
+        return None
 
     @abstractmethod
     def open_orders(self) -> Iterable[Order]:
