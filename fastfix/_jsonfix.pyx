@@ -1298,6 +1298,8 @@ cdef class CodecCore:
             raise self._fail("$", "", f"invalid JSON: {exc}") from None
         except RecursionError:
             raise self._fail("$", "", f"nesting deeper than {self.max_depth} levels") from None
+        except UnicodeDecodeError as exc:  # msgspec raises it for a string that is not UTF-8
+            raise self._fail("$", "", f"invalid JSON: not valid UTF-8 at byte {exc.start} of a string") from None
 
     def _decode_json(self, bytes data):
         """Decoded JSON after the size and nesting checks (JsonMappingError otherwise)."""
