@@ -204,6 +204,8 @@ class RestApp:
             try:
                 raw = base64.urlsafe_b64decode(q["cursor"] + "==").decode()
                 ns, _, cl = raw.partition(":")
+                if not (ns.isascii() and ns.isdigit() and len(ns) <= 19 and int(ns) <= _MAX_NS):
+                    raise ValueError(ns)  # SQLite integers are 64-bit
                 flt.after = (int(ns), cl)
             except (ValueError, UnicodeDecodeError):
                 problems.append("cursor: not a cursor returned by this API")
@@ -229,8 +231,9 @@ def _method_not_allowed(allowed: str) -> ApiError:
 
 
 def _parse_since(value: str) -> int | None:
-    if value.isdigit():
-        return min(int(value) * 1_000_000, _MAX_NS)
+    # ASCII digits only: str.isdigit() also accepts e.g. '²', which int() refuses.
+    if value.isascii() and value.isdigit():
+        return _MAX_NS if len(value) > 18 else min(int(value) * 1_000_000, _MAX_NS)
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
