@@ -85,6 +85,13 @@ def _machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def _fmt(v: float | None, unit: str) -> str:
     if v is None:
         return "—"
@@ -143,7 +150,7 @@ def _hop_table(r: dict[str, Any]) -> str:
 def gateway_lab(rates: list[float], duration: float, cdf_rate: float, processes: int,
                 profile: bool = True) -> dict[str, Any]:
     """Closed-loop ceiling, then the open-loop sweep; the run at ``cdf_rate`` keeps its raw hop values."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"loadavg_before": _loadavg()}
     new_orders = load_scenario(SCENARIOS / "new-orders.toml")
     ceiling = load_scenario(SCENARIOS / "max-throughput.toml")
     with LabTarget(RESULTS / "lab", clients=4) as t:
@@ -225,6 +232,8 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         f"Measured on {time.strftime('%Y-%m-%d')}: {_machine()}. The machine is shared with other work,",
         "and in the gateway runs the gateway, the FIX hub double and the load generator share its cores:",
         "read the figures as what this setup gives, not as the product's limits on dedicated hardware.",
+        f"Load average (1, 5, 15 min) just before the gateway runs, i.e. other work: {gw.get('loadavg_before', '?')}",
+        f"on {os.cpu_count()} cores; what competes with the gateway shows in its p99 and max.",
         "",
         "## Targets",
         "",

@@ -156,7 +156,7 @@ def plot_hop_cdf(r: dict[str, Any], png: Path, title: str | None = None) -> None
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title or f"Per-hop latency, {r['scenario']} at {r['offered_rate']:,.0f} orders/s offered",
                  fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
