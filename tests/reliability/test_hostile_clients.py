@@ -307,13 +307,22 @@ def test_slow_websocket_reader_is_dropped_others_keep_up(gw_quiet: GatewayProces
     run(go(), 120)
 
 
-def test_two_thousand_idle_websockets(gw: GatewayProcess) -> None:
+def test_two_thousand_idle_websockets(gw_quiet: GatewayProcess) -> None:
     """2,000 idle subscribed connections: a live one still gets its events, REST answers,
     memory per connection stays small and every descriptor is released after they go."""
     from picows import WSListener
     from picows import ws_connect as raw_connect
 
     n = 2000
+    gw = gw_quiet
+    dropped: list[Any] = []
+
+    class Idle(WSListener):  # type: ignore[misc]
+        closing = False
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            if not Idle.closing:
+                dropped.append(transport)
 
     async def go() -> None:
         pid = gw.proc.pid  # type: ignore[union-attr]
@@ -323,15 +332,16 @@ def test_two_thousand_idle_websockets(gw: GatewayProcess) -> None:
 
         async def one() -> None:
             async with sem:
-                t, _ = await raw_connect(WSListener, f"ws://127.0.0.1:{gw.ws}/v1/stream",
+                t, _ = await raw_connect(Idle, f"ws://127.0.0.1:{gw.ws}/v1/stream",
                                          extra_headers={"X-API-Key": B})
                 transports.append(t)
 
         await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), 60)
         try:
-            await wait_for(lambda: open_fds(pid) >= fds0 + n, 20, "the gateway to hold every connection")
+            await wait_for(lambda: open_fds(pid) >= fds0 + n or dropped, 30, "the gateway to hold every connection")
         finally:
-            print("fds", fds0, open_fds(pid), len(transports))
+            print("descriptors", fds0, open_fds(pid), "connections", len(transports), "dropped", len(dropped))
+        assert not dropped, f"{len(dropped)} idle connections were closed by the gateway"
         grown = rss_kib(pid) - rss0
         live = await ws_connect(gw.ws, A)
         await live.recv()
@@ -345,6 +355,7 @@ def test_two_thousand_idle_websockets(gw: GatewayProcess) -> None:
         await live.close()
         print(f"{n} idle WebSockets: +{grown} KiB RSS ({grown * 1024 // n} bytes each)")
         assert grown < n * 64  # under 64 KiB per idle connection
+        Idle.closing = True
         for t in transports:
             t.disconnect()
         await wait_for(lambda: open_fds(pid) <= fds0 + 10, 30, "descriptors released")
