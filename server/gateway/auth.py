@@ -19,6 +19,8 @@ from server.gateway.config import ClientConfig
 
 __all__ = ["Authenticator", "TokenBucket", "hash_key", "new_api_key"]
 
+_VERIFIED_MAX = 4096  # verified keys remembered (a gateway has a handful of clients, each a few keys)
+
 
 def hash_key(api_key: str) -> str:
     """Hex SHA-256 of an API key, as written in the configuration."""
@@ -35,8 +37,16 @@ class Authenticator:
 
     def __init__(self, clients: dict[str, ClientConfig]) -> None:
         self._by_hash = {bytes.fromhex(c.api_key_sha256): c for c in clients.values()}
+        # Keys already verified -> client: a request with a known key costs one dict lookup
+        # instead of a SHA-256. Only valid keys are cached (bounded), so unknown keys cannot
+        # fill it; the lookup hashes the key with the interpreter's keyed SipHash and compares
+        # only on a hash match, which reveals nothing useful about stored keys.
+        self._verified: dict[str, ClientConfig] = {}
 
     def authenticate(self, api_key: str | None) -> ClientConfig | None:
+        client = self._verified.get(api_key)  # type: ignore[arg-type]
+        if client is not None:
+            return client
         if not api_key or len(api_key) > 512:
             return None
         digest = hashlib.sha256(api_key.encode("utf-8", "replace")).digest()
@@ -45,6 +55,8 @@ class Authenticator:
             return None
         if not hmac.compare_digest(digest, bytes.fromhex(client.api_key_sha256)):
             return None
+        if len(self._verified) < _VERIFIED_MAX:
+            self._verified[api_key] = client
         return client
 
     @staticmethod

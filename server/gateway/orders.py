@@ -70,7 +70,7 @@ def state_name(code: str) -> str:
     return ORD_STATUS_NAMES.get(code, code)
 
 
-class Execution(msgspec.Struct, omit_defaults=True):
+class Execution(msgspec.Struct, omit_defaults=True, gc=False):
     """One ExecutionReport as applied to an order (FIX-JSON names, string values)."""
 
     ExecID: str
@@ -87,8 +87,12 @@ class Execution(msgspec.Struct, omit_defaults=True):
     stale: bool = False
 
 
-class Order(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Gateway view of one client order. Field names follow FIX-JSON where they are FIX fields."""
+class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Gateway view of one client order. Field names follow FIX-JSON where they are FIX fields.
+
+    ``gc=False``: orders hold only strings, numbers and lists of strings (no cycles), and a
+    gateway keeps every open order in memory; the garbage collector need not walk them.
+    """
 
     client_id: str
     ClOrdID: str

@@ -193,7 +193,7 @@ def _check_id(value: Any, field: str, path: str, problems: list[FieldProblem]) -
     if not isinstance(value, str) or not value:
         problems.append(FieldProblem(field, "required, a non-empty string", path))
         return None
-    if len(value) > _MAX_ID_LEN or any(c in _BAD_ID_CHARS for c in value):
+    if len(value) > _MAX_ID_LEN or not _BAD_ID_CHARS.isdisjoint(value):
         problems.append(FieldProblem(field, f"at most {_MAX_ID_LEN} characters, without ':' or '~'", path))
         return None
     return value

@@ -13,7 +13,7 @@ from server.gateway.orders import Execution, Order
 __all__ = ["EventRow", "GatewayStore", "OrderFilter", "OrderList"]
 
 
-class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True):
+class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """A NewOrderList (35=E) as the gateway tracks it."""
 
     client_id: str
