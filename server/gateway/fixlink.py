@@ -122,8 +122,8 @@ class FixLink(Link):
 
     def is_up(self, session: str) -> bool:
         try:
-            return bool(self.engine.session(session).is_logged_on)
-        except KeyError:
+            return bool(self.engine.session(self._sid(session)).is_logged_on)
+        except (KeyError, LinkDown):
             return False
 
     async def send(self, session: str, msg_type: str, fields: Sequence[tuple[int, Any]]) -> None:
