@@ -54,7 +54,7 @@ $(PERF_STAMP): $(STAMP) pyproject.toml
 
 perf-setup: build $(PERF_STAMP)
 
-# Benchmarks + gateway load sweep -> docs/performance.md and docs/img/*.png (about 2 minutes).
+# Benchmarks + gateway load sweep -> docs/performance.md and docs/img/*.png (about 4 minutes).
 bench-report: perf-setup
 	$(BIN)/python -m bench.loadgen.page $(REPORT_ARGS)
 

@@ -1,6 +1,6 @@
 """``make bench-report``: run the benchmarks and the load sweep, write ``docs/performance.md``.
 
-Steps (about two minutes on a 2-core machine):
+Steps (about four minutes on a 2-core machine):
 
 1. codec and FIX <-> JSON micro-benchmarks (pytest-benchmark, fastfix only);
 2. session benchmarks (ping-pong latency, one-way throughput);
@@ -313,7 +313,7 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         "## Reproduce and profile",
         "",
         "```sh",
-        "make bench-report          # everything on this page (about 2 minutes)",
+        "make bench-report          # everything on this page (about 4 minutes)",
         "make profile               # flame graph of the gateway under load: bench/results/gateway-flame.svg",
         ".venv/bin/python -m bench.loadgen target &                      # a gateway + hub double, var/lab/target.json",
         ".venv/bin/python -m bench.loadgen run bench/loadgen/scenarios/mixed.toml --target var/lab/target.json",
