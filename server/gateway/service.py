@@ -218,11 +218,15 @@ class Gateway:
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.buckets = {c.id: TokenBucket(c.rate, c.burst) for c in cfg.clients.values()}
         self._outbox: list[tuple[str, int, bytes]] = []
+        # Orders that reached a terminal state, with their updated_ns: dropped from memory once
+        # that state is committed (reads then come from the store), so memory holds open orders only.
+        self._closing: list[tuple[tuple[str, str], int]] = []
         self._pusher: asyncio.Task[None] | None = None
         self._gen_ids = itertools.count(1)
         self._send_committed_cb = self._send_committed  # one bound method: the store groups by it
         self._broker_headers: dict[str, tuple[tuple[int, Any], ...]] = {}
-        self._unsent: dict[str, list[tuple[str, str, bytes, int]]] = {}  # see recover()
+        # session -> messages committed but perhaps never handed to it (see _find_unsent)
+        self._unsent: dict[str, list[tuple[str, str, bytes, bytes, int]]] = {}
         # Hashes of every (client, ClOrdID) in the store, so that looking up a new ClOrdID
         # (the idempotency check of every order) needs no database read; None = ask the store.
         # About 60 bytes per stored order.
@@ -244,6 +248,7 @@ class Gateway:
             self.orders[(o.client_id, o.ClOrdID)] = o
         for ol in self.store.open_lists():
             self.lists[(ol.client_id, ol.ListID)] = ol
+        self._find_unsent()
         log.info("recovered %d open orders, %d open lists", len(self.orders), len(self.lists))
 
     # ------------------------------------------------------------------ lookups
@@ -784,6 +789,55 @@ class Gateway:
     def on_link_state(self, session: str, up: bool) -> None:
         log.info("FIX session %s %s", session, "logged on" if up else "down")
         self.metrics.session_up.labels(session).set(1 if up else 0)
+        if up and session in self._unsent:
+            self._send_unsent(session, self._unsent.pop(session))
+
+    def _find_unsent(self) -> None:
+        """Orders and lists committed (their 202 was ready) whose FIX message may never have
+        reached the session: the process died between the commit and the hand-over. They still
+        hold the body as sent (``fix_body``, cleared by their first report); whether the
+        session has them is decided at logon, against its store (:meth:`_send_unsent`)."""
+        found: list[tuple[int, str, str, bytes, bytes, str]] = []
+        for o in self.orders.values():
+            if o.fix_body is not None and o.MsgType in ("D", "G") and not o.terminal:
+                found.append((o.created_ns, o.MsgType, o.broker, f"{o.client_id}:{o.ClOrdID}".encode(),
+                              o.fix_body, o.client_id))
+        for ol in self.lists.values():
+            if ol.fix_body is not None:
+                found.append((ol.created_ns, "E", ol.broker, f"{ol.client_id}:{ol.ListID}".encode(),
+                              ol.fix_body, ol.client_id))
+        found.sort()  # in the order they were accepted
+        for created_ns, mt, broker_id, wire_id, body, _ in found:
+            broker = self.cfg.brokers.get(broker_id)
+            if broker is None:
+                log.warning("%s %s: broker %s is no longer configured; not sent", mt, wire_id, broker_id)
+                continue
+            self._unsent.setdefault(self.broker_session(broker), []).append(
+                (mt, broker_id, wire_id, body, created_ns))
+
+    def _send_unsent(self, session: str, items: list[tuple[str, str, bytes, bytes, int]]) -> None:
+        """At logon: send what the session's store shows it never had. When the store cannot
+        tell (kept in memory, or reset since the order was accepted), send with PossResend=Y
+        so the counterparty checks for a duplicate."""
+        record = self.link.sent_ids(session)
+        msgs = []
+        for mt, broker_id, wire_id, body, created_ns in items:
+            if record is not None and wire_id in record[0]:
+                continue  # handed over before the stop: the FIX resend protocol covers it
+            certain = record is not None and created_ns >= record[1]
+            header = self._broker_header(broker_id)
+            if not certain:
+                header = header + ((97, "Y"),)
+            msgs.append((mt, body, header))
+            self.metrics.recovered.labels("N" if certain else "Y").inc()
+            log.warning("%s %s was committed but never handed to FIX before the last stop: sending it%s",
+                        mt, wire_id.decode(errors="replace"), "" if certain else " with PossResend=Y")
+        if msgs:
+            try:
+                self.link.send_bodies(session, msgs)
+            except Exception:  # noqa: BLE001 - keep the session up; the orders stay for the next logon
+                log.exception("sending %d recovered messages failed", len(msgs))
+                self._unsent[session] = items
 
     def _split(self, value: bytes | None) -> tuple[str, str] | None:
         if not value:
@@ -852,6 +906,8 @@ class Gateway:
                 res = apply_replaced(old, order, er, now)
                 if not res.duplicate:
                     self.store.put_order(old)
+                    if old.terminal:
+                        self._closing.append(((client_id, old.ClOrdID), old.updated_ns))
             else:
                 res = apply_execution_report(order, er, now)
         else:
@@ -868,10 +924,12 @@ class Gateway:
         if res.duplicate:
             self.metrics.duplicates.inc()
             return
+        order.fix_body = None  # the hub has it: nothing to send again after a restart
         self.store.put_order(order)
         if res.execution is not None:
             self.store.put_execution(client_id, order.ClOrdID, res.execution)
         if order.terminal:
+            self._closing.append(((client_id, order.ClOrdID), order.updated_ns))
             self._maybe_close_list(client_id, order)
         self._publish(client_id, msg, now)
 
@@ -908,6 +966,7 @@ class Gateway:
                 self.store.put_order(new)
         if order is not None:
             apply_cancel_reject(order, f, now)
+            order.fix_body = None
             self.store.put_order(order)
         self._publish(client_id, msg, now)
 
@@ -924,6 +983,7 @@ class Gateway:
             ol.ListOrderStatus = f.get(431, ol.ListOrderStatus)
             if ol.ListOrderStatus in ("6", "7") or ol.ListStatusType == "5":
                 ol.pending = None
+            ol.fix_body = None
             ol.updated_ns = _now_ns()
             self.store.put_list(ol)
         self._publish(client_id, msg, _now_ns())
@@ -960,6 +1020,7 @@ class Gateway:
             if ol is not None:
                 ol.pending = None
                 ol.Text = text
+                ol.fix_body = None
                 if ref_type == "E":
                     ol.ListOrderStatus = "7"
                     for m in ol.members:
@@ -1014,11 +1075,16 @@ class Gateway:
         """Deliver events to live subscribers once their batch is durable, in order."""
         while self._outbox:
             batch, self._outbox = self._outbox, []
+            closing, self._closing = self._closing, []
             try:
                 await self.store.commit()
             except Exception:
                 log.exception("event log commit failed; events stay unpushed until replayed")
                 continue
+            for key, stamp in closing:
+                o = self.orders.get(key)
+                if o is not None and o.terminal and o.updated_ns == stamp:  # unchanged since: committed
+                    del self.orders[key]
             for client_id, seq, data in batch:
                 subs = self.subscribers.get(client_id)
                 self.tracer.pushed(client_id, seq, bool(subs))
