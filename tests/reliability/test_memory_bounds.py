@@ -1,0 +1,83 @@
+"""The gateway keeps open orders in memory, not every order it ever saw.
+
+Found by the soak test: the gateway process grew by about 2 KiB per order because
+orders stayed in its in-memory table after they were filled, cancelled, rejected
+or replaced. Closed orders now leave memory once their final state is committed;
+reads, late reports and duplicates then go to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+from _rel_helpers import gateway_toml
+
+from fastfix.codec import encode, parse
+from server.gateway.app import build_link
+from server.gateway.config import parse_config
+from server.gateway.fixjson import JsonMapper
+from server.gateway.metrics import Metrics
+from server.gateway.service import Gateway
+from server.gateway.store import SQLiteStore
+
+assert "_rel_helpers" in sys.modules
+
+
+def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
+    async def go() -> None:
+        cfg = parse_config(tomllib.loads(gateway_toml()), tmp_path / "gw.toml")
+        store = SQLiteStore(cfg.database, cfg.sync)
+        store.start()
+        link = build_link(cfg)
+        gw = Gateway(cfg, store, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
+        gw.recover()
+        await link.start()
+        alpha = cfg.clients["alpha"]
+        try:
+            for i in range(40):
+                kind = {"OrdType": "1"} if i % 2 == 0 else {"OrdType": "2", "Price": "70000"}
+                body = {"ClOrdID": f"m-{i}", "DeliverToCompID": "BRKA", "Symbol": "005930", "Side": "1",
+                        "OrderQty": "10", **kind}
+                await gw.new_order(alpha, json.dumps(body).encode())
+            for _ in range(200):  # the loopback broker answers on later loop turns
+                if all((o := gw.orders.get(("alpha", f"m-{i}"))) is None or o.state == "Filled"
+                       for i in range(0, 40, 2)) and len(gw.orders) <= 20:
+                    break
+                await asyncio.sleep(0.01)
+            await store.commit()
+            await asyncio.sleep(0.05)
+            open_ids = {k[1] for k in gw.orders}
+            assert open_ids == {f"m-{i}" for i in range(1, 40, 2)}, sorted(open_ids)  # the resting ones
+            # closed orders are still served from the store, with their executions
+            detail = json.loads(await gw.order_detail(alpha, "m-0"))
+            assert detail["state"] == "Filled" and detail["CumQty"] == "10" and len(detail["executions"]) >= 3
+            # a late duplicate of a fill changes nothing and is not pushed again
+            last = detail["executions"][-1]
+            seq_before = gw.seq.get("alpha", 0)
+            dup = parse(encode("FIX.4.4", "8", [
+                (49, "HUB"), (56, "GATEWAY"), (34, 999), (52, "20240102-09:00:00"), (43, "Y"),
+                (122, "20240102-09:00:00"), (37, "X"), (11, "alpha:m-0"), (17, last["ExecID"]), (150, "F"),
+                (39, "2"), (55, "005930"), (54, "1"), (38, "10"), (32, "5"), (31, "70000"), (151, "0"),
+                (14, "10"), (6, "70000")]))
+            gw.on_message(dup, "LOOPBACK")
+            await store.commit()
+            assert gw.seq.get("alpha", 0) == seq_before
+            assert json.loads(await gw.order_detail(alpha, "m-0"))["CumQty"] == "10"
+            assert ("alpha", "m-0") not in gw.orders
+            # cancelling a resting order closes it too
+            await gw.cancel_order(alpha, "m-1", b"")
+            for _ in range(200):
+                if ("alpha", "m-1") not in gw.orders:
+                    break
+                await asyncio.sleep(0.01)
+            assert ("alpha", "m-1") not in gw.orders
+            assert json.loads(await gw.order_detail(alpha, "m-1"))["state"] == "Canceled"
+        finally:
+            await link.stop()
+            await store.close()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
