@@ -574,7 +574,10 @@ cdef str _show(str text):
 cdef str _dec_text(object d):
     s = str(d)
     if "E" in s or "e" in s:
-        s = format(d, "f")
+        # Fixed-point digits only for sane magnitudes: 1e999999999 would be a gigabyte of
+        # zeros. Beyond that the exponent stays and the format check refuses the value.
+        if d.is_finite() and -64 <= d.adjusted() <= 64:
+            s = format(d, "f")
     return s
 
 
@@ -1298,6 +1301,8 @@ cdef class CodecCore:
             raise self._fail("$", "", f"invalid JSON: {exc}") from None
         except RecursionError:
             raise self._fail("$", "", f"nesting deeper than {self.max_depth} levels") from None
+        except ArithmeticError:  # decimal.InvalidOperation: a number beyond Decimal's exponent range
+            raise self._fail("$", "", "invalid JSON: a number is out of range") from None
         except UnicodeDecodeError as exc:  # msgspec raises it for a string that is not UTF-8
             raise self._fail("$", "", f"invalid JSON: not valid UTF-8 at byte {exc.start} of a string") from None
 
