@@ -49,11 +49,23 @@ def to_decimal(value: Any) -> Decimal | None:
     return d if d.is_finite() else None
 
 
+_RANGE = "out of range: at most 20 digits before and 20 after the decimal point"
+
+
+def _in_range(d: Decimal) -> bool:
+    """Magnitudes an order can have; beyond them Decimal arithmetic (tick grid, notional)
+    overflows its context or needs absurd work (1e999999999 is a valid JSON number)."""
+    return d.is_zero() or -20 <= d.adjusted() < 20
+
+
 def check_order_fields(entry: dict[str, Any], client: ClientConfig, tick_size: str, path: str,
                        problems: list[FieldProblem], require_qty: bool = True) -> None:
     """Quantity, price, tick, account and pre-trade limits of one order (or list member)."""
     qty = to_decimal(entry.get("OrderQty"))
-    if "OrderQty" in entry or require_qty:
+    if qty is not None and not _in_range(qty):
+        problems.append(FieldProblem("OrderQty", _RANGE, f"{path}.OrderQty"))
+        qty = None
+    elif "OrderQty" in entry or require_qty:
         if qty is None:
             problems.append(FieldProblem("OrderQty", "required, a positive number" if "OrderQty" not in entry
                                          else "not a number", f"{path}.OrderQty"))
@@ -65,7 +77,10 @@ def check_order_fields(entry: dict[str, Any], client: ClientConfig, tick_size: s
                                          f"{path}.OrderQty"))
     ord_type = entry.get("OrdType")
     price = to_decimal(entry.get("Price"))
-    if "Price" in entry and price is None:
+    if price is not None and not _in_range(price):
+        problems.append(FieldProblem("Price", _RANGE, f"{path}.Price"))
+        price = None
+    elif "Price" in entry and price is None:
         problems.append(FieldProblem("Price", "not a number", f"{path}.Price"))
     elif price is not None and price <= 0:
         problems.append(FieldProblem("Price", "must be positive", f"{path}.Price"))

@@ -309,6 +309,8 @@ class Gateway:
             raise ApiError(400, "bad_json", f"request body is not valid JSON: {exc}") from None
         except RecursionError:  # msgspec raises it for deep nesting, before any field is read
             raise ApiError(400, "bad_json", "request body is not valid JSON: nested too deeply") from None
+        except ArithmeticError:  # decimal.InvalidOperation: an exponent beyond Decimal's range
+            raise ApiError(400, "bad_json", "request body is not valid JSON: a number is out of range") from None
         except UnicodeDecodeError as exc:  # a JSON string that is not UTF-8
             raise ApiError(400, "bad_json", f"request body is not valid JSON: not valid UTF-8 at byte "
                                             f"{exc.start} of a string value") from None
