@@ -27,6 +27,35 @@ build: $(STAMP) .build-stamp
 test: build
 	$(BIN)/python -m pytest -q tests
 
+# Reliability and security (also part of `make test`, with short bounds).
+.PHONY: reliability fuzz soak crash
+reliability: build
+	$(BIN)/python -m pytest -q tests/reliability tests/security
+
+# Long fuzzing runs: atheris on each target (FUZZ_SECONDS each), then more examples for
+# hypothesis and schemathesis. Findings land in .fuzz/<target>/crash-*.
+FUZZ_SECONDS ?= 300
+fuzz: build
+	mkdir -p .fuzz
+	$(BIN)/python tests/reliability/fuzz_targets.py --write-seeds .fuzz/corpus
+	for t in tokenizer validate jsonfix; do \
+		(cd .fuzz && ../$(BIN)/python ../tests/reliability/fuzz_targets.py $$t -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=$$t- corpus/$$t) || exit 1; done
+	FASTFIX_FUZZ_EXAMPLES=20000 FASTFIX_SCHEMATHESIS_EXAMPLES=500 FASTFIX_SCHEMATHESIS_SECONDS=$(FUZZ_SECONDS) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider -o timeout=3600 tests/reliability/test_fuzz.py
+
+# Ten minutes of steady load through the gateway (RSS, descriptors, error counters flat).
+SOAK_SECONDS ?= 600
+soak: build
+	FASTFIX_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -q -s -p no:cacheprovider -o timeout=3600 \
+		tests/reliability/test_soak.py
+
+# Many kill -9 rounds of the gateway under load.
+CRASH_ROUNDS ?= 40
+crash: build
+	FASTFIX_CRASH_ROUNDS=$(CRASH_ROUNDS) $(BIN)/python -m pytest -q -s -p no:cacheprovider -o timeout=3600 \
+		tests/reliability/test_crash_gateway.py
+
 bench: build
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,ops --benchmark-sort=name
 

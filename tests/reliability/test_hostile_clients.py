@@ -148,6 +148,17 @@ def test_malformed_and_oversized_requests(gw: GatewayProcess) -> None:
             assert "UTF-8" in doc["message"], doc
         status, _, body = await _raw(gw.rest, _post(b"\xc3\x28\xa0\xa1"))
         _assert_json_error(status, body, 400, "bad_json")
+        # numbers of absurd magnitude (valid JSON): refused at once, never expanded or overflowed
+        for qty, price, code in (("1e999999999", '"70000"', 422), ('"10"', "1e999999999", 422),
+                                 ("1e-999999999", '"70000"', 422), ("55555e5555555555555555", '"70000"', 422),
+                                 ("1e99999999999999999999999", '"70000"', 400)):
+            raw = (b'{"ClOrdID":"e-1","DeliverToCompID":"BRKA","Symbol":"005930","Side":"1","OrdType":"2",'
+                   b'"OrderQty":' + qty.encode() + b',"Price":' + price.encode() + b"}")
+            t0 = time.monotonic()
+            status, _, body = await _raw(gw.rest, _post(raw))
+            doc = _assert_json_error(status, body, code, "invalid_order" if code == 422 else "bad_json")
+            assert "range" in json.dumps(doc), doc
+            assert time.monotonic() - t0 < 5
         # JSON that is not an object, wrong types, unknown fields: every problem named
         status, _, body = await _raw(gw.rest, _post(b"[1,2,3]"))
         _assert_json_error(status, body, 400, "bad_json")
