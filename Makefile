@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYX    := $(shell find fastfix -name '*.pyx' -o -name '*.pxd')
 
 .PHONY: all setup build test demo bench bench-gate lint clean acceptance
-.PHONY: bench-session-gate bench-compare perf-setup bench-report profile
+.PHONY: bench-session-gate bench-gateway-gate bench-compare perf-setup bench-report profile
 
 all: build
 
@@ -70,6 +70,12 @@ bench-gate: build
 # Saved under .benchmarks/history; the gate prints the change from the previous saved run.
 bench-session-gate: build
 	$(BIN)/python bench/session_gate.py --run
+
+# Gateway gate: REST->FIX orders/s >= 0.5 x a bare granian+msgspec handler, same run, same CPU
+# (best of 3 short alternating runs each, remeasured once on a miss; under 2 minutes; wrk when installed).
+bench-gateway-gate: build
+	mkdir -p .benchmarks
+	$(BIN)/python bench/gateway_gate.py --json .benchmarks/gateway_gate.json
 
 # The last two saved session runs side by side (pytest-benchmark's own table, then percentiles).
 bench-compare: build

@@ -5,8 +5,9 @@ RSGI + msgspec handler, each in a process of its own; the load (``wrk`` with
 ``gateway_orders.lua``, or a Python client when wrk is missing) in another;
 this process runs the FIX hub double (a fastfix acceptor that takes the
 orders) and the WebSocket reader. On a machine with two or more CPUs the
-server under test is pinned to the last CPU and everything else to the others,
-so the gateway and the bare handler get the same core in the same run.
+server under test (all its threads) is pinned to the last CPU and everything
+else to the others, so the gateway and the bare handler get the same single
+core in the same run (``GATEWAY_BENCH_PIN=0`` leaves placement to the OS).
 
 ``python bench/_gateway_load.py rate PORT KEY RATE SECONDS TAG`` is the open-loop
 client of the latency phase: POSTs at a fixed rate, then prints one JSON line
@@ -76,11 +77,15 @@ ORDER = (b'{"ClOrdID":"%s","DeliverToCompID":"BRKA","Symbol":"005930","Side":"1"
 # --------------------------------------------------------------------------- CPUs
 
 
+_START_CPUS = frozenset(os.sched_getaffinity(0))  # before run() narrows this process to the load CPUs
+
+
 def cpu_plan() -> tuple[set[int] | None, set[int] | None]:
-    """(CPUs of the server under test, CPUs of the load), or (None, None) to leave it to the OS."""
-    if os.environ.get("GATEWAY_BENCH_PIN", "0") != "1":
+    """(CPUs of the server under test, CPUs of the load), or (None, None) to leave it to the OS
+    (``GATEWAY_BENCH_PIN=0``, or a single CPU)."""
+    if os.environ.get("GATEWAY_BENCH_PIN", "1") == "0":
         return None, None
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = sorted(_START_CPUS)
     if len(cpus) < 2:
         return None, None
     return {cpus[-1]}, set(cpus[:-1])
@@ -236,7 +241,7 @@ async def start_gateway(workdir: Path, hub_port: int, cpus: set[int] | None,
     log = open(workdir / "gateway.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "fastfix.cli", "gateway", "--config", str(toml)],
                             cwd=workdir, stdout=log, stderr=log,
-                            env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})))
+                            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     log.close()
     for _ in range(3000):
         if proc.poll() is not None:
@@ -577,6 +582,8 @@ async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate
             if s is not None:
                 s.stop()
         await acceptor.stop()
+        if load_cpus is not None:
+            os.sched_setaffinity(0, _START_CPUS)
     return out
 
 

@@ -1,0 +1,68 @@
+"""Release gate for the order gateway: REST->FIX throughput relative to a bare REST stack.
+
+Runs the gateway (FIX to a hub double) and a trivial granian RSGI + msgspec handler
+in the same run, each on the same single CPU, driven by the same closed-loop client
+(wrk, or a Python client without it) from the other CPU(s); alternates short runs
+and keeps the best of each, so a burst of load from other work on the machine
+lowers one sample, not the verdict. Passes when
+
+    gateway orders/s (every one answered 202 and seen by the hub) >= FLOOR x bare requests/s
+
+Usage: ``python bench/gateway_gate.py [--rounds N] [--seconds S] [--floor F] [--json PATH]``.
+Exit status 0 on pass, 1 on fail; a failing verdict is measured once more before it
+counts (a noisy machine gets a second chance, a slow gateway does not pass twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _gateway_load  # noqa: E402
+
+FLOOR = 0.5
+
+
+def _measure(rounds: int, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="gwgate") as tmp:
+        return asyncio.run(asyncio.wait_for(_gateway_load.run(Path(tmp), rounds, seconds), 300))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each server (best kept)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of one run")
+    ap.add_argument("--floor", type=float, default=FLOOR, help="minimum gateway/bare throughput ratio")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    t0 = time.monotonic()
+    res: dict[str, Any] = {}
+    for attempt in (1, 2):
+        res = _measure(args.rounds, args.seconds)
+        res["attempt"] = attempt
+        print(f"gateway gate (attempt {attempt}, client {res['client']}, pinned {res['pinned']}): "
+              f"gateway {res['gateway_orders_per_s']} orders/s {res['gateway_orders_per_s_runs']}, "
+              f"bare granian+msgspec {res['baseline_req_per_s']} req/s {res['baseline_req_per_s_runs']}, "
+              f"ratio {res['ratio']:.3f} (floor {args.floor})", flush=True)
+        if res["ratio"] >= args.floor:
+            break
+    res["floor"] = args.floor
+    res["seconds_total"] = round(time.monotonic() - t0, 1)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+    ok = res["ratio"] >= args.floor
+    print(f"gateway gate: {'PASS' if ok else 'FAIL'} in {res['seconds_total']} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
