@@ -149,8 +149,12 @@ class HubApplication(Application):
 
     # ------------------------------------------------------------------ forwarding
 
-    def _forward(self, msg: Any, origin: str, dest: str) -> None:
-        self.send(self._sid[dest], msg.msg_type, forward_fields(msg, origin))
+    def _forward(self, msg: Any, origin: str, dest: str, maybe_sent: bool = False) -> None:
+        fields = forward_fields(msg, origin)
+        if maybe_sent and (97, "Y") not in fields:
+            # A held message whose earlier forwarding may have gone out before a crash.
+            fields.insert(1, (97, "Y"))
+        self.send(self._sid[dest], msg.msg_type, fields)
         self.forwarded += 1
 
     def _release(self, dest: str) -> None:
@@ -162,7 +166,8 @@ class HubApplication(Application):
                 log.exception("held message %d for %s cannot be parsed; dropped", h.id, dest)
                 self.held.delete(h.id)
                 continue
-            self._forward(msg, h.origin, dest)
+            self.held.attempt(h.id)
+            self._forward(msg, h.origin, dest, maybe_sent=h.attempts > 0)
             self.held.delete(h.id)
             log.info("released held %s from %s to %s", msg.msg_type.decode(), h.origin, dest)
 
