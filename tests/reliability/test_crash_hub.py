@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _rel_helpers import wait_for
 
 from fastfix.codec import encode, parse, utc_timestamp
@@ -169,6 +170,7 @@ def _stored(directory: Path, sid: SessionID, msg_type: bytes, tag: int) -> list[
         return [parse(raw).get(tag).decode() for _, raw in st.get_range(1, 0) if parse(raw).msg_type == msg_type]
 
 
+@pytest.mark.timeout(120 + 30 * ROUNDS)
 def test_hub_kill9_under_load(tmp_path: Path) -> None:
     seed = int(os.environ.get("FASTFIX_CRASH_SEED", str(random.randrange(1 << 30))))
     print(f"FASTFIX_CRASH_SEED={seed}")
@@ -219,7 +221,7 @@ def test_hub_kill9_under_load(tmp_path: Path) -> None:
             hub.stop()
         return gw_app, brk_app
 
-    gw_app, brk_app = asyncio.run(asyncio.wait_for(go(), 150))
+    gw_app, brk_app = asyncio.run(asyncio.wait_for(go(), 100 + 30 * ROUNDS))
     orders = _stored(tmp_path / "gw", GW, b"D", 11)
     reports = _stored(tmp_path / "brk", BRK, b"8", 17)
     assert len(orders) == len(set(orders)) > ROUNDS * 20

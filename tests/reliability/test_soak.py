@@ -108,6 +108,7 @@ async def _reader(port: int, key: str, stop: asyncio.Event, seen: dict[str, int]
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(SECONDS + 240)
 def test_soak_steady_load(tmp_path: Path) -> None:
     async def go() -> dict[str, Any]:
         acceptor, hub = await start_file_hub(tmp_path)
