@@ -48,6 +48,10 @@ class JsonMapper:
         start = wire.index(b"\x01", wire.index(b"\x01", wire.index(b"\x01") + 1) + 1) + 1
         return wire[start:-7]
 
+    def body_json(self, msg: InboundMessage) -> bytes:
+        """The Body object of a received message as FIX-JSON (one pass in the codec)."""
+        return self.codec.fix_body_to_json(msg)
+
     def to_json(self, msg: InboundMessage) -> dict[str, Any]:
         return self._dec.decode(self.codec.fix_to_json(msg))
 

@@ -19,7 +19,6 @@ client's WebSocket connections once durable.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import logging
@@ -57,6 +56,9 @@ _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(float_hook=Decimal)
 _BAD_ID_CHARS = frozenset(":~\x01")
 _MAX_ID_LEN = 64
+# Header fields a pushed event keeps (besides MsgType): who answered, when, resend flags.
+_CLIENT_HEADER = (("PossDupFlag", 43), ("SendingTime", 52), ("PossResend", 97), ("OnBehalfOfCompID", 115),
+                  ("OnBehalfOfSubID", 116))
 _ID_KEYS = ("ClOrdID", "OrigClOrdID", "ListID")  # namespaced by client on the wire (also in NoOrders)
 
 
@@ -76,6 +78,10 @@ class Mapper(Protocol):
         ...
 
     def to_json(self, msg: InboundMessage) -> dict[str, Any]: ...
+
+    def body_json(self, msg: InboundMessage) -> bytes:
+        """The Body object of a received message as FIX-JSON."""
+        ...
 
     def fields_of(self, msg_type: str, group: str | None = None) -> frozenset[str]: ...
 
@@ -217,13 +223,14 @@ class Gateway:
         self.seq: dict[str, int] = {}  # last event sequence number assigned, per client
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.buckets = {c.id: TokenBucket(c.rate, c.burst) for c in cfg.clients.values()}
-        self._outbox: list[tuple[str, int, bytes]] = []
+        self._gen_ids = itertools.count(1)
+        # After-commit callbacks (one bound method each: the store groups items by callback).
+        self._send_committed_cb = self._send_committed
+        self._push_cb = self._push_committed
         # Orders that reached a terminal state, with their updated_ns: dropped from memory once
         # that state is committed (reads then come from the store), so memory holds open orders only.
-        self._closing: list[tuple[tuple[str, str], int]] = []
-        self._pusher: asyncio.Task[None] | None = None
-        self._gen_ids = itertools.count(1)
-        self._send_committed_cb = self._send_committed  # one bound method: the store groups by it
+        self._forget_cb = self._forget_closed
+        self._strip_cache: dict[str, list[tuple[bytes, bytes]]] = {}
         self._broker_headers: dict[str, tuple[tuple[int, Any], ...]] = {}
         # session -> messages committed but perhaps never handed to it (see _find_unsent)
         self._unsent: dict[str, list[tuple[str, str, bytes, bytes, int]]] = {}
@@ -909,7 +916,7 @@ class Gateway:
                 if not res.duplicate:
                     self.store.put_order(old)
                     if old.terminal:
-                        self._closing.append(((client_id, old.ClOrdID), old.updated_ns))
+                        self.store.after_commit(self._forget_cb, ((client_id, old.ClOrdID), old.updated_ns))
             else:
                 res = apply_execution_report(order, er, now)
         else:
@@ -931,7 +938,7 @@ class Gateway:
         if res.execution is not None:
             self.store.put_execution(client_id, order.ClOrdID, res.execution)
         if order.terminal:
-            self._closing.append(((client_id, order.ClOrdID), order.updated_ns))
+            self.store.after_commit(self._forget_cb, ((client_id, order.ClOrdID), order.updated_ns))
             self._maybe_close_list(client_id, order)
         self._publish(client_id, msg, now)
 
@@ -1034,66 +1041,59 @@ class Gateway:
         self._publish(client_id, msg, now)
 
     # ------------------------------------------------------------------ event log and push
-    def _client_json(self, client_id: str, msg: InboundMessage) -> dict[str, Any]:
-        data = self.mapper.to_json(msg)
-        prefix = client_id + ":"
-        n = len(prefix)
+    def _envelope(self, client_id: str, msg: InboundMessage, seq: int, now: int) -> bytes:
+        """The pushed event: the report as FIX-JSON, the client's namespace removed from its
+        identifiers, and of the header only who answered and when (not our session's
+        bookkeeping). Built as bytes: the Body comes from the codec in one pass."""
+        body = self.mapper.body_json(msg)
+        for wire, plain in self._strip_pairs(client_id):
+            if wire in body:  # exact keys: a quote inside a JSON string value is escaped
+                body = body.replace(wire, plain)
+        hdr = {"MsgType": msg.msg_type.decode("latin-1")}
+        get = msg.get
+        for name, tag in _CLIENT_HEADER:
+            v = get(tag)
+            if v is not None:
+                hdr[name] = v.decode("utf-8", "replace")
+        return b'{"type":"message","seq":%d,"ts":"%s","message":{"Header":%s,"Body":%s}}' % (
+            seq, _iso(now).encode(), _json.encode(hdr), body)
 
-        def strip(obj: dict[str, Any]) -> None:
-            for key in ("ClOrdID", "OrigClOrdID", "ListID", "BusinessRejectRefID"):
-                v = obj.get(key)
-                if isinstance(v, str) and v.startswith(prefix):
-                    obj[key] = v[n:]
-            for v in obj.values():
-                if isinstance(v, list):
-                    for entry in v:
-                        if isinstance(entry, dict):
-                            strip(entry)
-
-        body = data.get("Body")
-        if isinstance(body, dict):
-            strip(body)
-        hdr = data.get("Header")
-        if isinstance(hdr, dict):
-            # The client sees who answered and when, not our session's bookkeeping.
-            data["Header"] = {k: v for k, v in hdr.items()
-                              if k in ("MsgType", "OnBehalfOfCompID", "OnBehalfOfSubID", "SendingTime",
-                                       "PossDupFlag", "PossResend")}
-        data.pop("Trailer", None)
-        return data
+    def _strip_pairs(self, client_id: str) -> list[tuple[bytes, bytes]]:
+        pairs = self._strip_cache.get(client_id)
+        if pairs is None:
+            prefix = client_id.encode() + b":"
+            pairs = self._strip_cache[client_id] = [
+                (b'"%s":"%s' % (key.encode(), prefix), b'"%s":"' % key.encode())
+                for key in ("ClOrdID", "OrigClOrdID", "ListID", "BusinessRejectRefID")]
+        return pairs
 
     def _publish(self, client_id: str, msg: InboundMessage, now: int) -> None:
         seq = self.seq.get(client_id, 0) + 1
         self.seq[client_id] = seq
-        envelope = {"type": "message", "seq": seq, "ts": _iso(now), "message": self._client_json(client_id, msg)}
-        data = _json.encode(envelope)
+        data = self._envelope(client_id, msg, seq, now)
         self.store.put_event(client_id, seq, data, now)
-        self._outbox.append((client_id, seq, data))
         self.tracer.report(client_id, msg.get(11), seq)
-        if self._pusher is None or self._pusher.done():
-            self._pusher = asyncio.get_running_loop().create_task(self._push())
+        # Pushed right after the commit that makes it durable (same callback, no task).
+        self.store.after_commit(self._push_cb, (client_id, seq, data))
 
-    async def _push(self) -> None:
-        """Deliver events to live subscribers once their batch is durable, in order."""
-        while self._outbox:
-            batch, self._outbox = self._outbox, []
-            closing, self._closing = self._closing, []
-            try:
-                await self.store.commit()
-            except Exception:
-                log.exception("event log commit failed; events stay unpushed until replayed")
-                continue
-            for key, stamp in closing:
-                o = self.orders.get(key)
-                if o is not None and o.terminal and o.updated_ns == stamp:  # unchanged since: committed
-                    del self.orders[key]
-            for client_id, seq, data in batch:
-                subs = self.subscribers.get(client_id)
-                self.tracer.pushed(client_id, seq, bool(subs))
-                if subs:
-                    for sub in list(subs):
-                        sub.deliver(seq, data)
-            self.metrics.events.inc(len(batch))
+    def _push_committed(self, events: list[tuple[str, int, bytes]]) -> None:
+        """After-commit callback: deliver the commit's events to live subscribers, in order."""
+        subscribers = self.subscribers
+        tracer = self.tracer
+        for client_id, seq, data in events:
+            subs = subscribers.get(client_id)
+            tracer.pushed(client_id, seq, bool(subs))
+            if subs:
+                for sub in list(subs):
+                    sub.deliver(seq, data)
+        self.metrics.events.inc(len(events))
+
+    def _forget_closed(self, closed: list[tuple[tuple[str, str], int]]) -> None:
+        """After-commit callback: drop terminal orders from memory once that state is durable."""
+        for key, stamp in closed:
+            o = self.orders.get(key)
+            if o is not None and o.terminal and o.updated_ns == stamp:  # unchanged since: committed
+                del self.orders[key]
 
     def subscribe(self, client_id: str, sub: Subscriber) -> None:
         self.subscribers.setdefault(client_id, set()).add(sub)
