@@ -81,6 +81,11 @@ def _allowed_tags(begin: str, msg_type: str) -> frozenset[int] | None:
     return frozenset(tags)
 
 
+def _resent(msg: Any) -> bool:
+    """PossDupFlag or PossResend: the sender may have sent this message before."""
+    return msg.get(43) == b"Y" or msg.get(97) == b"Y"
+
+
 def _body(msg: Any) -> Fields:
     return [f for f in msg.fields() if f[0] not in HEADER_TAGS and f[0] not in _TRAILER]
 
@@ -182,8 +187,11 @@ class BrokerApplication(Application):
     def _to_exchange(self, msg_type: str, fields: Fields) -> None:
         self.send(self.exchange_sid, msg_type, _adapt(fields, msg_type, self._hub_begin, self._ex_begin))
 
-    def _to_client(self, origin: str, sub: str, msg_type: str, fields: Fields, src: str | None = None) -> None:
+    def _to_client(self, origin: str, sub: str, msg_type: str, fields: Fields, src: str | None = None,
+                   maybe_sent: bool = False) -> None:
         out = _adapt(fields, msg_type, src or self._hub_begin, self._hub_begin)
+        if maybe_sent:  # relaying a resend: we may have relayed it before our last restart
+            out.append((97, "Y"))
         out.append((128, origin))
         if sub:
             out.append((129, sub))
@@ -293,6 +301,8 @@ class BrokerApplication(Application):
     def _new_order(self, msg: Any, origin: str, sub: str) -> None:
         req = dict(reversed(_body(msg)))  # first occurrence wins
         if self.ledger.find(origin, _s(req.get(11))) is not None:
+            if _resent(msg):
+                return  # a resend of an order already taken (and answered): deduplicated by ClOrdID
             self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID {_s(req.get(11))!r}"))
             return
         refusal, qty, price = self._check_new(origin, req)
@@ -305,6 +315,8 @@ class BrokerApplication(Application):
         self._to_exchange("D", fields)
 
     def _cancel_replace(self, msg: Any, origin: str, sub: str) -> None:
+        if _resent(msg) and self.ledger.find(origin, _s(msg.get(11))) is not None:
+            return  # a resend of a request already taken
         order = self.ledger.find(origin, _s(msg.get(41)))
         if order is None:
             self._cancel_reject(origin, sub, msg, 1, f"unknown order {_s(msg.get(41))!r}", None)
@@ -353,6 +365,8 @@ class BrokerApplication(Application):
     def _new_list(self, msg: Any, origin: str, sub: str) -> None:
         body = _body(msg)
         client_list = _s(msg.get(66))
+        if _resent(msg) and self.ledger.lists_by_client.get((origin, client_list)):
+            return  # a resend of a list already taken
         entries = _group_entries(body, 73, 11)
         account_default = msg.get(1)
         extra_cash: dict[str, int] = {}
@@ -458,7 +472,8 @@ class BrokerApplication(Application):
             elif tag == 66:
                 value = order.client_list_id or value
             fields.append((tag, value))
-        self._to_client(order.origin, order.origin_sub, msg.msg_type.decode(), fields, self._ex_begin)
+        self._to_client(order.origin, order.origin_sub, msg.msg_type.decode(), fields, self._ex_begin,
+                        _resent(msg))
 
     def _apply(self, order: BrokerOrder, msg: Any, client_id: str) -> None:
         """Move cash and shares for a fill; track replaces and the end of the order."""
@@ -497,4 +512,4 @@ class BrokerApplication(Application):
                 if found is not None:
                     value = found[1]
             fields.append((tag, value))
-        self._to_client(origin, sub, "N", fields, self._ex_begin)
+        self._to_client(origin, sub, "N", fields, self._ex_begin, _resent(msg))
