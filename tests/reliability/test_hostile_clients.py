@@ -349,7 +349,9 @@ def test_two_thousand_idle_websockets(gw_quiet: GatewayProcess) -> None:
 
         await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), 60)
         try:
-            await wait_for(lambda: open_fds(pid) >= fds0 + n or dropped, 30, "the gateway to hold every connection")
+            # a few descriptors of the gateway's own come and go (database, checkpoints): a small margin
+            await wait_for(lambda: open_fds(pid) >= fds0 + n - 8 or dropped, 30,
+                           "the gateway to hold every connection")
         finally:
             print("descriptors", fds0, open_fds(pid), "connections", len(transports), "dropped", len(dropped))
         assert not dropped, f"{len(dropped)} idle connections were closed by the gateway"
