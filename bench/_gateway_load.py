@@ -545,7 +545,16 @@ async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate
         out["gateway_orders_per_s"] = round(max(gw_rates))
         out["baseline_req_per_s"] = round(max(base_rates))
         out["ratio"] = round(max(gw_rates) / max(base_rates), 3)
+        if base is not None:
+            base.stop()
+            base = None
         if acked or latency_rate:
+            # Acknowledged orders and latencies: the gateway alone on the machine (no pinning),
+            # as deployed; the bare handler is gone.
+            if load_cpus is not None:
+                pin(gw.proc.pid, set(_START_CPUS))
+                os.sched_setaffinity(0, _START_CPUS)
+                load_cpus = None
             hub.ack = True
             reader = await ws_reader(gw.ws_port, KEY)
         if acked:

@@ -287,12 +287,17 @@ class SQLiteStore(GatewayStore):
             groups.append((_UPSERT_LIST, list_rows))
         if batch.resume:
             groups.append((_UPSERT_META, [(_RESUME_PREFIX + k, v) for k, v in batch.resume.items()]))
-        # keep the other statements in arrival order, grouped by consecutive SQL
+        # One executemany per statement, rows in arrival order: the tables of these inserts
+        # (executions, events, aliases) do not depend on each other, and a report adds to two
+        # of them, so grouping only consecutive rows meant two calls per report.
+        by_sql: dict[str, list[tuple[Any, ...]]] = {}
         for sql, params in batch.ops:
-            if groups and groups[-1][0] is sql:
-                groups[-1][1].append(params)
+            rows = by_sql.get(sql)
+            if rows is None:
+                by_sql[sql] = [params]
             else:
-                groups.append((sql, [params]))
+                rows.append(params)
+        groups.extend(by_sql.items())
         if self._wconn is not None:
             self._batch_done(batch, _run_batch(self._wconn, groups))
         else:
