@@ -109,6 +109,13 @@ def test_authentication_uses_constant_time_comparison(monkeypatch: pytest.Monkey
     assert authn.authenticate(A[:-1]) is None
     assert authn.authenticate("x" * 10_000) is None  # oversized keys are refused before hashing
     assert authn.authenticate("") is None and authn.authenticate(None) is None
+    # Verified keys may be remembered in memory (never on disk); wrong keys never are, so a
+    # flood of guesses cannot grow that table, and a remembered key still maps to its client.
+    for i in range(5000):
+        assert authn.authenticate(f"guess-{i}") is None
+    remembered = getattr(authn, "_verified", {})
+    assert all(authn.authenticate(k) is c for k, c in remembered.items())
+    assert len(remembered) <= 1
 
 
 def test_every_entry_point_authenticates_through_the_authenticator() -> None:
