@@ -1094,6 +1094,8 @@ class Gateway:
             o = self.orders.get(key)
             if o is not None and o.terminal and o.updated_ns == stamp:  # unchanged since: committed
                 del self.orders[key]
+                for cancel_id in o.cancel_ids:  # its cancel requests' ids: read from the store if needed
+                    self.aliases.pop((key[0], cancel_id), None)
 
     def subscribe(self, client_id: str, sub: Subscriber) -> None:
         self.subscribers.setdefault(client_id, set()).add(sub)
