@@ -75,6 +75,7 @@ def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
                     break
                 await asyncio.sleep(0.01)
             assert ("alpha", "m-1") not in gw.orders
+            assert not [k for k, v in gw.aliases.items() if v[0] == "m-1"], "the cancel's id stayed in memory"
             assert json.loads(await gw.order_detail(alpha, "m-1"))["state"] == "Canceled"
         finally:
             await link.stop()
