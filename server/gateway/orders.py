@@ -114,8 +114,10 @@ class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     AvgPx: str = "0"
     Text: str | None = None
     pending: str | None = None  # "cancel" or "replace" while a request is in flight
-    cancel_ids: list[str] = []
-    exec_ids: list[str] = []
+    # Tuples, not lists: immutable tuples of strings are not tracked by the garbage collector,
+    # lists are (two per order made full collections walk every open order: 200 ms pauses).
+    cancel_ids: tuple[str, ...] = ()
+    exec_ids: tuple[str, ...] = ()
     created_ns: int = 0
     updated_ns: int = 0
     body_hash: str = ""
@@ -191,7 +193,7 @@ def apply_execution_report(order: Order, er: dict[int, str], now_ns: int) -> App
         Text=er.get(58),
     )
     if exec_id:
-        order.exec_ids.append(exec_id)
+        order.exec_ids += (exec_id,)
     order.updated_ns = now_ns
     if er.get(37) and er.get(37) != "NONE":
         order.OrderID = er[37]

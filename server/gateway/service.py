@@ -609,7 +609,7 @@ class Gateway:
         session = self._session_for(broker)
         now = _now_ns()
         orig.pending = "cancel"
-        orig.cancel_ids.append(cl)
+        orig.cancel_ids += (cl,)
         orig.updated_ns = now
         self.aliases[(client.id, cl)] = (orig_id, "cancel")
         self.store.put_alias(client.id, cl, orig_id, "cancel")

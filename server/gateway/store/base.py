@@ -24,7 +24,7 @@ class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     ListOrderStatus: str | None = None
     Text: str | None = None
     pending: str | None = None  # "cancel" while a ListCancelRequest is in flight
-    cancel_ids: list[str] = []
+    cancel_ids: tuple[str, ...] = ()  # a tuple: not tracked by the garbage collector
     created_ns: int = 0
     updated_ns: int = 0
     body_hash: str = ""
