@@ -7,14 +7,16 @@ a Python keep-alive client. The server under test is pinned to one CPU, the load
 the other(s). Throughput: best of ``GATEWAY_BENCH_ROUNDS`` alternating runs of
 ``GATEWAY_BENCH_SECONDS`` each (every 202 checked to have reached the hub).
 Latency: an open-loop client posts ``GATEWAY_BENCH_RATE`` orders/s for
-``GATEWAY_BENCH_LATENCY_SECONDS``; the hub acknowledges each with an
-ExecutionReport New and a picows subscriber reads the pushes.
+``GATEWAY_BENCH_LATENCY_SECONDS``, first with the hub only taking the orders, then
+with the hub acknowledging each with an ExecutionReport New and a picows
+subscriber reading the pushes.
 
 Figures (``extra_info`` and printed): ``gateway_orders_per_s``, ``baseline_req_per_s``,
-``ratio``; ``rest_to_fix`` (POST sent -> NewOrderSingle read by the hub), ``er_to_ws``
+``ratio``; ``rest_to_fix`` (POST sent -> NewOrderSingle read by the hub, orders not
+answered), ``rest_to_fix_acked`` (the same with every order answered), ``er_to_ws``
 (ExecutionReport written by the hub -> WebSocket frame read), ``post_to_ws``, as
 p50/p99/p99.9 in µs; ``gateway_orders_per_s_acked`` (closed loop with every order
-acknowledged and pushed).
+acknowledged and pushed). The acknowledged runs leave the gateway unpinned.
 """
 
 from __future__ import annotations
