@@ -224,6 +224,8 @@ class Gateway:
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.buckets = {c.id: TokenBucket(c.rate, c.burst) for c in cfg.clients.values()}
         self._gen_ids = itertools.count(1)
+        self._all_brokers = list(cfg.brokers)  # routing targets of clients without a broker list
+        self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}  # see _fill_defaults
         # After-commit callbacks (one bound method each: the store groups items by callback).
         self._send_committed_cb = self._send_committed
         self._push_cb = self._push_committed
@@ -334,7 +336,7 @@ class Gateway:
                problems: list[FieldProblem]) -> BrokerConfig | None:
         """The broker named by DeliverToCompID (Body or Header), checked against the client's list."""
         broker_id = body.pop("DeliverToCompID", None) or header.get("DeliverToCompID")
-        allowed = client.brokers or list(self.cfg.brokers)
+        allowed = client.brokers or self._all_brokers
         if broker_id is None:
             if len(allowed) == 1:
                 broker_id = allowed[0]
@@ -386,10 +388,13 @@ class Gateway:
 
     def _fill_defaults(self, body: dict[str, Any], msg_type: str, group: str | None = None) -> None:
         """TransactTime (now) and HandlInst (1, automated) where the message has them and they are absent."""
-        names = self.mapper.fields_of(msg_type, group)
-        if "TransactTime" in names and "TransactTime" not in body:
+        flags = self._default_flags.get((msg_type, group))
+        if flags is None:
+            names = self.mapper.fields_of(msg_type, group)
+            flags = self._default_flags[(msg_type, group)] = ("TransactTime" in names, "HandlInst" in names)
+        if flags[0] and "TransactTime" not in body:
             body["TransactTime"] = _transact_time()
-        if "HandlInst" in names and "HandlInst" not in body:
+        if flags[1] and "HandlInst" not in body:
             body["HandlInst"] = "1"
 
     def _idempotent(self, existing_hash: str, body_hash: str, answer: str, what: str) -> bytes:
@@ -781,7 +786,7 @@ class Gateway:
         return [self.orders.get((o.client_id, o.ClOrdID), o) for o in found]
 
     def brokers_view(self, client: ClientConfig) -> bytes:
-        allowed = client.brokers or list(self.cfg.brokers)
+        allowed = client.brokers or self._all_brokers
         sessions = {s.name: s for s in self.link.sessions()}
         out = []
         for bid in allowed:
