@@ -58,6 +58,7 @@ class RestApp:
         self.auth = auth
         self.max_body = gateway.cfg.max_body_bytes
         self.metrics = gateway.metrics
+        self._counters: dict[tuple[str, int], tuple[Any, Any]] = {}  # (route, status) -> metric children
         self._openapi = _json.encode(openapi)
         self._docs = docs_page(openapi).encode()
 
@@ -75,8 +76,12 @@ class RestApp:
             log.exception("request failed: %s %s", scope.method, scope.path)
             status, headers, body = 500, _JSON, b'{"error":"internal","message":"internal error"}'
         proto.response_bytes(status, headers, body)
-        self.metrics.requests.labels(route, str(status)).inc()
-        self.metrics.request_seconds.labels(route).observe(time.perf_counter() - t0)
+        counters = self._counters.get((route, status))
+        if counters is None:
+            counters = self._counters[(route, status)] = (
+                self.metrics.requests.labels(route, str(status)), self.metrics.request_seconds.labels(route))
+        counters[0].value += 1
+        counters[1].observe(time.perf_counter() - t0)
 
     def _client(self, scope: Any) -> ClientConfig:
         key = Authenticator.key_from_headers(scope.headers.get)
