@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from fastfix._reject_text import REJECT_TEXT as REJECT_TEXT  # re-exported: validation texts
 from fastfix.errors import ConfigError
 
 __all__ = [
@@ -344,21 +345,6 @@ class SessionRejectReason:
     INCORRECT_NUMINGROUP_COUNT_FOR_REPEATING_GROUP = 16
 
 
-# Text (58) of each reason, worded as QuickFIX words it.
-REJECT_TEXT: dict[int, str] = {
-    0: "Invalid tag number",
-    1: "Required tag missing",
-    2: "Tag not defined for this message type",
-    3: "Undefined Tag",
-    4: "Tag specified without a value",
-    5: "Value is incorrect (out of range) for this tag",
-    6: "Incorrect data format for value",
-    11: "Invalid MsgType",
-    13: "Tag appears more than once",
-    14: "Tag specified out of required order",
-    15: "Repeating group fields out of order",
-    16: "Incorrect NumInGroup count for repeating group",
-}
 
 
 class ValidationError(msgspec.Struct, frozen=True):

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from fastfix._reject_text import REJECT_TEXT
 from fastfix.errors import FixError
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class RejectMessage(FixError):
     """Raised by ``from_app``/``from_admin``: answer with a session-level Reject (35=3)."""
 
     def __init__(self, reason: int, ref_tag: int = 0, text: str | None = None):
-        super().__init__(text or _REJECT_TEXT.get(reason, "Rejected"))
+        super().__init__(text or REJECT_TEXT.get(reason, "Rejected"))
         self.reason = reason
         self.ref_tag = ref_tag
         self.text = text
@@ -93,26 +94,8 @@ HEADER_TAGS = frozenset({
     144, 145, 212, 213, 347, 369, 370, 627, 628, 629, 630, 1128, 1129, 1156,
 })  # fmt: skip
 
-# QuickFIX's texts for SessionRejectReason (373) and BusinessRejectReason (380).
-_REJECT_TEXT = {
-    0: "Invalid tag number",
-    1: "Required tag missing",
-    2: "Tag not defined for this message type",
-    3: "Undefined Tag",
-    4: "Tag specified without a value",
-    5: "Value is incorrect (out of range) for this tag",
-    6: "Incorrect data format for value",
-    7: "Decryption problem",
-    8: "Signature problem",
-    9: "CompID problem",
-    10: "SendingTime accuracy problem",
-    11: "Invalid MsgType",
-    13: "Tag appears more than once",
-    14: "Tag specified out of required order",
-    15: "Repeating group fields out of order",
-    16: "Incorrect NumInGroup count for repeating group",
-    17: "Non Data value includes field delimiter (SOH character)",
-}
+# QuickFIX's texts for BusinessRejectReason (380); SessionRejectReason (373) texts
+# are shared with validation in fastfix._reject_text.
 _BUSINESS_TEXT = {
     0: "Other",
     1: "Unknown ID",
@@ -749,7 +732,7 @@ class Session:
         body: list[tuple[int, Any]] = []
         if seq_raw:
             body.append((45, seq_raw))
-        text = _REJECT_TEXT.get(reason) or text
+        text = REJECT_TEXT.get(reason) or text
         with_tag = text is not None and ref_tag is not None and (ref_tag != 0 or reason == 0)
         if self._is_fix42_plus:
             if text is not None:
@@ -1019,7 +1002,7 @@ class Session:
         elif isinstance(exc, RejectMessage):
             header = self._reverse_route(msg, True)
             body: list[tuple[int, Any]] = [(45, msg.get(34) or b"0")]
-            text = exc.text or _REJECT_TEXT.get(exc.reason, "Rejected")
+            text = exc.text or REJECT_TEXT.get(exc.reason, "Rejected")
             body.append((58, text))
             if exc.ref_tag:
                 body.append((371, exc.ref_tag))
