@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from typing import Any
 
-from fastfix.errors import ConfigError
+from fastfix._cli_service import add_config_arguments, run_service
 
 
 def add_arguments_gateway(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", help="gateway TOML file (see examples/gateway.toml)")
-    parser.add_argument("--check", action="store_true", help="only read and check the configuration")
+    # --config is optional here: --new-key and --hash-key need no configuration.
+    add_config_arguments(parser, "gateway", "gateway.toml", required=False)
     parser.add_argument("--new-key", action="store_true",
                         help="print a new random API key and its api_key_sha256 line, then exit")
     parser.add_argument("--hash-key", metavar="KEY", help="print api_key_sha256 for KEY, then exit")
+
+
+def _summary(cfg: Any) -> str:
+    return f"{len(cfg.brokers)} brokers, {len(cfg.clients)} clients"
 
 
 def run_gateway(args: argparse.Namespace) -> int:
@@ -33,21 +37,4 @@ def run_gateway(args: argparse.Namespace) -> int:
         return 2
     from server.gateway.config import load_config
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"fastfix gateway: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        print(f"{args.config}: OK ({len(cfg.brokers)} brokers, {len(cfg.clients)} clients)")
-        return 0
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from fastfix.engine import run
-    from server.gateway.app import serve
-
-    try:
-        run(serve(cfg))
-    except ConfigError as exc:
-        print(f"fastfix gateway: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_service("gateway", args, load_config, _summary, "server.gateway.app")

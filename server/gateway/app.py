@@ -15,7 +15,6 @@ import gc
 import json
 import logging
 import os
-import signal
 import socket
 import time
 import urllib.parse
@@ -28,6 +27,7 @@ from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server as _EmbedServer
 
+from server._service import remove_file, stop_on_signals, write_json_atomic
 from server.gateway.auth import Authenticator
 from server.gateway.config import ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError
@@ -299,9 +299,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
 
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     metrics = Metrics()
     store = SQLiteStore(cfg.database, cfg.sync)
     store.start()
@@ -340,9 +338,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     line = json.dumps(ports)
     print(line, flush=True)
     if cfg.ports_file is not None:
-        tmp = cfg.ports_file.with_suffix(".tmp")
-        tmp.write_text(line + "\n")
-        os.replace(tmp, cfg.ports_file)
+        write_json_atomic(cfg.ports_file, ports)
     log.info("gateway ready: REST %s:%d, WebSocket %s:%d", cfg.rest_host, rest_port, cfg.ws_host, ws_port)
     stopper = loop.create_task(stop.wait())
     await asyncio.wait({rest_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -353,9 +349,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     await ws.stop()
     await link.stop()
     await store.close()
-    if cfg.ports_file is not None:
-        with contextlib.suppress(OSError):
-            cfg.ports_file.unlink()
+    remove_file(cfg.ports_file)
 
 
 async def _wait_listening(host: str, port: int, task: asyncio.Task[None]) -> None:

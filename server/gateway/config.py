@@ -7,13 +7,13 @@ resolved against the directory of the file.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from fastfix.errors import ConfigError
+from server._config import read_toml
 
 __all__ = ["BrokerConfig", "ClientConfig", "GatewayConfig", "load_config", "parse_config"]
 
@@ -171,16 +171,7 @@ def _check_id(reader: _Reader, key: str, value: str) -> str:
 
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and check a gateway TOML file; raises :class:`ConfigError` naming file and key."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return parse_config(data, p)
+    return parse_config(read_toml(path), Path(path))
 
 
 def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
