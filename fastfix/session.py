@@ -26,7 +26,7 @@ import calendar
 import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fastfix._reject_text import REJECT_TEXT
 from fastfix.errors import FixError
@@ -51,24 +51,43 @@ __all__ = [
 # --------------------------------------------------------------------------- exceptions
 
 
-class RejectMessage(FixError):
+# QuickFIX's texts for BusinessRejectReason (380); SessionRejectReason (373) texts
+# are shared with validation in fastfix._reject_text.
+_BUSINESS_TEXT = {
+    0: "Other",
+    1: "Unknown ID",
+    2: "Unknown Security",
+    3: "Unsupported Message Type",
+    4: "Application not available",
+    5: "Conditionally Required Field Missing",
+    6: "Not authorized",
+    7: "DeliverTo firm not available at this time",
+}
+
+
+class _Reject(FixError):
+    """A reject raised by the application: reason code, referenced tag and optional Text."""
+
+    # Text of each reason code when the application gives none.
+    _TEXTS: ClassVar[dict[int, str]] = {}
+
+    def __init__(self, reason: int, ref_tag: int = 0, text: str | None = None):
+        super().__init__(text or self._TEXTS.get(reason, "Rejected"))
+        self.reason = reason
+        self.ref_tag = ref_tag
+        self.text = text
+
+
+class RejectMessage(_Reject):
     """Raised by ``from_app``/``from_admin``: answer with a session-level Reject (35=3)."""
 
-    def __init__(self, reason: int, ref_tag: int = 0, text: str | None = None):
-        super().__init__(text or REJECT_TEXT.get(reason, "Rejected"))
-        self.reason = reason
-        self.ref_tag = ref_tag
-        self.text = text
+    _TEXTS = REJECT_TEXT
 
 
-class BusinessReject(FixError):
+class BusinessReject(_Reject):
     """Raised by ``from_app``: answer with a BusinessMessageReject (35=j)."""
 
-    def __init__(self, reason: int, ref_tag: int = 0, text: str | None = None):
-        super().__init__(text or _BUSINESS_TEXT.get(reason, "Rejected"))
-        self.reason = reason
-        self.ref_tag = ref_tag
-        self.text = text
+    _TEXTS = _BUSINESS_TEXT
 
 
 class UnsupportedMessageType(BusinessReject):
@@ -94,18 +113,6 @@ HEADER_TAGS = frozenset({
     144, 145, 212, 213, 347, 369, 370, 627, 628, 629, 630, 1128, 1129, 1156,
 })  # fmt: skip
 
-# QuickFIX's texts for BusinessRejectReason (380); SessionRejectReason (373) texts
-# are shared with validation in fastfix._reject_text.
-_BUSINESS_TEXT = {
-    0: "Other",
-    1: "Unknown ID",
-    2: "Unknown Security",
-    3: "Unsupported Message Type",
-    4: "Application not available",
-    5: "Conditionally Required Field Missing",
-    6: "Not authorized",
-    7: "DeliverTo firm not available at this time",
-}
 
 _ADMIN_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
 # Header tags the session writes itself; dropped from the header fields an application gives.
