@@ -397,11 +397,14 @@ class Gateway:
         if flags[1] and "HandlInst" not in body:
             body["HandlInst"] = "1"
 
-    def _idempotent(self, existing_hash: str, body_hash: str, answer: str, what: str) -> bytes:
-        if existing_hash == body_hash and answer:
-            self.metrics.idempotent.inc()
-            return answer.encode()
-        raise ApiError(409, "duplicate_id", f"{what} was already used by this client with a different request")
+    async def _replay(self, existing: Order | OrderList, body_hash: str, what: str) -> bytes:
+        """The answer to a request whose identifier is already taken: the original answer
+        for the same body sent again (idempotent retry), 409 for a different one."""
+        if existing.body_hash != body_hash or not existing.answer:
+            raise ApiError(409, "duplicate_id", f"{what} was already used by this client with a different request")
+        self.metrics.idempotent.inc()
+        await self.store.commit()  # the original answer was given once it was durable
+        return existing.answer.encode()
 
     def _broker_header(self, broker_id: str) -> tuple[tuple[int, Any], ...]:
         """Header fields routing a message to the broker (DeliverToCompID)."""
@@ -460,12 +463,9 @@ class Gateway:
         problems: list[FieldProblem] = []
         cl = _check_id(body.get("ClOrdID"), "ClOrdID", "$.ClOrdID", problems)
         body_hash = _body_hash("D", raw)
-        if cl is not None:
-            existing = self.get_order(client.id, cl)
-            if existing is not None:
-                answer = self._idempotent(existing.body_hash, body_hash, existing.answer, f"ClOrdID {cl}")
-                await self.store.commit()
-                return answer
+        existing = self.get_order(client.id, cl) if cl is not None else None
+        if existing is not None:
+            return await self._replay(existing, body_hash, f"ClOrdID {cl}")
         broker = self._route(client, header, body, problems)
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker) if broker else self.cfg.tick_size, "$",
@@ -477,13 +477,8 @@ class Gateway:
             raise ApiError(422, "invalid_order", "the order is not valid", problems)
         session = self._session_for(broker)
         now = _now_ns()
-        order = Order(client_id=client.id, ClOrdID=cl, broker=broker.id, MsgType="D",
-                      Symbol=str(body.get("Symbol", "")), Side=str(body.get("Side", "")),
-                      OrdType=str(body.get("OrdType", "")), Account=body.get("Account"),
-                      OrderQty=str(body.get("OrderQty", "0")),
-                      Price=str(body["Price"]) if "Price" in body else None,
-                      OrdStatus="A", LeavesQty=str(body.get("OrderQty", "0")),
-                      created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
+        order = _order_record(body, client.id, cl, broker.id, "D", now, OrdStatus="A",
+                              body_hash=body_hash, fix_body=wire)
         answer = _json.encode({"ClOrdID": cl, "state": "PendingNew", "OrdStatus": "A", "broker": broker.id,
                                "created": _iso(now)})
         order.answer = answer.decode()
@@ -509,12 +504,9 @@ class Gateway:
             raise ApiError(404, "not_found", f"no order {orig_id}")
         cl = _check_id(body.get("ClOrdID"), "ClOrdID", "$.ClOrdID", problems)
         body_hash = _body_hash("G" + orig_id, raw)
-        if cl is not None:
-            existing = self.get_order(client.id, cl)
-            if existing is not None:
-                answer = self._idempotent(existing.body_hash, body_hash, existing.answer, f"ClOrdID {cl}")
-                await self.store.commit()
-                return answer
+        existing = self.get_order(client.id, cl) if cl is not None else None
+        if existing is not None:
+            return await self._replay(existing, body_hash, f"ClOrdID {cl}")
         if body.get("OrigClOrdID", orig_id) != orig_id:
             problems.append(FieldProblem("OrigClOrdID", "must match the order in the path", "$.OrigClOrdID"))
         if orig.terminal:
@@ -541,13 +533,10 @@ class Gateway:
             raise ApiError(422, "invalid_order", "the replace request is not valid", problems)
         session = self._session_for(broker)
         now = _now_ns()
-        new = Order(client_id=client.id, ClOrdID=cl, broker=broker.id, MsgType="G",
-                    Symbol=str(body.get("Symbol", "")), Side=str(body.get("Side", "")),
-                    OrdType=str(body.get("OrdType", "")), Account=body.get("Account"),
-                    OrderQty=str(body.get("OrderQty", "0")), Price=str(body["Price"]) if "Price" in body else None,
-                    ListID=orig.ListID, OrigClOrdID=orig_id, OrdStatus="E", CumQty=orig.CumQty,
-                    AvgPx=orig.AvgPx, LeavesQty=orig.LeavesQty, OrderID=orig.OrderID,
-                    created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
+        new = _order_record(body, client.id, cl, broker.id, "G", now, ListID=orig.ListID,
+                            OrigClOrdID=orig_id, OrdStatus="E", CumQty=orig.CumQty, AvgPx=orig.AvgPx,
+                            LeavesQty=orig.LeavesQty, OrderID=orig.OrderID,
+                            body_hash=body_hash, fix_body=wire)
         answer = _json.encode({"ClOrdID": cl, "OrigClOrdID": orig_id, "state": "PendingReplace",
                                "OrdStatus": "E", "broker": broker.id, "created": _iso(now)})
         new.answer = answer.decode()
@@ -638,12 +627,9 @@ class Gateway:
         problems: list[FieldProblem] = []
         list_id = _check_id(body.get("ListID"), "ListID", "$.ListID", problems)
         body_hash = _body_hash("E", raw)
-        if list_id is not None:
-            existing = self.get_list(client.id, list_id)
-            if existing is not None:
-                answer = self._idempotent(existing.body_hash, body_hash, existing.answer, f"ListID {list_id}")
-                await self.store.commit()
-                return answer
+        existing_list = self.get_list(client.id, list_id) if list_id is not None else None
+        if existing_list is not None:
+            return await self._replay(existing_list, body_hash, f"ListID {list_id}")
         broker = self._route(client, header, body, problems)
         tick = self._tick_for(broker) if broker else self.cfg.tick_size
         entries = body.get("NoOrders")
@@ -682,13 +668,7 @@ class Gateway:
                        created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
         orders = []
         for entry, cl in zip(entries, members, strict=True):
-            o = Order(client_id=client.id, ClOrdID=cl, broker=broker.id, MsgType="E",
-                      Symbol=str(entry.get("Symbol", "")), Side=str(entry.get("Side", "")),
-                      OrdType=str(entry.get("OrdType", "")), Account=entry.get("Account"),
-                      OrderQty=str(entry.get("OrderQty", "0")),
-                      Price=str(entry["Price"]) if "Price" in entry else None, ListID=list_id,
-                      OrdStatus="A", LeavesQty=str(entry.get("OrderQty", "0")),
-                      created_ns=now, updated_ns=now)
+            o = _order_record(entry, client.id, cl, broker.id, "E", now, ListID=list_id, OrdStatus="A")
             orders.append(o)
         answer = _json.encode({"ListID": list_id, "state": "PendingNew", "broker": broker.id,
                                "created": _iso(now),
@@ -1114,3 +1094,16 @@ class Gateway:
 
     def events_since(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
         return self.store.events_since(client_id, seq, limit)
+
+
+def _order_record(fields: dict[str, Any], client_id: str, cl: str, broker_id: str, msg_type: str,
+                  now: int, **state: Any) -> Order:
+    """A new order record from the request fields (a body, or one entry of a list); ``state``
+    sets what differs by request (status, ids, quantities carried over by a replace)."""
+    qty = str(fields.get("OrderQty", "0"))
+    state.setdefault("LeavesQty", qty)
+    return Order(client_id=client_id, ClOrdID=cl, broker=broker_id, MsgType=msg_type,
+                 Symbol=str(fields.get("Symbol", "")), Side=str(fields.get("Side", "")),
+                 OrdType=str(fields.get("OrdType", "")), Account=fields.get("Account"),
+                 OrderQty=qty, Price=str(fields["Price"]) if "Price" in fields else None,
+                 created_ns=now, updated_ns=now, **state)
