@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,8 +29,46 @@ from fastfix.settings import SessionID, SessionSettings  # noqa: E402
 __all__ = [
     "KEYS", "GatewayProcess", "Http", "gateway_toml", "ws_connect", "initiator_settings_text",
     "DedupHub", "start_file_hub", "rss_kib", "open_fds", "wait_for", "collect_events",
-    "sent_app_messages", "check_event_stream",
+    "sent_app_messages", "check_event_stream", "ServiceProcess",
 ]
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+class ServiceProcess:
+    """``fastfix ROLE --config CONFIG`` run in ``cwd``, its output in ``cwd/ROLE.log``;
+    killed with SIGKILL or stopped with SIGTERM, always by its PID."""
+
+    def __init__(self, role: str, cwd: Path, config: Path | str) -> None:
+        self.role, self.cwd, self.config = role, cwd, config
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.cwd / f"{self.role}.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fastfix.cli", self.role, "--config", str(self.config)],
+            cwd=self.cwd, stdout=log, stderr=log, env=dict(os.environ, PYTHONPATH=str(_REPO)))
+        log.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def log(self) -> str:
+        p = self.cwd / f"{self.role}.log"
+        return p.read_text(errors="replace") if p.exists() else ""
 
 HUB_SID = SessionID("FIX.4.4", "HUB", "GATEWAY")
 GW_SID = SessionID("FIX.4.4", "GATEWAY", "HUB")

@@ -20,14 +20,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _rel_helpers import wait_for
+from _rel_helpers import ServiceProcess, wait_for
 
 from fastfix.codec import parse, utc_timestamp
 from fastfix.engine import Application, Initiator
@@ -38,7 +35,6 @@ from server.exchange.service import parse_config as exchange_config
 from server.hub.config import load_config as load_hub_config
 from server.hub.service import HubServer
 
-REPO = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("FASTFIX_BROKER_CRASH_ROUNDS", "3"))
 GW = SessionID("FIX.4.4", "GATEWAY", "HUB")
 FINAL = (b"2", b"3", b"4", b"8", b"C")
@@ -151,38 +147,6 @@ cash = 1000000000000
     return path
 
 
-class BrokerProcess:
-    def __init__(self, tmp: Path, toml: Path) -> None:
-        self.tmp, self.toml = tmp, toml
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.tmp / "broker.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen([sys.executable, "-m", "fastfix.cli", "broker", "--config", str(self.toml)],
-                                     cwd=self.tmp, stdout=log, stderr=log, env=dict(os.environ, PYTHONPATH=str(REPO)))
-        log.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def log(self) -> str:
-        p = self.tmp / "broker.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-
 @pytest.mark.timeout(120 + 30 * ROUNDS)
 def test_broker_kill9_under_load(tmp_path: Path) -> None:
     seed = int(os.environ.get("FASTFIX_CRASH_SEED", str(random.randrange(1 << 30))))
@@ -212,7 +176,7 @@ def test_broker_kill9_under_load(tmp_path: Path) -> None:
         exchange.app.from_app = record  # type: ignore[method-assign]
         hub = HubServer(load_hub_config(tmp_path / "hub.toml"))
         await hub.start()
-        broker = BrokerProcess(tmp_path, _broker_files(tmp_path, hub.port, exchange.port))
+        broker = ServiceProcess("broker", tmp_path, _broker_files(tmp_path, hub.port, exchange.port))
         app = BuySide()
         gw = Initiator(SessionSettings.from_string(f"""
 [DEFAULT]

@@ -17,23 +17,19 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _rel_helpers import wait_for
+from _rel_helpers import ServiceProcess, wait_for
 
 from fastfix.codec import encode, parse, utc_timestamp
 from fastfix.engine import Application, Initiator
 from fastfix.settings import SessionID, SessionSettings
 from fastfix.store import FileStore
 
-REPO = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("FASTFIX_HUB_CRASH_ROUNDS", "4"))
 GW = SessionID("FIX.4.4", "GATEWAY", "HUB")
 BRK = SessionID("FIX.4.4", "KIWOOM", "HUB")
@@ -91,9 +87,11 @@ TargetCompID=HUB
 """)
 
 
-class HubProcess:
+class HubProcess(ServiceProcess):
+    """The hub with a buy side and a broker; ``start`` returns once it listens."""
+
     def __init__(self, workdir: Path, port: int) -> None:
-        self.workdir = workdir
+        super().__init__("hub", workdir, "hub.toml")
         self.port = port
         (workdir / "hub.cfg").write_text("""[DEFAULT]
 ConnectionType=acceptor
@@ -128,41 +126,17 @@ role = "buy-side"
 comp_id = "KIWOOM"
 role = "broker"
 """)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        ports = self.workdir / "hub.ports.json"
+        ports = self.cwd / "hub.ports.json"
         ports.unlink(missing_ok=True)
-        log = open(self.workdir / "hub.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen([sys.executable, "-m", "fastfix.cli", "hub", "--config", "hub.toml"],
-                                     cwd=self.workdir, stdout=log, stderr=log,
-                                     env=dict(os.environ, PYTHONPATH=str(REPO)))
-        log.close()
+        super().start()
+        assert self.proc is not None
         deadline = time.monotonic() + 30
         while not ports.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"hub did not start: {self.log()[-2000:]}")
             time.sleep(0.02)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def log(self) -> str:
-        p = self.workdir / "hub.log"
-        return p.read_text(errors="replace") if p.exists() else ""
 
 
 def _stored(directory: Path, sid: SessionID, msg_type: bytes, tag: int) -> list[str]:
