@@ -80,6 +80,7 @@ def encode(
 def utc_timestamp(value: datetime | int | None = None, precision: int = 3) -> bytes: ...
 def parse_utc_timestamp(value: bytes | str) -> datetime: ...
 def checksum(data: bytes | bytearray | memoryview) -> int: ...
+def frame(begin_string: bytes | str, parts: Sequence[bytes]) -> bytes: ...
 
 __all__ = [
     "DEFAULT_DATA_FIELDS",
@@ -90,6 +91,7 @@ __all__ = [
     "Tokenizer",
     "checksum",
     "encode",
+    "frame",
     "parse",
     "parse_utc_timestamp",
     "utc_timestamp",

@@ -325,9 +325,11 @@ class Session:
         dictionary: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from fastfix.codec import Garbled, checksum, encode, parse
+        from fastfix.codec import Garbled, checksum, encode, frame, parse
 
         self._encode = encode
+        self._frame = frame
+        self._body_heads: dict[Any, tuple[bytes, bytes, bytes]] = {}  # see _body_head
         self._checksum = checksum
         self._parse = parse
         self._garbled_type = Garbled
@@ -511,12 +513,13 @@ class Session:
             if self.log is not None:
                 self.log.on_outgoing(raw)
 
-    def _header(self, seq: int, extra: Sequence[tuple[int, Any]] | None) -> list[tuple[int, Any]]:
+    def _header(self, seq: Any, extra: Sequence[tuple[int, Any]] | None,
+                sending_time: Any = None) -> list[tuple[int, Any]]:
         """Header in QuickFIX's order: tags sorted after 8/9/35."""
         hdr: list[tuple[int, Any]] = [
             (34, seq),
             (49, self.sender_comp_id),
-            (52, self._sending_time()),
+            (52, self._sending_time() if sending_time is None else sending_time),
             (56, self.target_comp_id),
         ]
         if extra or self._header_extra:
@@ -602,17 +605,21 @@ class Session:
         ``to_app`` hook (which wants the fields) it falls back to :meth:`send`.
         """
         mt = _b(msg_type)
-        extra = [f for f in header if f[0] not in _SESSION_HEADER] if header else None
         if self._hook_to_app:
-            return self.send(mt, (extra or []) + self._body_fields(mt, body))
+            extra = [f for f in header if f[0] not in _SESSION_HEADER] if header else []
+            return self.send(mt, extra + self._body_fields(mt, body))
+        key = (mt, header)
+        try:
+            head = self._body_heads.get(key)
+        except TypeError:  # an unhashable header: no caching
+            key, head = None, None
+        if head is None:
+            head = self._body_head(mt, header)
+            if key is not None and len(self._body_heads) < 1024:
+                self._body_heads[key] = head
         store = self.store
         seq = store.next_sender_seq
-        # 8, 9, 35 and the header from the codec, then the body spliced in before CheckSum.
-        head = self._encode(self.begin_string, mt, self._header(seq, extra))
-        start = head.index(b"\x01", head.index(b"\x01") + 1) + 1  # at "35="
-        payload = head[start:-7] + body
-        raw = self._begin_prefix + b"%d\x01" % len(payload) + payload
-        raw += b"10=%03d\x01" % self._checksum(raw)
+        raw = self._frame(self.begin_string, (head[0], b"%d" % seq, head[1], self._sending_time(), head[2], body))
         if self.config.persist_messages:
             store.save_sent(seq, raw)
         else:
@@ -620,6 +627,18 @@ class Session:
         if self.received_logon and self.sent_logon:
             self._transmit(raw)
         return seq
+
+    def _body_head(self, mt: bytes, header: Sequence[tuple[int, Any]]) -> tuple[bytes, bytes, bytes]:
+        """The header of :meth:`send_body` as three encoded pieces around MsgSeqNum and
+        SendingTime (``35=D\x0134=``, ``\x0149=..52=``, ``\x0156=...``): encoded once by
+        the codec with markers in place of the two values, then reused for every message
+        with the same type and extra header fields."""
+        extra = [f for f in header if f[0] not in _SESSION_HEADER] if header else None
+        encoded = self._encode(self.begin_string, mt, self._header(b"\x00S", extra, b"\x00T"))
+        start = encoded.index(b"\x01", encoded.index(b"\x01") + 1) + 1  # at "35="
+        before_seq, rest = encoded[start:-7].split(b"\x00S")
+        between, after_time = rest.split(b"\x00T")
+        return before_seq, between, after_time
 
     def _body_fields(self, mt: bytes, body: bytes) -> list[tuple[int, Any]]:
         """The fields of an encoded body (framed and parsed by the codec, DATA fields kept whole)."""

@@ -17,6 +17,7 @@ from fastfix.codec import (
     Template,
     checksum,
     encode,
+    frame,
     parse,
     parse_utc_timestamp,
     utc_timestamp,
@@ -514,3 +515,25 @@ def test_template_many_variables():
     t = Template("FIX.4.4", "D", [(49, "A")], tags)
     out = t.render(*range(100))
     assert parse(out).get_all(5099) == [b"99"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9999), st.binary(min_size=1, max_size=40).filter(lambda b: b"\x01" not in b)),
+                max_size=12),
+       st.integers(0, 5))
+def test_frame_matches_encode(fields, cut):
+    """frame() around encoded pieces gives the bytes encode() gives for the same fields."""
+    fields = [(t, v) for t, v in fields if t not in (8, 9, 10, 35) and t not in DEFAULT_DATA_FIELDS
+              and t not in DEFAULT_DATA_FIELDS.values()]
+    whole = encode("FIX.4.4", "D", fields)
+    payload = whole[whole.index(b"35="):-7]
+    pieces = [payload[:cut], payload[cut:]]
+    assert frame(b"FIX.4.4", pieces) == whole
+    assert frame("FIX.4.4", tuple(pieces)) == whole
+    assert checksum(whole[:-7]) == int(whole[-4:-1])
+
+
+def test_frame_rejects_other_types():
+    with pytest.raises(TypeError, match="must be bytes"):
+        frame(b"FIX.4.4", [b"35=0\x01", "34=1\x01"])
+    assert frame(b"FIX.4.2", []) == b"8=FIX.4.2\x019=0\x0110=198\x01"
