@@ -24,7 +24,7 @@ _KRX_TICKS: tuple[tuple[int, int], ...] = (
 )
 
 
-def krx_tick(price: Decimal) -> int:
+def krx_tick(price: Decimal | int) -> int:
     """KRX tick size (KOSPI and KOSDAQ, since 2023) for a price in KRW."""
     for bound, tick in _KRX_TICKS:
         if price < bound:
@@ -58,11 +58,23 @@ def _in_range(d: Decimal) -> bool:
     return d.is_zero() or -20 <= d.adjusted() < 20
 
 
+def _plain_int(value: Any) -> int | None:
+    """``value`` as an int when it is a string of at most 18 ASCII digits (how nearly every
+    quantity and KRW price arrives), else None: the caller then goes the Decimal way."""
+    if type(value) is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def check_order_fields(entry: dict[str, Any], client: ClientConfig, tick_size: str, path: str,
                        problems: list[FieldProblem], require_qty: bool = True) -> None:
     """Quantity, price, tick, account and pre-trade limits of one order (or list member)."""
-    qty = to_decimal(entry.get("OrderQty"))
-    if qty is not None and not _in_range(qty):
+    qty: Decimal | int | None = _plain_int(entry.get("OrderQty"))
+    if qty is not None:  # in range and whole by construction
+        if qty == 0:
+            problems.append(FieldProblem("OrderQty", "must be positive", f"{path}.OrderQty"))
+            qty = None
+    elif (qty := to_decimal(entry.get("OrderQty"))) is not None and not _in_range(qty):
         problems.append(FieldProblem("OrderQty", _RANGE, f"{path}.OrderQty"))
         qty = None
     elif "OrderQty" in entry or require_qty:
@@ -76,8 +88,12 @@ def check_order_fields(entry: dict[str, Any], client: ClientConfig, tick_size: s
             problems.append(FieldProblem("OrderQty", "must be a whole number of shares (lot size 1)",
                                          f"{path}.OrderQty"))
     ord_type = entry.get("OrdType")
-    price = to_decimal(entry.get("Price"))
-    if price is not None and not _in_range(price):
+    price: Decimal | int | None = _plain_int(entry.get("Price"))
+    if price is not None:
+        if price == 0:
+            problems.append(FieldProblem("Price", "must be positive", f"{path}.Price"))
+            price = None
+    elif (price := to_decimal(entry.get("Price"))) is not None and not _in_range(price):
         problems.append(FieldProblem("Price", _RANGE, f"{path}.Price"))
         price = None
     elif "Price" in entry and price is None:

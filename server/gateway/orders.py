@@ -70,8 +70,9 @@ def state_name(code: str) -> str:
     return ORD_STATUS_NAMES.get(code, code)
 
 
-class Execution(msgspec.Struct, omit_defaults=True, gc=False):
-    """One ExecutionReport as applied to an order (FIX-JSON names, string values)."""
+class Execution(msgspec.Struct, omit_defaults=True, gc=False, array_like=True):
+    """One ExecutionReport as applied to an order (FIX-JSON names, string values); stored
+    as an array like :class:`Order` (new fields go at the end)."""
 
     ExecID: str
     ExecType: str
@@ -87,11 +88,13 @@ class Execution(msgspec.Struct, omit_defaults=True, gc=False):
     stale: bool = False
 
 
-class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False, array_like=True):
     """Gateway view of one client order. Field names follow FIX-JSON where they are FIX fields.
 
     ``gc=False``: orders hold only strings, numbers and lists of strings (no cycles), and a
     gateway keeps every open order in memory; the garbage collector need not walk them.
+    ``array_like``: stored as a MessagePack array (values only, less than half the bytes of
+    a map), so the field order is the stored format: new fields go at the end, with defaults.
     """
 
     client_id: str
@@ -120,8 +123,7 @@ class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     exec_ids: tuple[str, ...] = ()
     created_ns: int = 0
     updated_ns: int = 0
-    body_hash: str = ""
-    answer: str = ""  # the JSON of the 202 answer, replayed for an identical retry
+    body_hash: str = ""  # fingerprint of the creating request (an identical retry is answered again)
     # The FIX body as sent (D/G), kept until the first report about the order: a restart
     # finds orders committed but never handed to the FIX session by it (see Gateway.recover).
     fix_body: bytes | None = None

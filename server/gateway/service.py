@@ -169,7 +169,26 @@ def order_view(o: Order, executions: list[Any] | None = None) -> dict[str, Any]:
 
 
 def _body_hash(kind: str, body: bytes) -> str:
-    return hashlib.sha256(kind.encode() + b"\x00" + body).hexdigest()
+    """Fingerprint of a request (kind and exact body) telling an identical retry from a
+    different request reusing an identifier: 128 bits of BLAKE2b."""
+    return hashlib.blake2b(kind.encode() + b"\x00" + body, digest_size=16).hexdigest()
+
+
+def _order_answer(o: Order) -> bytes:
+    """The 202 answer of the request that created ``o`` (a new order or a replacement);
+    rebuilt from the record for an identical retry, so it is not stored."""
+    if o.MsgType == "G":
+        return _json.encode({"ClOrdID": o.ClOrdID, "OrigClOrdID": o.OrigClOrdID, "state": "PendingReplace",
+                             "OrdStatus": "E", "broker": o.broker, "created": _iso(o.created_ns)})
+    return _json.encode({"ClOrdID": o.ClOrdID, "state": "PendingNew", "OrdStatus": "A", "broker": o.broker,
+                         "created": _iso(o.created_ns)})
+
+
+def _list_answer(ol: OrderList) -> bytes:
+    """The 202 answer of a NewOrderList (see :func:`_order_answer`)."""
+    return _json.encode({"ListID": ol.ListID, "state": "PendingNew", "broker": ol.broker,
+                         "created": _iso(ol.created_ns),
+                         "orders": [{"ClOrdID": cl, "state": "PendingNew", "OrdStatus": "A"} for cl in ol.members]})
 
 
 def _namespace(body: dict[str, Any], prefix: str) -> None:
@@ -400,11 +419,11 @@ class Gateway:
     async def _replay(self, existing: Order | OrderList, body_hash: str, what: str) -> bytes:
         """The answer to a request whose identifier is already taken: the original answer
         for the same body sent again (idempotent retry), 409 for a different one."""
-        if existing.body_hash != body_hash or not existing.answer:
+        if not existing.body_hash or existing.body_hash != body_hash:  # no hash: a list member
             raise ApiError(409, "duplicate_id", f"{what} was already used by this client with a different request")
         self.metrics.idempotent.inc()
         await self.store.commit()  # the original answer was given once it was durable
-        return existing.answer.encode()
+        return _list_answer(existing) if isinstance(existing, OrderList) else _order_answer(existing)
 
     def _broker_header(self, broker_id: str) -> tuple[tuple[int, Any], ...]:
         """Header fields routing a message to the broker (DeliverToCompID)."""
@@ -479,9 +498,7 @@ class Gateway:
         now = _now_ns()
         order = _order_record(body, client.id, cl, broker.id, "D", now, OrdStatus="A",
                               body_hash=body_hash, fix_body=wire)
-        answer = _json.encode({"ClOrdID": cl, "state": "PendingNew", "OrdStatus": "A", "broker": broker.id,
-                               "created": _iso(now)})
-        order.answer = answer.decode()
+        answer = _order_answer(order)
         self._remember(client.id, cl, order)
         self.store.put_order(order)
 
@@ -537,9 +554,7 @@ class Gateway:
                             OrigClOrdID=orig_id, OrdStatus="E", CumQty=orig.CumQty, AvgPx=orig.AvgPx,
                             LeavesQty=orig.LeavesQty, OrderID=orig.OrderID,
                             body_hash=body_hash, fix_body=wire)
-        answer = _json.encode({"ClOrdID": cl, "OrigClOrdID": orig_id, "state": "PendingReplace",
-                               "OrdStatus": "E", "broker": broker.id, "created": _iso(now)})
-        new.answer = answer.decode()
+        answer = _order_answer(new)
         orig.pending = "replace"
         orig.updated_ns = now
         self._remember(client.id, cl, new)
@@ -670,11 +685,7 @@ class Gateway:
         for entry, cl in zip(entries, members, strict=True):
             o = _order_record(entry, client.id, cl, broker.id, "E", now, ListID=list_id, OrdStatus="A")
             orders.append(o)
-        answer = _json.encode({"ListID": list_id, "state": "PendingNew", "broker": broker.id,
-                               "created": _iso(now),
-                               "orders": [{"ClOrdID": o.ClOrdID, "state": "PendingNew", "OrdStatus": "A"}
-                                          for o in orders]})
-        ol.answer = answer.decode()
+        answer = _list_answer(ol)
         self.lists[(client.id, list_id)] = ol
         self.store.put_list(ol)
         for o in orders:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from _gateway_harness import gateway_toml, sha
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastfix.errors import ConfigError
 from server.gateway.auth import Authenticator, TokenBucket, hash_key
@@ -104,6 +106,22 @@ def test_order_checks_collect_everything() -> None:
     assert problems == []
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"\A[0-9]{1,19}\Z"), st.from_regex(r"\A[0-9]{1,19}\Z"))
+def test_order_checks_same_verdict_for_plain_digits(qty: str, price: str) -> None:
+    """Digit strings take an integer fast path; "N.0" takes the Decimal one: same problems
+    (field, path and reason; the notional's text aside, "7.00" against "7")."""
+    client = ClientConfig(id="a", api_key_sha256="0" * 64, max_order_qty=Decimal(1000),
+                          max_notional=Decimal(50_000_000))
+
+    def verdict(q: str, p: str) -> list[tuple[str, str, str]]:
+        problems: list = []
+        check_order_fields({"OrderQty": q, "OrdType": "2", "Price": p}, client, "krx", "$", problems)
+        return [(x.field, x.path, "notional" if x.reason.startswith("notional") else x.reason) for x in problems]
+
+    assert verdict(qty, price) == verdict(qty + ".0", price + ".0")
+
+
 def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
     async def first() -> int:
         store = SQLiteStore(tmp_path / "s.db", inline=False)  # the writer-thread path
@@ -148,3 +166,33 @@ def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(second())
+
+
+def test_store_refuses_records_of_another_format(tmp_path: Path) -> None:
+    """A database holding orders but no record format (or another one) is refused at start,
+    with the file named, instead of being misread; a new one is stamped with the format."""
+    import sqlite3
+
+    async def fresh() -> None:
+        store = SQLiteStore(tmp_path / "new.db")
+        store.start()
+        store.put_order(Order(client_id="c", ClOrdID="o1", broker="B", created_ns=1, updated_ns=1))
+        await store.commit()
+        await store.close()
+        store = SQLiteStore(tmp_path / "new.db")  # reopened: same format
+        store.start()
+        assert store.get_order("c", "o1") is not None
+        await store.close()
+
+    async def start() -> None:
+        SQLiteStore(tmp_path / "new.db").start()
+
+    asyncio.run(fresh())
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'format'")
+    with pytest.raises(RuntimeError, match=r"new\.db: order records in format unknown"):
+        asyncio.run(start())
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        conn.execute("INSERT INTO meta VALUES ('format', '1')")
+    with pytest.raises(RuntimeError, match="in format 1, this gateway reads format 2"):
+        asyncio.run(start())

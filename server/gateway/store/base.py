@@ -13,8 +13,9 @@ from server.gateway.orders import Execution, Order
 __all__ = ["EventRow", "GatewayStore", "OrderFilter", "OrderList"]
 
 
-class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
-    """A NewOrderList (35=E) as the gateway tracks it."""
+class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False, array_like=True):
+    """A NewOrderList (35=E) as the gateway tracks it (stored as an array, like Order: new
+    fields go at the end)."""
 
     client_id: str
     ListID: str
@@ -28,7 +29,6 @@ class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     created_ns: int = 0
     updated_ns: int = 0
     body_hash: str = ""
-    answer: str = ""
     fix_body: bytes | None = None  # the NewOrderList body as sent, until its first ListStatus/report
 
 

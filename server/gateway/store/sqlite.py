@@ -78,6 +78,11 @@ _UPSERT_META = "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO 
 _RESUME_PREFIX = "fix_in:"  # meta key of a link session's resume point
 _INSERT_ALIAS = "INSERT OR IGNORE INTO aliases (client_id, alias, target, kind) VALUES (?,?,?,?)"
 
+# Format of the order, list and execution records (meta key "format"): 2 = MessagePack
+# arrays (see Order). A database without the key but with orders was written in another
+# format: refused at start rather than misread.
+_FORMAT = "2"
+
 _order_enc = msgspec.msgpack.Encoder()
 _order_dec = msgspec.msgpack.Decoder(Order)
 _exec_dec = msgspec.msgpack.Decoder(Execution)
@@ -184,6 +189,7 @@ class SQLiteStore(GatewayStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         conn.executescript(_SCHEMA)
+        self._check_format(conn)
         self._rconn = conn
         self._ckpt_stop.clear()
         self._ckpt_thread = threading.Thread(target=self._checkpointer, name="gateway-store-checkpoint",
@@ -197,6 +203,20 @@ class SQLiteStore(GatewayStore):
         self._ready.wait(30)
         if self._open_error is not None:
             raise self._open_error
+
+    def _check_format(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None:
+            used = any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                       for t in ("orders", "order_lists", "executions"))
+            if not used:
+                conn.execute(_UPSERT_META, ("format", _FORMAT))
+                return
+        found = "unknown" if row is None else row[0]
+        if found != _FORMAT:
+            conn.close()
+            raise RuntimeError(f"{self.path}: order records in format {found}, this gateway reads format "
+                               f"{_FORMAT}; start it with a new database file")
 
     async def close(self) -> None:
         if self._batch is not None:
