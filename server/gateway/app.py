@@ -49,6 +49,10 @@ _STATUS_CODES = {name: code for code, name in ORD_STATUS_NAMES.items()}
 _STATIC = Path(__file__).parent / "static"  # browser pages, served at / and /static/
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"body larger than {limit} bytes")
+
+
 class RestApp:
     """RSGI application of the REST API (routing, auth, size limit, error answers)."""
 
@@ -69,7 +73,17 @@ class RestApp:
         route = "other"
         status = 500
         try:
-            route, status, headers, body = await self._handle(scope, proto)
+            if scope.path == "/v1/orders" and scope.method == "POST":  # the hot route, inline
+                received_ns = time.perf_counter_ns()  # hop "received" of the order trace
+                client = self._client(scope)
+                self._check_length(scope)
+                raw = await proto()
+                if len(raw) > self.max_body:
+                    raise _too_large(self.max_body)
+                route, status, headers = "orders.new", 202, _JSON
+                body = await self.gw.new_order(client, raw, received_ns)
+            else:
+                route, status, headers, body = await self._handle(scope, proto)
         except ApiError as exc:
             status, headers, body = exc.status, _JSON + exc.headers, _json.encode(exc.body())
         except Exception:
@@ -94,26 +108,27 @@ class RestApp:
                            headers=[("www-authenticate", 'Bearer realm="fastfix"')])
         return client
 
-    async def _read(self, scope: Any, proto: Any) -> bytes:
+    def _check_length(self, scope: Any) -> None:
+        """413 before reading a body whose Content-Length is over the limit."""
         length = scope.headers.get("content-length")
         if length is not None:
             try:
                 if int(length) > self.max_body:
-                    raise ApiError(413, "too_large", f"body larger than {self.max_body} bytes")
+                    raise _too_large(self.max_body)
             except ValueError:
                 raise ApiError(400, "bad_request", "invalid Content-Length") from None
+
+    async def _read(self, scope: Any, proto: Any) -> bytes:
+        self._check_length(scope)
         body = await proto()
         if len(body) > self.max_body:
-            raise ApiError(413, "too_large", f"body larger than {self.max_body} bytes")
+            raise _too_large(self.max_body)
         return body
 
     async def _handle(self, scope: Any, proto: Any) -> tuple[str, int, list[tuple[str, str]], bytes]:
         received_ns = time.perf_counter_ns()  # hop "received" of the order trace
         method = scope.method
         path = scope.path
-        if path == "/v1/orders" and method == "POST":  # the hot route: no splitting or unquoting
-            return "orders.new", 202, _JSON, await self.gw.new_order(
-                self._client(scope), await self._read(scope, proto), received_ns)
         parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
         gw = self.gw
         if len(parts) == 1 and method not in ("GET", "HEAD") and parts[0] in _READ_ONLY:

@@ -176,12 +176,14 @@ def _body_hash(kind: str, body: bytes) -> str:
 
 def _order_answer(o: Order) -> bytes:
     """The 202 answer of the request that created ``o`` (a new order or a replacement);
-    rebuilt from the record for an identical retry, so it is not stored."""
+    rebuilt from the record for an identical retry, so it is not stored. Written by
+    hand around the JSON-encoded strings: this runs for every order."""
+    enc = _json.encode
     if o.MsgType == "G":
-        return _json.encode({"ClOrdID": o.ClOrdID, "OrigClOrdID": o.OrigClOrdID, "state": "PendingReplace",
-                             "OrdStatus": "E", "broker": o.broker, "created": _iso(o.created_ns)})
-    return _json.encode({"ClOrdID": o.ClOrdID, "state": "PendingNew", "OrdStatus": "A", "broker": o.broker,
-                         "created": _iso(o.created_ns)})
+        return b'{"ClOrdID":%b,"OrigClOrdID":%b,"state":"PendingReplace","OrdStatus":"E","broker":%b,"created":"%b"}' % (
+            enc(o.ClOrdID), enc(o.OrigClOrdID), enc(o.broker), _iso(o.created_ns).encode())
+    return b'{"ClOrdID":%b,"state":"PendingNew","OrdStatus":"A","broker":%b,"created":"%b"}' % (
+        enc(o.ClOrdID), enc(o.broker), _iso(o.created_ns).encode())
 
 
 def _list_answer(ol: OrderList) -> bytes:
