@@ -227,10 +227,11 @@ class RestApp:
         if "cursor" in q:
             try:
                 raw = base64.urlsafe_b64decode(q["cursor"] + "==").decode()
-                ns, _, cl = raw.partition(":")
-                if not (ns.isascii() and ns.isdigit() and len(ns) <= 19 and int(ns) <= _MAX_NS):
-                    raise ValueError(ns)  # SQLite integers are 64-bit
-                flt.after = (int(ns), cl)
+                ns, _, num = raw.partition(":")
+                for part in (ns, num):  # SQLite integers are 64-bit
+                    if not (part.isascii() and part.isdigit() and len(part) <= 19 and int(part) <= _MAX_NS):
+                        raise ValueError(part)
+                flt.after = (int(ns), int(num))
             except (ValueError, UnicodeDecodeError):
                 problems.append("cursor: not a cursor returned by this API")
         if problems:
@@ -243,7 +244,7 @@ class RestApp:
         nxt = None
         if len(orders) == flt.limit:
             last = orders[-1]
-            nxt = base64.urlsafe_b64encode(f"{last.created_ns}:{last.ClOrdID}".encode()).decode().rstrip("=")
+            nxt = base64.urlsafe_b64encode(f"{last.created_ns}:{last.num}".encode()).decode().rstrip("=")
         return _json.encode({"orders": [order_view(o) for o in orders], "next": nxt})
 
 

@@ -127,6 +127,7 @@ class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False, array_li
     # The FIX body as sent (D/G), kept until the first report about the order: a restart
     # finds orders committed but never handed to the FIX session by it (see Gateway.recover).
     fix_body: bytes | None = None
+    num: int = 0  # the store's number of the order (in intake order), given when first stored
 
     @property
     def state(self) -> str:

@@ -257,10 +257,6 @@ class Gateway:
         self._broker_headers: dict[str, tuple[tuple[int, Any], ...]] = {}
         # session -> messages committed but perhaps never handed to it (see _find_unsent)
         self._unsent: dict[str, list[tuple[str, str, bytes, bytes, int]]] = {}
-        # Hashes of every (client, ClOrdID) in the store, so that looking up a new ClOrdID
-        # (the idempotency check of every order) needs no database read; None = ask the store.
-        # About 60 bytes per stored order.
-        self._known: set[int] | None = None
         # Test hook: die right after a commit, before its orders reach the FIX session.
         self._crash_after_persist = os.environ.get("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST") == "1"
         link.on_message = self.on_message
@@ -271,8 +267,6 @@ class Gateway:
     def recover(self) -> None:
         """Load what is still open and the event counters from the store."""
         self.seq = dict(self.store.last_seqs())
-        ids = self.store.order_ids()
-        self._known = None if ids is None else {hash(k) for k in ids}
         self.link.resume_points = self.store.resume_points()
         for o in self.store.open_orders():
             self.orders[(o.client_id, o.ClOrdID)] = o
@@ -286,19 +280,13 @@ class Gateway:
         key = (client_id, cl_ord_id)
         o = self.orders.get(key)
         if o is None:
-            known = self._known
-            if known is not None and hash(key) not in known:
-                return None  # never stored: a new ClOrdID costs no database read
-            o = self.store.get_order(client_id, cl_ord_id)
+            o = self.store.get_order(client_id, cl_ord_id)  # no database read for a ClOrdID never stored
             if o is not None and not o.terminal:
                 self.orders[(client_id, cl_ord_id)] = o
         return o
 
     def _remember(self, client_id: str, cl_ord_id: str, order: Order) -> None:
-        key = (client_id, cl_ord_id)
-        self.orders[key] = order
-        if self._known is not None:
-            self._known.add(hash(key))
+        self.orders[(client_id, cl_ord_id)] = order
 
     def get_list(self, client_id: str, list_id: str) -> OrderList | None:
         ol = self.lists.get((client_id, list_id))
@@ -934,7 +922,7 @@ class Gateway:
         order.fix_body = None  # the hub has it: nothing to send again after a restart
         self.store.put_order(order)
         if res.execution is not None:
-            self.store.put_execution(client_id, order.ClOrdID, res.execution)
+            self.store.put_execution(order, res.execution)
         if order.terminal:
             self.store.after_commit(self._forget_cb, ((client_id, order.ClOrdID), order.updated_ns))
             self._maybe_close_list(client_id, order)

@@ -138,8 +138,8 @@ def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
         o = Order(client_id="c", ClOrdID="o0", broker="B", Symbol="005930", OrdStatus="2", created_ns=0,
                   updated_ns=5)
         store.put_order(o)
-        store.put_execution("c", "o0", Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=5))
-        store.put_execution("c", "o0", Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=6))
+        store.put_execution(o, Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=5))
+        store.put_execution(o, Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=6))
         store.put_alias("c", "o0-cxl", "o0", "cancel")
         await store.commit()
         await store.close()
@@ -158,7 +158,9 @@ def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
             assert len(store.executions("c", "o0")) == 1  # the same ExecID once
             assert store.get_alias("c", "o0-cxl") == ("o0", "cancel")
             assert len(list(store.open_orders())) == 199
-            page = store.list_orders("c", OrderFilter(limit=3, after=(10, "o10")))
+            o10 = store.get_order("c", "o10")
+            assert o10 is not None and o10.num > 0
+            page = store.list_orders("c", OrderFilter(limit=3, after=(10, o10.num)))
             assert [o.ClOrdID for o in page] == ["o11", "o12", "o13"]
             assert store.list_orders("c", OrderFilter(status="2"))[0].ClOrdID == "o0"
             assert store.list_orders("other", OrderFilter()) == []
@@ -167,6 +169,88 @@ def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
 
     asyncio.run(second())
 
+
+def test_store_numbers_orders_whatever_their_ids(tmp_path: Path) -> None:
+    """Orders are stored by number in intake order: random ClOrdIDs (UUIDs) are found again
+    after a restart, pages of a listing hold each order once, executions follow their order."""
+    import uuid
+
+    ids = [str(uuid.UUID(int=(i * 0x9E3779B97F4A7C15) % 2**128)) for i in range(300)]
+
+    async def first() -> None:
+        store = SQLiteStore(tmp_path / "u.db")
+        store.start()
+        for i, cl in enumerate(ids):
+            o = Order(client_id="c" if i % 3 else "d", ClOrdID=cl, broker="B", created_ns=1000 + i // 7,
+                      updated_ns=1000)
+            store.put_order(o)
+            if i % 10 == 0:
+                store.put_execution(o, Execution(ExecID=f"X{i}", ExecType="0", OrdStatus="0", received_ns=i))
+            if i % 25 == 0:
+                await store.commit()
+        await store.commit()
+        again = Order(client_id="c", ClOrdID=ids[1], broker="B", OrdStatus="2", created_ns=1000, updated_ns=9)
+        store.put_order(again)  # a new object for a stored order: the same row
+        await store.commit()
+        assert again.num == 2
+        await store.close()
+
+    async def second() -> None:
+        store = SQLiteStore(tmp_path / "u.db")
+        store.start()
+        try:
+            for i, cl in enumerate(ids):
+                o = store.get_order("c" if i % 3 else "d", cl)
+                assert o is not None and o.ClOrdID == cl and o.num == i + 1
+                assert store.get_order("d" if i % 3 else "c", cl) is None  # another client's order
+            assert store.get_order("c", ids[1]).OrdStatus == "2"  # type: ignore[union-attr]
+            assert [e.ExecID for e in store.executions("d", ids[30])] == ["X30"]
+            assert store.executions("c", ids[30]) == []
+            seen: list[str] = []
+            flt = OrderFilter(limit=17)
+            for _ in range(100):
+                page = store.list_orders("c", flt)
+                seen += [o.ClOrdID for o in page]
+                if len(page) < flt.limit:
+                    break
+                flt.after = (page[-1].created_ns, page[-1].num)
+            assert seen == [cl for i, cl in enumerate(ids) if i % 3]
+            o = Order(client_id="c", ClOrdID="new", broker="B")
+            store.put_order(o)
+            assert o.num == len(ids) + 1  # numbering goes on after a restart
+        finally:
+            await store.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
+def test_store_order_numbers_survive_a_hash_shared_by_two_ids(tmp_path: Path) -> None:
+    """Two (client, ClOrdID) keys with the same hash: each keeps its own order."""
+
+    async def run() -> None:
+        store = SQLiteStore(tmp_path / "h.db")
+        store.start()
+        try:
+            a = Order(client_id="c", ClOrdID="a", broker="B", created_ns=1, updated_ns=1)
+            store.put_order(a)
+            await store.commit()
+            store._nums[hash(("c", "b"))] = a.num  # as if "b" hashed like "a"
+            assert store.get_order("c", "b") is None  # the row found is a's: not b
+            b = Order(client_id="c", ClOrdID="b", broker="B", created_ns=2, updated_ns=2)
+            store.put_order(b)
+            await store.commit()
+            assert b.num != a.num
+            assert store.get_order("c", "b").num == b.num  # type: ignore[union-attr]
+            assert store.get_order("c", "a").num == a.num  # type: ignore[union-attr]
+            b2 = Order(client_id="c", ClOrdID="b", broker="B", OrdStatus="4", created_ns=2, updated_ns=3)
+            store.put_order(b2)  # an update of b through a new object: b's row
+            await store.commit()
+            assert b2.num == b.num and store.get_order("c", "b").OrdStatus == "4"  # type: ignore[union-attr]
+        finally:
+            await store.close()
+
+    asyncio.run(run())
 
 def test_store_refuses_records_of_another_format(tmp_path: Path) -> None:
     """A database holding orders but no record format (or another one) is refused at start,
@@ -194,5 +278,5 @@ def test_store_refuses_records_of_another_format(tmp_path: Path) -> None:
         asyncio.run(start())
     with sqlite3.connect(tmp_path / "new.db") as conn:
         conn.execute("INSERT INTO meta VALUES ('format', '1')")
-    with pytest.raises(RuntimeError, match="in format 1, this gateway reads format 2"):
+    with pytest.raises(RuntimeError, match="in format 1, this gateway reads format 3"):
         asyncio.run(start())

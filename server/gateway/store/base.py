@@ -40,13 +40,13 @@ class EventRow(msgspec.Struct, array_like=True):
 
 
 class OrderFilter(msgspec.Struct, kw_only=True):
-    """GET /v1/orders query; ``after`` is the paging cursor (created_ns, ClOrdID)."""
+    """GET /v1/orders query; ``after`` is the paging cursor (created_ns, Order.num of the last order seen)."""
 
     status: str | None = None  # OrdStatus code
     symbol: str | None = None
     broker: str | None = None
     since_ns: int | None = None
-    after: tuple[int, str] | None = None
+    after: tuple[int, int] | None = None
     limit: int = 100
 
 
@@ -58,7 +58,8 @@ class GatewayStore(ABC):
     def put_order(self, order: Order) -> None: ...
 
     @abstractmethod
-    def put_execution(self, client_id: str, cl_ord_id: str, execution: Execution) -> None: ...
+    def put_execution(self, order: Order, execution: Execution) -> None:
+        """An execution of ``order`` (already stored or queued); a repeated ExecID is kept once."""
 
     @abstractmethod
     def put_list(self, order_list: OrderList) -> None: ...
@@ -107,10 +108,6 @@ class GatewayStore(ABC):
     @abstractmethod
     def last_seqs(self) -> dict[str, int]:
         """Highest event sequence number per client."""
-
-    def order_ids(self) -> Iterable[tuple[str, str]] | None:
-        """(client_id, ClOrdID) of every stored order (None: not available, look orders up one by one)."""
-        return None
 
     @abstractmethod
     def open_orders(self) -> Iterable[Order]:

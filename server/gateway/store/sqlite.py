@@ -37,21 +37,24 @@ log = logging.getLogger("fastfix.gateway.store")
 
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints (run by a thread of their own)
 
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+# Orders are keyed by their number (Order.num, given in intake order), not by ClOrdID:
+# client ClOrdIDs are often random (UUIDs), and a b-tree keyed by them takes each new
+# order on a random page, so every order rewrote a page of its own into the WAL (11 KB of
+# WAL per order at 10^5 orders); numbered rows are appended. The store finds an order's
+# number from its (client, ClOrdID) in memory (see _nums).
+# No index on orders.status: open_orders() (NOT IN the terminal states, read once at start)
+# scans anyway, and the index cost an entry move on every status change of every order.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- No index on orders.status: open_orders() (NOT IN the terminal states, read once at start)
--- scans anyway, and the index cost an entry move on every status change of every order.
 CREATE TABLE IF NOT EXISTS orders (
-    client_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, status TEXT NOT NULL,
+    num INTEGER PRIMARY KEY, client_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, status TEXT NOT NULL,
     symbol TEXT NOT NULL, broker TEXT NOT NULL, created_ns INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (client_id, cl_ord_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS orders_by_time ON orders (client_id, created_ns, cl_ord_id);
-DROP INDEX IF EXISTS orders_open;
+    updated_ns INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (client_id, created_ns, num);
 CREATE TABLE IF NOT EXISTS executions (
-    client_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, exec_id TEXT NOT NULL,
+    num INTEGER NOT NULL, exec_id TEXT NOT NULL, client_id TEXT NOT NULL,
     ns INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (client_id, cl_ord_id, exec_id));
+    PRIMARY KEY (num, exec_id));
 CREATE TABLE IF NOT EXISTS order_lists (
     client_id TEXT NOT NULL, list_id TEXT NOT NULL, open INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (client_id, list_id)) WITHOUT ROWID;
@@ -64,11 +67,11 @@ CREATE TABLE IF NOT EXISTS aliases (
 """
 
 _UPSERT_ORDER = (
-    "INSERT INTO orders (client_id, cl_ord_id, status, symbol, broker, created_ns, updated_ns, data)"
-    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (client_id, cl_ord_id) DO UPDATE SET"
+    "INSERT INTO orders (num, client_id, cl_ord_id, status, symbol, broker, created_ns, updated_ns, data)"
+    " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (num) DO UPDATE SET"
     " status=excluded.status, updated_ns=excluded.updated_ns, data=excluded.data"
 )
-_INSERT_EXEC = "INSERT OR IGNORE INTO executions (client_id, cl_ord_id, exec_id, ns, data) VALUES (?,?,?,?,?)"
+_INSERT_EXEC = "INSERT OR IGNORE INTO executions (num, exec_id, client_id, ns, data) VALUES (?,?,?,?,?)"
 _UPSERT_LIST = (
     "INSERT INTO order_lists (client_id, list_id, open, data) VALUES (?,?,?,?)"
     " ON CONFLICT (client_id, list_id) DO UPDATE SET open=excluded.open, data=excluded.data"
@@ -78,10 +81,11 @@ _UPSERT_META = "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO 
 _RESUME_PREFIX = "fix_in:"  # meta key of a link session's resume point
 _INSERT_ALIAS = "INSERT OR IGNORE INTO aliases (client_id, alias, target, kind) VALUES (?,?,?,?)"
 
-# Format of the order, list and execution records (meta key "format"): 2 = MessagePack
-# arrays (see Order). A database without the key but with orders was written in another
-# format: refused at start rather than misread.
-_FORMAT = "2"
+# Format of the tables and records (meta key "format"): 3 = orders keyed by number,
+# records as MessagePack arrays (see Order). A database without the key but with orders
+# was written in another format: refused at start rather than misread.
+_FORMAT = "3"
+_DATA_TABLES = ("orders", "order_lists", "executions", "events", "aliases")
 
 _order_enc = msgspec.msgpack.Encoder()
 _order_dec = msgspec.msgpack.Decoder(Order)
@@ -151,6 +155,12 @@ class SQLiteStore(GatewayStore):
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self.commits = 0  # number of transactions (for metrics and tests)
+        # (client_id, ClOrdID) -> order number, for every stored order: hash(key) -> number,
+        # and the exact key for the rare key whose hash another key took first. A lookup
+        # through the hash is confirmed against the row it finds (see _find).
+        self._nums: dict[int, int] = {}
+        self._clash: dict[tuple[str, str], int] = {}
+        self._next_num = 1
 
     # lifecycle ------------------------------------------------------------------------
     def _connect(self, writer: bool = False) -> sqlite3.Connection:
@@ -188,8 +198,9 @@ class SQLiteStore(GatewayStore):
         self._loop = asyncio.get_event_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
-        conn.executescript(_SCHEMA)
         self._check_format(conn)
+        conn.executescript(_SCHEMA)
+        self._load_numbers(conn)
         self._rconn = conn
         self._ckpt_stop.clear()
         self._ckpt_thread = threading.Thread(target=self._checkpointer, name="gateway-store-checkpoint",
@@ -205,11 +216,14 @@ class SQLiteStore(GatewayStore):
             raise self._open_error
 
     def _check_format(self, conn: sqlite3.Connection) -> None:
+        conn.execute(_META)
         row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if row is None:
-            used = any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
-                       for t in ("orders", "order_lists", "executions"))
-            if not used:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            present = [t for t in _DATA_TABLES if t in tables]
+            if not any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in present):
+                for t in present:  # empty tables of another layout: made again by _SCHEMA
+                    conn.execute(f"DROP TABLE {t}")
                 conn.execute(_UPSERT_META, ("format", _FORMAT))
                 return
         found = "unknown" if row is None else row[0]
@@ -217,6 +231,56 @@ class SQLiteStore(GatewayStore):
             conn.close()
             raise RuntimeError(f"{self.path}: order records in format {found}, this gateway reads format "
                                f"{_FORMAT}; start it with a new database file")
+
+    def _load_numbers(self, conn: sqlite3.Connection) -> None:
+        self._nums.clear()
+        self._clash.clear()
+        top = 0
+        for client_id, cl_ord_id, num in conn.execute("SELECT client_id, cl_ord_id, num FROM orders"):
+            self._note(client_id, cl_ord_id, num)
+            top = max(top, num)
+        self._next_num = top + 1
+
+    def _note(self, client_id: str, cl_ord_id: str, num: int) -> None:
+        h = hash((client_id, cl_ord_id))
+        if h in self._nums:
+            self._clash[(client_id, cl_ord_id)] = num
+        else:
+            self._nums[h] = num
+
+    def _number(self, client_id: str, cl_ord_id: str) -> int | None:
+        """The number of a stored (or queued) order, or of another order whose key has the
+        same hash (callers confirm with the row); None: never stored."""
+        if self._clash:
+            num = self._clash.get((client_id, cl_ord_id))
+            if num is not None:
+                return num
+        return self._nums.get(hash((client_id, cl_ord_id)))
+
+    def _stored_number(self, client_id: str, cl_ord_id: str) -> int | None:
+        """The number of this very order if it is stored or queued (a hash match is confirmed)."""
+        num = self._number(client_id, cl_ord_id)
+        if num is None:
+            return None  # the usual case of a new order: nothing read
+        key = (client_id, cl_ord_id)
+        if key in self._clash:
+            return num
+        for b in (self._batch, self._inflight):
+            if b is not None and key in b.orders:
+                return b.orders[key].num
+        found = self._find(client_id, cl_ord_id)
+        return found[0] if found else None
+
+    def _find(self, client_id: str, cl_ord_id: str) -> tuple[int, bytes] | None:
+        """(number, record) of a committed order."""
+        num = self._number(client_id, cl_ord_id)
+        if num is None:
+            return None
+        row = self._r.execute("SELECT cl_ord_id, data FROM orders WHERE num=? AND client_id=?",
+                              (num, client_id)).fetchone()
+        if row is None or row[0] != cl_ord_id:  # not committed, or the hash of another order
+            return None
+        return num, row[1]
 
     async def close(self) -> None:
         if self._batch is not None:
@@ -294,7 +358,7 @@ class SQLiteStore(GatewayStore):
         self._batch = None
         self._inflight = batch
         order_rows = [
-            (o.client_id, o.ClOrdID, o.OrdStatus, o.Symbol, o.broker, o.created_ns, o.updated_ns,
+            (o.num, o.client_id, o.ClOrdID, o.OrdStatus, o.Symbol, o.broker, o.created_ns, o.updated_ns,
              _order_enc.encode(o))
             for o in batch.orders.values()
         ]
@@ -350,12 +414,19 @@ class SQLiteStore(GatewayStore):
 
     # writes ---------------------------------------------------------------------------
     def put_order(self, order: Order) -> None:
+        if not order.num:  # not read from the store: numbered, in intake order, unless stored already
+            num = self._stored_number(order.client_id, order.ClOrdID)
+            if num is None:
+                num = self._next_num
+                self._next_num = num + 1
+                self._note(order.client_id, order.ClOrdID, num)
+            order.num = num
         self._current().orders[(order.client_id, order.ClOrdID)] = order
 
-    def put_execution(self, client_id: str, cl_ord_id: str, execution: Execution) -> None:
+    def put_execution(self, order: Order, execution: Execution) -> None:
         key = execution.ExecID or f"~{execution.received_ns}"
         self._current().ops.append(
-            (_INSERT_EXEC, (client_id, cl_ord_id, key, execution.received_ns, _order_enc.encode(execution)))
+            (_INSERT_EXEC, (order.num, key, order.client_id, execution.received_ns, _order_enc.encode(execution)))
         )
 
     def put_list(self, order_list: OrderList) -> None:
@@ -377,10 +448,8 @@ class SQLiteStore(GatewayStore):
         return self._rconn
 
     def get_order(self, client_id: str, cl_ord_id: str) -> Order | None:
-        row = self._r.execute(
-            "SELECT data FROM orders WHERE client_id=? AND cl_ord_id=?", (client_id, cl_ord_id)
-        ).fetchone()
-        return _order_dec.decode(row[0]) if row else None
+        found = self._find(client_id, cl_ord_id)  # a ClOrdID never stored costs no database read
+        return _order_dec.decode(found[1]) if found else None
 
     def list_orders(self, client_id: str, flt: OrderFilter) -> list[Order]:
         sql = ["SELECT data FROM orders WHERE client_id=?"]
@@ -398,17 +467,17 @@ class SQLiteStore(GatewayStore):
             sql.append("AND created_ns>=?")
             args.append(flt.since_ns)
         if flt.after is not None:
-            sql.append("AND (created_ns, cl_ord_id) > (?, ?)")
+            sql.append("AND (created_ns, num) > (?, ?)")
             args.extend(flt.after)
-        sql.append("ORDER BY created_ns, cl_ord_id LIMIT ?")
+        sql.append("ORDER BY created_ns, num LIMIT ?")
         args.append(flt.limit)
         return [_order_dec.decode(r[0]) for r in self._r.execute(" ".join(sql), args)]
 
     def executions(self, client_id: str, cl_ord_id: str) -> list[Execution]:
-        rows = self._r.execute(
-            "SELECT data FROM executions WHERE client_id=? AND cl_ord_id=? ORDER BY ns, rowid",
-            (client_id, cl_ord_id),
-        )
+        found = self._find(client_id, cl_ord_id)
+        if found is None:
+            return []
+        rows = self._r.execute("SELECT data FROM executions WHERE num=? ORDER BY ns, rowid", (found[0],))
         return [_exec_dec.decode(r[0]) for r in rows]
 
     def get_list(self, client_id: str, list_id: str) -> OrderList | None:
@@ -431,9 +500,6 @@ class SQLiteStore(GatewayStore):
     def last_seqs(self) -> dict[str, int]:
         rows = self._r.execute("SELECT client_id, MAX(seq) FROM events GROUP BY client_id")
         return {c: s for c, s in rows}
-
-    def order_ids(self) -> Iterable[tuple[str, str]]:
-        return self._r.execute("SELECT client_id, cl_ord_id FROM orders")
 
     def open_orders(self) -> Iterable[Order]:
         marks = ",".join("?" * len(TERMINAL))
