@@ -108,31 +108,37 @@ def _iso(ns: int) -> str:
     return f"{cached[1]}.{frac // 1000:06d}Z"
 
 
-_tt_ms: list[Any] = [-1, ""]  # (epoch millisecond, its TransactTime text)
+_tt: list[Any] = [-1, "", -1, ""]  # epoch second and its text, epoch millisecond and its TransactTime
 
 
 def _transact_time() -> str:
-    """Now as a FIX UTCTimestamp with milliseconds (cached per millisecond)."""
-    ns = time.time_ns()
-    ms = ns // 1_000_000
-    if _tt_ms[0] != ms:
-        _tt_ms[1] = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
-        _tt_ms[0] = ms
-    return _tt_ms[1]
+    """Now as a FIX UTCTimestamp with milliseconds (cached per millisecond; the date and
+    time of day per second, as strftime is the costly part)."""
+    ms = time.time_ns() // 1_000_000
+    tt = _tt
+    if tt[2] != ms:
+        sec = ms // 1000
+        if tt[0] != sec:
+            tt[1] = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec))
+            tt[0] = sec
+        tt[3] = f"{tt[1]}.{ms % 1000:03d}"
+        tt[2] = ms
+    return tt[3]
 
 
 class _Outgoing:
     """A message waiting for its commit, then handed to the FIX session with the rest of that commit."""
 
-    __slots__ = ("session", "msg_type", "body", "header", "trace", "error")
+    __slots__ = ("session", "msg_type", "body", "header", "trace", "record", "error")
 
     def __init__(self, session: str, msg_type: str, body: bytes, header: tuple[tuple[int, Any], ...],
-                 trace: list[Any] | None) -> None:
+                 trace: list[Any] | None, record: Order | OrderList | None) -> None:
         self.session = session
         self.msg_type = msg_type
         self.body = body
         self.header = header
         self.trace = trace
+        self.record = record  # the order or list whose FIX body this is
         self.error: BaseException | None = None
 
 
@@ -423,12 +429,15 @@ class Gateway:
         return hdr
 
     async def _persist_and_send(self, session: str, msg_type: str, body: bytes, broker_id: str,
-                                on_fail: Callable[[str], None], trace: Any = None) -> None:
+                                on_fail: Callable[[str], None], trace: Any = None,
+                                record: Order | OrderList | None = None) -> None:
         """Wait for the group commit holding this request's writes; the message goes to the FIX
-        session right after that commit, in one write with the other messages of the commit."""
+        session right after that commit, in one write with the other messages of the commit.
+        ``record`` (a new order or list) then drops its FIX body from memory: the session has
+        stored the message, and the database keeps the body until the first report."""
         if self.link.write_paused(session):  # the hub is not reading: do not pile up more
             await self.link.writable(session)
-        out = _Outgoing(session, msg_type, body, self._broker_header(broker_id), trace)
+        out = _Outgoing(session, msg_type, body, self._broker_header(broker_id), trace, record)
         self.store.after_commit(self._send_committed_cb, out)
         await self.store.commit()
         err = out.error
@@ -463,6 +472,8 @@ class Gateway:
                 continue
             for o in group:
                 tracer.fix_written(o.trace)
+                if o.record is not None:
+                    o.record.fix_body = None
         self.metrics.send_seconds.observe(time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ POST /v1/orders
@@ -497,7 +508,7 @@ class Gateway:
             self.store.put_order(order)
 
         await self._persist_and_send(session, "D", wire, broker.id, fail,
-                                     self.tracer.start(client.id, cl, received_ns))
+                                     self.tracer.start(client.id, cl, received_ns), order)
         self.metrics.orders.labels("D").inc()
         return answer
 
@@ -557,7 +568,7 @@ class Gateway:
             self.store.put_order(new)
             self.store.put_order(orig)
 
-        await self._persist_and_send(session, "G", wire, broker.id, fail)
+        await self._persist_and_send(session, "G", wire, broker.id, fail, record=new)
         self.metrics.orders.labels("G").inc()
         return answer
 
@@ -690,7 +701,7 @@ class Gateway:
                 reject_order(o, reason, _now_ns())
                 self.store.put_order(o)
 
-        await self._persist_and_send(session, "E", wire, broker.id, fail)
+        await self._persist_and_send(session, "E", wire, broker.id, fail, record=ol)
         self.metrics.orders.labels("E").inc()
         return answer
 
