@@ -162,24 +162,24 @@ class FixLink(Link):
         except LinkDown:
             return
 
-    def sent_ids(self, session: str) -> tuple[set[bytes], int] | None:
+    def sent_ids(self, session: str) -> tuple[set[tuple[str, bytes]], int] | None:
         from fastfix.codec import parse
         from fastfix.store import MemoryStore
 
         store = self.engine.session(self._sid(session)).store
         if isinstance(store, MemoryStore):
             return None  # nothing of a previous run survives in memory
-        ids: set[bytes] = set()
+        ids: set[tuple[str, bytes]] = set()
         for _, raw in store.get_range(1, store.next_sender_seq - 1):
             try:
                 msg = parse(raw)
             except Exception:  # noqa: BLE001 - a stored message the codec refuses names no order
                 continue
             mt = msg.msg_type
-            if mt in (b"D", b"G"):
-                ids.add(msg.get(11) or b"")
-            elif mt == b"E":
-                ids.add(msg.get(66) or b"")
+            if mt in (b"D", b"G", b"F"):
+                ids.add((mt.decode(), msg.get(11) or b""))
+            elif mt in (b"E", b"K"):
+                ids.add((mt.decode(), msg.get(66) or b""))
         return ids, _epoch_ns(store.creation_time)
 
 

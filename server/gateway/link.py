@@ -127,9 +127,10 @@ class Link(ABC):
         """Wait until the session's transport takes data again."""
         return None
 
-    def sent_ids(self, session: str) -> tuple[set[bytes], int] | None:
-        """Wire ClOrdIDs (11) and ListIDs (66) of the orders the session has stored as sent, and the
-        time (ns) from which that record is complete; None when the link keeps no such record."""
+    def sent_ids(self, session: str) -> tuple[set[tuple[str, bytes]], int] | None:
+        """(MsgType, wire ClOrdID 11 or ListID 66) of the orders, lists and cancels the session has
+        stored as sent, and the time (ns) from which that record is complete; None when the link
+        keeps no such record."""
         return None
 
 

@@ -128,6 +128,9 @@ class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False, array_li
     # finds orders committed but never handed to the FIX session by it (see Gateway.recover).
     fix_body: bytes | None = None
     num: int = 0  # the store's number of the order (in intake order), given when first stored
+    # The OrderCancelRequest as sent while a cancel is pending, so that a restart finds a cancel
+    # committed but never handed to the FIX session (as fix_body does for the order).
+    cancel_body: bytes | None = None
 
     @property
     def state(self) -> str:

@@ -129,16 +129,17 @@ def _transact_time() -> str:
 class _Outgoing:
     """A message waiting for its commit, then handed to the FIX session with the rest of that commit."""
 
-    __slots__ = ("session", "msg_type", "body", "header", "trace", "record", "error")
+    __slots__ = ("session", "msg_type", "body", "header", "trace", "record", "field", "error")
 
     def __init__(self, session: str, msg_type: str, body: bytes, header: tuple[tuple[int, Any], ...],
-                 trace: list[Any] | None, record: Order | OrderList | None) -> None:
+                 trace: list[Any] | None, record: Order | OrderList | None, field: str) -> None:
         self.session = session
         self.msg_type = msg_type
         self.body = body
         self.header = header
         self.trace = trace
-        self.record = record  # the order or list whose FIX body this is
+        self.record = record  # the order or list keeping this body (in ``field``) for a restart
+        self.field = field
         self.error: BaseException | None = None
 
 
@@ -430,14 +431,15 @@ class Gateway:
 
     async def _persist_and_send(self, session: str, msg_type: str, body: bytes, broker_id: str,
                                 on_fail: Callable[[str], None], trace: Any = None,
-                                record: Order | OrderList | None = None) -> None:
+                                record: Order | OrderList | None = None, field: str = "fix_body") -> None:
         """Wait for the group commit holding this request's writes; the message goes to the FIX
         session right after that commit, in one write with the other messages of the commit.
-        ``record`` (a new order or list) then drops its FIX body from memory: the session has
-        stored the message, and the database keeps the body until the first report."""
+        ``record`` (the order or list that keeps the body in ``field`` for a restart) then drops
+        it from memory: the session has stored the message, and the database keeps the body
+        until the record is written again (see _find_unsent)."""
         if self.link.write_paused(session):  # the hub is not reading: do not pile up more
             await self.link.writable(session)
-        out = _Outgoing(session, msg_type, body, self._broker_header(broker_id), trace, record)
+        out = _Outgoing(session, msg_type, body, self._broker_header(broker_id), trace, record, field)
         self.store.after_commit(self._send_committed_cb, out)
         await self.store.commit()
         err = out.error
@@ -473,7 +475,7 @@ class Gateway:
             for o in group:
                 tracer.fix_written(o.trace)
                 if o.record is not None:
-                    o.record.fix_body = None
+                    setattr(o.record, o.field, None)
         self.metrics.send_seconds.observe(time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ POST /v1/orders
@@ -620,6 +622,7 @@ class Gateway:
         now = _now_ns()
         orig.pending = "cancel"
         orig.cancel_ids += (cl,)
+        orig.cancel_body = wire
         orig.updated_ns = now
         self.aliases[(client.id, cl)] = (orig_id, "cancel")
         self.store.put_alias(client.id, cl, orig_id, "cancel")
@@ -627,12 +630,13 @@ class Gateway:
 
         def fail(reason: str) -> None:
             orig.pending = None
+            orig.cancel_body = None
             orig.Text = reason
             self.store.put_order(orig)
 
         # The answer shows the order as accepted: its report may be processed before this resumes.
         answer = _json.encode({**order_view(orig), "CancelClOrdID": cl})
-        await self._persist_and_send(session, "F", wire, broker.id, fail)
+        await self._persist_and_send(session, "F", wire, broker.id, fail, record=orig, field="cancel_body")
         self.metrics.orders.labels("F").inc()
         return answer
 
@@ -728,16 +732,18 @@ class Gateway:
             raise ApiError(422, "invalid_request", "the list cancel request is not valid", problems)
         session = self._session_for(broker)
         ol.pending = "cancel"
+        ol.cancel_body = wire
         ol.updated_ns = _now_ns()
         self.store.put_list(ol)
 
         def fail(reason: str) -> None:
             ol.pending = None
+            ol.cancel_body = None
             ol.Text = reason
             self.store.put_list(ol)
 
         answer = _json.encode(self.list_view(ol))  # as accepted (see cancel_order)
-        await self._persist_and_send(session, "K", wire, broker.id, fail)
+        await self._persist_and_send(session, "K", wire, broker.id, fail, record=ol, field="cancel_body")
         self.metrics.orders.labels("K").inc()
         return answer
 
@@ -799,19 +805,28 @@ class Gateway:
             self._send_unsent(session, self._unsent.pop(session))
 
     def _find_unsent(self) -> None:
-        """Orders and lists committed (their 202 was ready) whose FIX message may never have
-        reached the session: the process died between the commit and the hand-over. They still
-        hold the body as sent (``fix_body``, cleared by their first report); whether the
-        session has them is decided at logon, against its store (:meth:`_send_unsent`)."""
+        """Orders, lists and cancels committed (their 202 was ready) whose FIX message may never
+        have reached the session: the process died between the commit and the hand-over. Their
+        records still hold the body as sent (``fix_body``, cleared by the first report;
+        ``cancel_body``, which counts while the cancel is pending); whether the session has
+        them is decided at logon, against its store (:meth:`_send_unsent`)."""
         found: list[tuple[int, str, str, bytes, bytes, str]] = []
         for o in self.orders.values():
-            if o.fix_body is not None and o.MsgType in ("D", "G") and not o.terminal:
+            if o.terminal:
+                continue
+            if o.fix_body is not None and o.MsgType in ("D", "G"):
                 found.append((o.created_ns, o.MsgType, o.broker, f"{o.client_id}:{o.ClOrdID}".encode(),
                               o.fix_body, o.client_id))
+            if o.cancel_body is not None and o.pending == "cancel" and o.cancel_ids:
+                found.append((o.updated_ns, "F", o.broker, f"{o.client_id}:{o.cancel_ids[-1]}".encode(),
+                              o.cancel_body, o.client_id))
         for ol in self.lists.values():
             if ol.fix_body is not None:
                 found.append((ol.created_ns, "E", ol.broker, f"{ol.client_id}:{ol.ListID}".encode(),
                               ol.fix_body, ol.client_id))
+            if ol.cancel_body is not None and ol.pending == "cancel":
+                found.append((ol.updated_ns, "K", ol.broker, f"{ol.client_id}:{ol.ListID}".encode(),
+                              ol.cancel_body, ol.client_id))
         found.sort()  # in the order they were accepted
         for created_ns, mt, broker_id, wire_id, body, _ in found:
             broker = self.cfg.brokers.get(broker_id)
@@ -828,7 +843,7 @@ class Gateway:
         record = self.link.sent_ids(session)
         msgs = []
         for mt, broker_id, wire_id, body, created_ns in items:
-            if record is not None and wire_id in record[0]:
+            if record is not None and (mt, wire_id) in record[0]:
                 continue  # handed over before the stop: the FIX resend protocol covers it
             certain = record is not None and created_ns >= record[1]
             header = self._broker_header(broker_id)

@@ -1,4 +1,4 @@
-"""Orders committed but never handed to the FIX session (the process died in between) are sent at restart.
+"""Orders and cancels committed but never handed to the FIX session (the process died in between) are sent at restart.
 
 ``FASTFIX_GATEWAY_CRASH_AFTER_PERSIST=1`` makes the gateway SIGKILL itself right after a
 group commit, before the commit's orders reach the FIX session: the client gets no
@@ -154,6 +154,77 @@ def test_order_sent_before_a_kill_is_not_sent_again(tmp_path: Path) -> None:
                 _, metrics = await h.call("GET", "/metrics")
             assert b"gateway_recovered_sends_total{" not in metrics
             assert len(_received(hub, "alpha:held-1")) == 1
+        finally:
+            await _in_thread(p.stop)
+            await acceptor.stop()
+
+    run(go())
+
+
+@pytest.mark.parametrize("kind", ["order", "list"])
+def test_cancel_committed_but_not_sent_is_sent_after_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             kind: str) -> None:
+    """The same for an OrderCancelRequest and a ListCancelRequest: the pending cancel keeps
+    its FIX body in the database, the restart finds the session never had it and sends it
+    once; the hub cancels."""
+    if kind == "order":
+        place: tuple[str, dict[str, Any]] = ("/v1/orders", order("c-1"))
+        cancel: tuple[str, dict[str, Any] | None] = ("/v1/orders/c-1/cancel", {"ClOrdID": "x-1"})
+        mt, tag, wire_id = "F", 11, "alpha:x-1"
+    else:
+        place = ("/v1/order-lists", {"ListID": "L-1", "DeliverToCompID": "BRKA", "NoOrders": [
+            {"ClOrdID": "c-1", "Symbol": "005930", "Side": "1", "OrdType": "2", "OrderQty": "5", "Price": "70000"}]})
+        cancel = ("/v1/order-lists/L-1/cancel", None)
+        mt, tag, wire_id = "K", 66, "alpha:L-1"
+
+    def cancels(hub: HubDouble) -> list[dict[int, str]]:
+        return [f for m, f in hub.received if m == mt and f.get(tag) == wire_id]
+
+    async def state(h: Http, want: str) -> str:
+        body: dict[str, Any] = {}
+        for _ in range(200):
+            body = (await h.call("GET", "/v1/orders/c-1"))[1]
+            if body.get("state") == want:
+                break
+            await asyncio.sleep(0.02)
+        return str(body.get("state"))
+
+    async def go() -> None:
+        acceptor, hub = await start_hub(tmp_path)
+        p = _gateway(tmp_path, acceptor.port)
+        try:
+            await _in_thread(p.start)
+            await _ready(p)
+            async with Http(p.rest, A) as h:
+                assert (await h.call("POST", *place))[0] == 202
+                assert await state(h, "New") == "New"
+            assert await _in_thread(p.stop) == 0
+
+            # Second run: dies right after committing the cancel, before handing it to FIX.
+            monkeypatch.setenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST", "1")
+            await _in_thread(p.start)
+            monkeypatch.delenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST")
+            await _ready(p)
+            async with Http(p.rest, A) as h:
+                with pytest.raises((OSError, asyncio.IncompleteReadError, ValueError, IndexError)):
+                    await h.call("POST", *cancel)
+            assert p.proc is not None
+            assert await _in_thread(p.proc.wait, 10) == -signal.SIGKILL
+            assert cancels(hub) == []
+
+            # Third run: the cancel goes out at logon (no PossResend: the store proves it new).
+            await _in_thread(p.start)
+            await _ready(p)
+            await _until(lambda: cancels(hub), "the recovered cancel at the hub")
+            got = cancels(hub)
+            assert len(got) == 1 and "97" not in {str(t) for t in got[0]}
+            async with Http(p.rest, A) as h:
+                assert await state(h, "Canceled") == "Canceled"
+            await _in_thread(p.stop)
+            await _in_thread(p.start)  # sent and answered: not sent again
+            await _ready(p)
+            await _in_thread(p.stop)
+            assert len(cancels(hub)) == 1
         finally:
             await _in_thread(p.stop)
             await acceptor.stop()

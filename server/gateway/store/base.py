@@ -30,6 +30,7 @@ class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False, arra
     updated_ns: int = 0
     body_hash: str = ""
     fix_body: bytes | None = None  # the NewOrderList body as sent, until its first ListStatus/report
+    cancel_body: bytes | None = None  # the ListCancelRequest as sent while a cancel is pending
 
 
 class EventRow(msgspec.Struct, array_like=True):
