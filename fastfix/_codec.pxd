@@ -23,7 +23,7 @@ Invariants of a Message built by the tokenizer or ``parse``:
 """
 
 cimport cython
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint64_t
 
 
 cdef enum:
@@ -112,3 +112,41 @@ cdef class Tokenizer:
     cdef int _append(self, const unsigned char* p, Py_ssize_t n) except -1
     cdef int _emit(self, Step* st, object buf, const unsigned char* p, list out, bint copy) except -1
     cdef Py_ssize_t _feed_tail(self, const unsigned char* p, Py_ssize_t n, list out) except -1
+
+
+# Framing helpers shared by the serializers (here and in fastfix._jsonfix).
+
+cdef inline int write_uint(char* o, uint64_t v) noexcept nogil:
+    """Decimal digits of ``v`` at ``o`` (room for 20); returns how many."""
+    cdef char tmp[24]
+    cdef int k = 0, n
+    while True:
+        tmp[k] = <char>(48 + v % 10)
+        v //= 10
+        k += 1
+        if v == 0:
+            break
+    n = k
+    while k > 0:
+        k -= 1
+        o[n - 1 - k] = tmp[k]
+    return n
+
+
+cdef inline unsigned int byte_sum(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef unsigned int total = 0
+    cdef Py_ssize_t k
+    for k in range(n):
+        total += p[k]
+    return total
+
+
+cdef inline void put_checksum(char* o, unsigned int cs) noexcept nogil:
+    """``10=nnn<SOH>`` at ``o`` (7 bytes) for the byte sum ``cs``."""
+    o[0] = 49
+    o[1] = 48
+    o[2] = 61
+    o[3] = <char>(48 + (cs & 255) // 100)
+    o[4] = <char>(48 + ((cs & 255) // 10) % 10)
+    o[5] = <char>(48 + (cs & 255) % 10)
+    o[6] = 1

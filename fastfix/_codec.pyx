@@ -441,7 +441,7 @@ cdef int _parse_fields(Message m, const unsigned char* p, Step* st, const DataTa
     f[n].end = <int32_t>(e - 1)
     n += 1
     m._n = n
-    total = _sum(p, cks)
+    total = byte_sum(p, cks)
     v = (p[cks + 3] - C_0) * 100 + (p[cks + 4] - C_0) * 10 + (p[cks + 5] - C_0)
     if <long long>(total & 255) != v:
         st.reason = R_CHECKSUM_MISMATCH
@@ -449,14 +449,6 @@ cdef int _parse_fields(Message m, const unsigned char* p, Step* st, const DataTa
         st.b = total & 255
         return 1
     return 0
-
-
-cdef inline unsigned int _sum(const unsigned char* p, Py_ssize_t n) noexcept nogil:
-    cdef unsigned int total = 0
-    cdef Py_ssize_t k
-    for k in range(n):
-        total += p[k]
-    return total
 
 
 cdef str _reason_text(Step* st):
@@ -1128,7 +1120,7 @@ def checksum(data) -> int:
     """FIX CheckSum of ``data``: sum of the bytes modulo 256."""
     if type(data) is not bytes:
         data = bytes(data)
-    return _sum(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) & 255
+    return byte_sum(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) & 255
 
 
 def frame(begin_string, parts) -> bytes:
@@ -1154,44 +1146,25 @@ def frame(begin_string, parts) -> bytes:
             raise TypeError(f"frame() parts must be bytes, not {type(part).__name__}")
         n += PyBytes_GET_SIZE(part)
     cdef char digits[24]
-    cdef int nd = 0
-    cdef Py_ssize_t v = n
-    while True:
-        digits[nd] = <char>(48 + v % 10)
-        nd += 1
-        v //= 10
-        if v == 0:
-            break
-    cdef Py_ssize_t total = 2 + blen + 3 + nd + 1 + n + 7
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef int nd = write_uint(digits, <uint64_t>n)
+    cdef Py_ssize_t head = 2 + blen + 3 + nd + 1
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, head + n + 7)
     cdef char* w = PyBytes_AS_STRING(out)
-    cdef Py_ssize_t pos = 0
     w[0] = 56  # "8="
     w[1] = 61
     memcpy(w + 2, PyBytes_AS_STRING(bs), blen)
-    pos = 2 + blen
-    w[pos] = 1
-    w[pos + 1] = 57  # "9="
-    w[pos + 2] = 61
-    pos += 3
-    for k in range(nd):
-        w[pos + k] = digits[nd - 1 - k]
-    pos += nd
-    w[pos] = 1
-    pos += 1
+    w[2 + blen] = 1
+    w[3 + blen] = 57  # "9="
+    w[4 + blen] = 61
+    memcpy(w + 5 + blen, digits, nd)
+    w[head - 1] = 1
+    cdef Py_ssize_t pos = head
     for i in range(np):
         part = <object>PyTuple_GET_ITEM(ps, i)
         ln = PyBytes_GET_SIZE(part)
         memcpy(w + pos, PyBytes_AS_STRING(part), ln)
         pos += ln
-    cdef unsigned int cs = _sum(<const unsigned char*>w, pos) & 255
-    w[pos] = 49  # "10="
-    w[pos + 1] = 48
-    w[pos + 2] = 61
-    w[pos + 3] = <char>(48 + cs // 100)
-    w[pos + 4] = <char>(48 + (cs // 10) % 10)
-    w[pos + 5] = <char>(48 + cs % 10)
-    w[pos + 6] = 1
+    put_checksum(w + pos, byte_sum(<const unsigned char*>w, pos))
     return out
 
 
@@ -1243,22 +1216,6 @@ cdef inline int _wb_need(WBuf* w, Py_ssize_t extra) except -1:
     if w.n + extra > w.cap:
         return _wb_grow(w, extra)
     return 0
-
-
-cdef inline int _write_uint(char* o, uint64_t v) noexcept nogil:
-    cdef char tmp[24]
-    cdef int k = 0, n
-    while True:
-        tmp[k] = <char>(C_0 + v % 10)
-        v //= 10
-        k += 1
-        if v == 0:
-            break
-    n = k
-    while k > 0:
-        k -= 1
-        o[n - 1 - k] = tmp[k]
-    return n
 
 
 cdef inline int _wb_bytes(WBuf* w, const char* s, Py_ssize_t n) except -1:
@@ -1319,7 +1276,7 @@ cdef int _write_field(WBuf* w, long tag, object v, int prec, const unsigned char
     if tag <= 0 or tag > 2147483647:
         raise EncodeError(f"invalid tag {tag}")
     _wb_need(w, 48)
-    w.n += _write_uint(w.p + w.n, <uint64_t>tag)
+    w.n += write_uint(w.p + w.n, <uint64_t>tag)
     w.p[w.n] = C_EQ
     w.n += 1
     if isinstance(v, str):
@@ -1346,16 +1303,16 @@ cdef int _write_field(WBuf* w, long tag, object v, int prec, const unsigned char
             if iv < 0:
                 w.p[w.n] = 45
                 w.n += 1
-                w.n += _write_uint(w.p + w.n, <uint64_t>(-(iv + 1)) + 1)
+                w.n += write_uint(w.p + w.n, <uint64_t>(-(iv + 1)) + 1)
             else:
-                w.n += _write_uint(w.p + w.n, <uint64_t>iv)
+                w.n += write_uint(w.p + w.n, <uint64_t>iv)
     elif isinstance(v, list):
         _write_group(w, tag, <list>v, prec, soh_ok)
         return 0
     elif PyDateTime_Check(v):
         w.n += _write_ts_dt(w.p + w.n, v, prec)
     elif PyDate_Check(v):
-        w.n += _write_uint(w.p + w.n, <uint64_t>(PyDateTime_GET_YEAR(v) * 10000
+        w.n += write_uint(w.p + w.n, <uint64_t>(PyDateTime_GET_YEAR(v) * 10000
                                                   + PyDateTime_GET_MONTH(v) * 100
                                                   + PyDateTime_GET_DAY(v)))
     elif PyTime_Check(v):
@@ -1383,7 +1340,7 @@ cdef int _write_field(WBuf* w, long tag, object v, int prec, const unsigned char
 
 cdef int _write_group(WBuf* w, long tag, list entries, int prec, const unsigned char* soh_ok) except -1:
     cdef Py_ssize_t k
-    w.n += _write_uint(w.p + w.n, <uint64_t>len(entries))
+    w.n += write_uint(w.p + w.n, <uint64_t>len(entries))
     w.p[w.n] = C_SOH
     w.n += 1
     for entry in entries:
@@ -1416,7 +1373,7 @@ cdef inline Py_ssize_t _put_prefix(char* o, const char* bs, Py_ssize_t bs_len,
     o[n + 1] = C_9
     o[n + 2] = C_EQ
     n += 3
-    n += _write_uint(o + n, <uint64_t>body_len)
+    n += write_uint(o + n, <uint64_t>body_len)
     o[n] = C_SOH
     return n + 1
 
@@ -1499,23 +1456,13 @@ def encode(begin_string, msg_type, fields, *, int precision=3, data_fields=None)
         k += bw.n
         memcpy(o + k, tw.p, tw.n)
         k += tw.n
-        cs = _sum(<const unsigned char*>o, k) & 255
-        _put_checksum(o + k, cs)
+        cs = byte_sum(<const unsigned char*>o, k) & 255
+        put_checksum(o + k, cs)
         return out
     finally:
         _wb_free(&hw)
         _wb_free(&bw)
         _wb_free(&tw)
-
-
-cdef inline void _put_checksum(char* o, unsigned int cs) noexcept nogil:
-    o[0] = 49
-    o[1] = C_0
-    o[2] = C_EQ
-    o[3] = <char>(C_0 + cs // 100)
-    o[4] = <char>(C_0 + (cs // 10) % 10)
-    o[5] = <char>(C_0 + cs % 10)
-    o[6] = C_SOH
 
 
 @cython.final
@@ -1619,7 +1566,7 @@ cdef class Template:
             self._static = PyBytes_FromStringAndSize(w.p, w.n)
         finally:
             _wb_free(&w)
-        self._static_sum = _sum(<const unsigned char*>PyBytes_AS_STRING(self._static),
+        self._static_sum = byte_sum(<const unsigned char*>PyBytes_AS_STRING(self._static),
                                 PyBytes_GET_SIZE(self._static))
 
     def render(self, *values) -> bytes:
@@ -1666,9 +1613,9 @@ cdef class Template:
                 if k < self._nslots:
                     memcpy(o + pos, w.p + voff[k], voff[k + 1] - voff[k])
                     pos += voff[k + 1] - voff[k]
-            cs = (_sum(<const unsigned char*>prefix, pre) + self._static_sum
-                  + _sum(<const unsigned char*>w.p, w.n)) & 255
-            _put_checksum(o + pos, cs)
+            cs = (byte_sum(<const unsigned char*>prefix, pre) + self._static_sum
+                  + byte_sum(<const unsigned char*>w.p, w.n)) & 255
+            put_checksum(o + pos, cs)
             return out
         finally:
             _wb_free(&w)

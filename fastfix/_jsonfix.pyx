@@ -17,9 +17,10 @@ from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
-from fastfix._codec cimport Message
+from fastfix._codec cimport Message, byte_sum, put_checksum, write_uint
 import msgspec
 
 from fastfix.errors import EncodeError, JsonMappingError, ParseError
@@ -1250,45 +1251,20 @@ cdef class CodecCore:
 
     cdef bytes _finish(self, bytes begin, _Buf out):
         """8=... 9=len <out> 10=sum: the whole message."""
-        cdef Py_ssize_t blen = PyBytes_GET_SIZE(begin), n = out.n, total, i, pos
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(begin), n = out.n, head
         cdef char digits[24]
-        cdef int nd = 0
-        cdef unsigned int cks = 0
-        cdef Py_ssize_t v = n
-        while True:
-            digits[nd] = <char>(48 + v % 10)
-            nd += 1
-            v //= 10
-            if v == 0:
-                break
+        cdef int nd = write_uint(digits, <uint64_t>n)
         # 8=<begin>SOH 9=<n>SOH <body> 10=xxxSOH
-        total = 2 + blen + 1 + 2 + nd + 1 + n + 7
-        res = PyBytes_FromStringAndSize(NULL, total)
+        head = 2 + blen + 3 + nd + 1
+        res = PyBytes_FromStringAndSize(NULL, head + n + 7)
         cdef char* q = PyBytes_AS_STRING(res)
         memcpy(q, b"8=", 2)
         memcpy(q + 2, PyBytes_AS_STRING(begin), blen)
-        pos = 2 + blen
-        q[pos] = 1
-        q[pos + 1] = b'9'
-        q[pos + 2] = b'='
-        pos += 3
-        for i in range(nd):
-            q[pos + i] = digits[nd - 1 - i]
-        pos += nd
-        q[pos] = 1
-        pos += 1
-        memcpy(q + pos, out.p, n)
-        pos += n
-        for i in range(pos):
-            cks += <unsigned char>q[i]
-        cks &= 255
-        q[pos] = b'1'
-        q[pos + 1] = b'0'
-        q[pos + 2] = b'='
-        q[pos + 3] = <char>(48 + cks // 100)
-        q[pos + 4] = <char>(48 + (cks // 10) % 10)
-        q[pos + 5] = <char>(48 + cks % 10)
-        q[pos + 6] = 1
+        memcpy(q + 2 + blen, b"\x019=", 3)
+        memcpy(q + 5 + blen, digits, nd)
+        q[head - 1] = 1
+        memcpy(q + head, out.p, n)
+        put_checksum(q + head + n, byte_sum(<const unsigned char*>q, head + n))
         return res
 
     cdef object _decode(self, bytes data):

@@ -58,6 +58,29 @@ async def _until(cond: Any, what: str, timeout: float = 10) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def _started_with(p: GatewayProcess, path: str, body: dict[str, Any]) -> None:
+    """Start the gateway, wait for its logon and POST a request it accepts."""
+    await _in_thread(p.start)
+    await _ready(p)
+    async with Http(p.rest, A) as h:
+        assert (await h.call("POST", path, body))[0] == 202
+
+
+async def _killed_after_commit(p: GatewayProcess, monkeypatch: pytest.MonkeyPatch, path: str,
+                               body: dict[str, Any] | None) -> None:
+    """Start the gateway with the crash hook and POST: it dies right after committing the
+    request, before handing it to FIX (the client gets no answer)."""
+    monkeypatch.setenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST", "1")
+    await _in_thread(p.start)
+    monkeypatch.delenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST")
+    await _ready(p)
+    async with Http(p.rest, A) as h:
+        with pytest.raises((OSError, asyncio.IncompleteReadError, ValueError, IndexError)):
+            await h.call("POST", path, body)
+    assert p.proc is not None
+    assert await _in_thread(p.proc.wait, 10) == -signal.SIGKILL
+
+
 def _received(hub: HubDouble, wire_id: str) -> list[dict[int, str]]:
     return [f for mt, f in hub.received if mt == "D" and f.get(11) == wire_id]
 
@@ -77,24 +100,13 @@ def test_order_committed_but_not_sent_is_sent_after_restart(tmp_path: Path, monk
         acceptor, hub = await start_hub(tmp_path)
         p = _gateway(tmp_path, acceptor.port)
         try:
-            await _in_thread(p.start)
-            await _ready(p)
-            async with Http(p.rest, A) as h:
-                assert (await h.call("POST", "/v1/orders", order("sent-1")))[0] == 202
+            await _started_with(p, "/v1/orders", order("sent-1"))
             await _until(lambda: _received(hub, "alpha:sent-1"), "the first order at the hub")
             rc = await _in_thread(p.stop)
             assert rc == 0
 
             # Second run: dies right after committing the next order, before handing it to FIX.
-            monkeypatch.setenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST", "1")
-            await _in_thread(p.start)
-            monkeypatch.delenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST")
-            await _ready(p)
-            async with Http(p.rest, A) as h:
-                with pytest.raises((OSError, asyncio.IncompleteReadError, ValueError, IndexError)):
-                    await h.call("POST", "/v1/orders", order("lost-1"))
-            assert p.proc is not None
-            assert await _in_thread(p.proc.wait, 10) == -signal.SIGKILL
+            await _killed_after_commit(p, monkeypatch, "/v1/orders", order("lost-1"))
             assert _received(hub, "alpha:lost-1") == []
             assert _sent_in_store(tmp_path, b"alpha:lost-1") == 0
 
@@ -193,23 +205,13 @@ def test_cancel_committed_but_not_sent_is_sent_after_restart(tmp_path: Path, mon
         acceptor, hub = await start_hub(tmp_path)
         p = _gateway(tmp_path, acceptor.port)
         try:
-            await _in_thread(p.start)
-            await _ready(p)
+            await _started_with(p, *place)
             async with Http(p.rest, A) as h:
-                assert (await h.call("POST", *place))[0] == 202
                 assert await state(h, "New") == "New"
             assert await _in_thread(p.stop) == 0
 
             # Second run: dies right after committing the cancel, before handing it to FIX.
-            monkeypatch.setenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST", "1")
-            await _in_thread(p.start)
-            monkeypatch.delenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST")
-            await _ready(p)
-            async with Http(p.rest, A) as h:
-                with pytest.raises((OSError, asyncio.IncompleteReadError, ValueError, IndexError)):
-                    await h.call("POST", *cancel)
-            assert p.proc is not None
-            assert await _in_thread(p.proc.wait, 10) == -signal.SIGKILL
+            await _killed_after_commit(p, monkeypatch, *cancel)
             assert cancels(hub) == []
 
             # Third run: the cancel goes out at logon (no PossResend: the store proves it new).
