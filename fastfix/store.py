@@ -30,6 +30,7 @@ import os
 import sqlite3
 import struct
 import zlib
+from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -238,6 +239,69 @@ def _range_from(index: dict, begin: int, end: int, load) -> list[tuple[int, byte
 
 # --------------------------------------------------------------------------- file
 
+
+class _Locations:
+    """Where each stored message is: MsgSeqNum -> (offset, length).
+
+    Sequence numbers come in runs, so they index two arrays from ``base`` (16 bytes a
+    message, where a dict of tuples took about 160: a FIX session keeps this for every
+    message of its day); a gap is filled with -1. A number below ``base`` or far past the
+    end (a reset of the numbers) goes to a dict.
+    """
+
+    __slots__ = ("base", "offs", "lens", "other")
+    MAX_GAP = 1 << 16  # a longer jump goes to the dict rather than into the arrays
+
+    def __init__(self) -> None:
+        self.base = 0
+        self.offs = array("q")
+        self.lens = array("q")
+        self.other: dict[int, tuple[int, int]] = {}
+
+    def put(self, seq: int, offset: int, length: int) -> None:
+        offs = self.offs
+        n = len(offs)
+        i = seq - self.base
+        if i == n and n:  # the usual case: the next number
+            offs.append(offset)
+            self.lens.append(length)
+        elif not n and not self.other:
+            self.base = seq
+            offs.append(offset)
+            self.lens.append(length)
+        elif 0 <= i < n:
+            offs[i] = offset
+            self.lens[i] = length
+        elif n and n < i <= n + self.MAX_GAP:
+            pad = i - n
+            offs.extend(array("q", [-1]) * pad)
+            self.lens.extend(array("q", [0]) * pad)
+            offs.append(offset)
+            self.lens.append(length)
+        else:
+            self.other[seq] = (offset, length)
+            return
+        if self.other:
+            self.other.pop(seq, None)
+
+    def get(self, seq: int) -> tuple[int, int] | None:
+        i = seq - self.base
+        if 0 <= i < len(self.offs) and self.offs[i] >= 0:
+            return self.offs[i], self.lens[i]
+        return self.other.get(seq)
+
+    def between(self, begin: int, end: int) -> list[tuple[int, int, int]]:
+        """(seq, offset, length) of the messages from ``begin`` to ``end`` (0: the last), in order."""
+        offs, lens, base, n = self.offs, self.lens, self.base, len(self.offs)
+        top = end if end else max(base + n - 1 if n else 0, max(self.other, default=0))
+        begin = max(begin, 1)
+        out = [(base + i, offs[i], lens[i])
+               for i in range(max(begin - base, 0), min(top - base + 1, n)) if offs[i] >= 0]
+        if self.other:
+            out += [(s, loc[0], loc[1]) for s, loc in self.other.items() if begin <= s <= top]
+            out.sort()
+        return out
+
 # File layout: MAGIC, then records [type u8][length u32][crc32 u32][payload].
 # The crc covers type and payload, so a torn or half-written tail never parses.
 _MAGIC = b"FFXSTORE\x01\x00\x00\x00"
@@ -272,7 +336,7 @@ class FileStore(_CachedSeqNums):
         self.recovered_bytes = 0
         self._fd = -1
         self._buf = bytearray()
-        self._index: dict[int, tuple[int, int]] = {}  # seq -> (offset, length) of raw
+        self._index = _Locations()  # seq -> (offset, length) of raw
         self._sender = self._target = 1
         self._created = _now()
         self._end = 0  # file offset where the next record goes (excluding _buf)
@@ -332,7 +396,7 @@ class FileStore(_CachedSeqNums):
         size = os.fstat(self._fd).st_size
         if size < len(_MAGIC):
             raise StoreError(f"{self.path}: not a fastfix store (file too short)")
-        index: dict[int, tuple[int, int]] = {}
+        index = _Locations()
         sender = target = 1
         created: _dt.datetime | None = None
         with mmap.mmap(self._fd, size, prot=mmap.PROT_READ) as mm:
@@ -352,7 +416,7 @@ class FileStore(_CachedSeqNums):
                     break
                 if rtype == _T_MESSAGE or rtype == _T_SENT:
                     (seq,) = _U64.unpack_from(payload)
-                    index[seq] = (start + 8, length - 8)
+                    index.put(seq, start + 8, length - 8)
                     if rtype == _T_SENT:
                         sender = seq + 1
                 elif rtype == _T_SEQNUMS:
@@ -391,17 +455,17 @@ class FileStore(_CachedSeqNums):
 
     def save(self, seq: int, raw: bytes) -> None:
         off = self._append(_record(_T_MESSAGE, _U64.pack(seq) + raw))
-        self._index[seq] = (off + 8, len(raw))
+        self._index.put(seq, off + 8, len(raw))
 
     def save_sent(self, seq: int, raw: bytes) -> None:
         off = self._append(_record(_T_SENT, _U64.pack(seq) + raw))
-        self._index[seq] = (off + 8, len(raw))
+        self._index.put(seq, off + 8, len(raw))
         self._sender = seq + 1
 
     def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         self.flush()
         fd = self._fd
-        return _range_from(self._index, begin, end, lambda loc: os.pread(fd, loc[1], loc[0]))
+        return [(s, os.pread(fd, length, off)) for s, off, length in self._index.between(begin, end)]
 
     def flush(self) -> None:
         if self._buf:

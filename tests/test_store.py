@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastfix.errors import StoreError
 from fastfix.settings import SessionID, SessionSettings
@@ -280,3 +282,36 @@ def test_survives_kill_9_mid_writes(kind: str, sync: str, tmp_path: Path):
     st = FACTORIES[kind](tmp_path, sync)
     assert st.get_range(top + 1, 0) == [(top + 1, b"after")]
     st.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(1, 60), st.integers(1, 200_000)), max_size=80),
+       st.integers(0, 70), st.integers(0, 70))
+def test_file_store_index_matches_a_dict(seqs: list[int], begin: int, end: int) -> None:
+    """The FileStore's compact index (arrays for runs of MsgSeqNums, a dict for the rest)
+    answers every range as a plain dict of the same puts would."""
+    from fastfix.store import _Locations, _range_from
+
+    index, model = _Locations(), {}
+    for k, seq in enumerate(seqs):
+        index.put(seq, 1000 + k, k)
+        model[seq] = (1000 + k, k)
+        assert index.get(seq) == (1000 + k, k)
+    for lo, hi in ((begin, end), (begin, 0), (1, 0)):
+        assert [(s, (o, n)) for s, o, n in index.between(lo, hi)] == _range_from(model, lo, hi, lambda v: v)
+    assert index.get(10**9) is None
+
+
+def test_file_store_resends_across_a_jump_of_the_numbers(tmp_path: Path) -> None:
+    """Messages before and after a jump of MsgSeqNum (SequenceReset) are found again, also after reopening."""
+    store = FileStore(tmp_path, "jump", "N")
+    for seq in (1, 2, 3, 500_000, 500_001):
+        store.save_sent(seq, b"m%d" % seq)
+    assert store.get_range(2, 500_000) == [(2, b"m2"), (3, b"m3"), (500_000, b"m500000")]
+    store.close()
+    again = FileStore(tmp_path, "jump", "N")
+    try:
+        assert [s for s, _ in again.get_range(1, 0)] == [1, 2, 3, 500_000, 500_001]
+        assert again.next_sender_seq == 500_002
+    finally:
+        again.close()
