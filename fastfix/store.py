@@ -336,6 +336,7 @@ class FileStore(_CachedSeqNums):
         self.recovered_bytes = 0
         self._fd = -1
         self._buf = bytearray()
+        self._seqnums_due = False  # batch: a sequence-number record owed at the next flush
         self._index = _Locations()  # seq -> (offset, length) of raw
         self._sender = self._target = 1
         self._created = _now()
@@ -451,6 +452,11 @@ class FileStore(_CachedSeqNums):
         return off
 
     def _write_seqnums(self) -> None:
+        if self._sync == "batch":
+            # Buffered until the flush anyway, and only the last numbers count: one record
+            # per flush instead of one per received message.
+            self._seqnums_due = True
+            return
         self._append(_record(_T_SEQNUMS, _U64x2.pack(self._sender, self._target)))
 
     def save(self, seq: int, raw: bytes) -> None:
@@ -468,6 +474,9 @@ class FileStore(_CachedSeqNums):
         return [(s, os.pread(fd, length, off)) for s, off, length in self._index.between(begin, end)]
 
     def flush(self) -> None:
+        if self._seqnums_due:
+            self._seqnums_due = False
+            self._buf += _record(_T_SEQNUMS, _U64x2.pack(self._sender, self._target))
         if self._buf:
             os.write(self._fd, self._buf)
             self._end += len(self._buf)

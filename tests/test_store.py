@@ -315,3 +315,23 @@ def test_file_store_resends_across_a_jump_of_the_numbers(tmp_path: Path) -> None
         assert again.next_sender_seq == 500_002
     finally:
         again.close()
+
+
+def test_file_store_batch_writes_one_sequence_record_per_flush(tmp_path: Path) -> None:
+    """With FileStoreSync=batch the numbers of a batch of received messages cost one record,
+    written at the flush; reopening finds the last numbers."""
+    store = FileStore(tmp_path, "b", "batch")
+    size = store.path.stat().st_size
+    for _ in range(50):
+        store.incr_next_target_seq()
+    assert store.path.stat().st_size == size  # nothing written before the flush
+    store.flush()
+    assert store.path.stat().st_size - size == 9 + 16  # one record header + two u64
+    store.save_sent(1, b"m1")
+    store.incr_next_target_seq()
+    store.close()
+    again = FileStore(tmp_path, "b", "batch")
+    try:
+        assert (again.next_target_seq, again.next_sender_seq) == (52, 2)
+    finally:
+        again.close()
