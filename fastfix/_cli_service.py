@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from fastfix.errors import ConfigError
+from fastfix.errors import ConfigError, StoreError
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -47,4 +47,7 @@ def run_service(command: str, args: argparse.Namespace, load: Callable[[str], An
     except ConfigError as exc:
         print(f"fastfix {command}: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # a store that cannot be opened (locked, another format): no traceback
+        print(f"fastfix {command}: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -232,3 +232,25 @@ def test_config_errors_name_file_and_key(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "bad.toml" in out.stderr and "gateway.tick_size" in out.stderr
     json.dumps(B)  # keep both keys referenced
+
+
+def test_database_of_another_format_is_refused_with_its_name(tmp_path: Path) -> None:
+    """A database whose records this gateway cannot read stops the start with one line
+    naming the file (no traceback), and the file is left as it was."""
+    import sqlite3
+    import subprocess
+    import sys
+
+
+    db = tmp_path / "gw.db"  # the harness configuration's database
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (client_id TEXT, cl_ord_id TEXT, data BLOB)")
+        conn.execute("INSERT INTO orders VALUES ('alpha', 'o1', x'00')")
+    before = db.read_bytes()
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(gateway_toml())
+    out = subprocess.run([sys.executable, "-m", "fastfix.cli", "gateway", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "gw.db: order records in format unknown" in out.stderr and "Traceback" not in out.stderr
+    assert db.read_bytes() == before

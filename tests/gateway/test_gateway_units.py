@@ -11,7 +11,7 @@ from _gateway_harness import gateway_toml, sha
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastfix.errors import ConfigError
+from fastfix.errors import ConfigError, StoreError
 from server.gateway.auth import Authenticator, TokenBucket, hash_key
 from server.gateway.checks import check_order_fields, krx_tick
 from server.gateway.config import ClientConfig, load_config
@@ -274,9 +274,9 @@ def test_store_refuses_records_of_another_format(tmp_path: Path) -> None:
     asyncio.run(fresh())
     with sqlite3.connect(tmp_path / "new.db") as conn:
         conn.execute("DELETE FROM meta WHERE key = 'format'")
-    with pytest.raises(RuntimeError, match=r"new\.db: order records in format unknown"):
+    with pytest.raises(StoreError, match=r"new\.db: order records in format unknown"):
         asyncio.run(start())
     with sqlite3.connect(tmp_path / "new.db") as conn:
         conn.execute("INSERT INTO meta VALUES ('format', '1')")
-    with pytest.raises(RuntimeError, match="in format 1, this gateway reads format 3"):
+    with pytest.raises(StoreError, match="in format 1, this gateway reads format 3"):
         asyncio.run(start())

@@ -28,6 +28,7 @@ from typing import Any
 
 import msgspec
 
+from fastfix.errors import StoreError
 from server.gateway.orders import TERMINAL, Execution, Order
 from server.gateway.store.base import EventRow, GatewayStore, OrderFilter, OrderList
 
@@ -197,8 +198,9 @@ class SQLiteStore(GatewayStore):
     def start(self) -> None:
         self._loop = asyncio.get_event_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_format()
         conn = self._connect()
-        self._check_format(conn)
+        self._stamp_format(conn)
         conn.executescript(_SCHEMA)
         self._load_numbers(conn)
         self._rconn = conn
@@ -215,22 +217,36 @@ class SQLiteStore(GatewayStore):
         if self._open_error is not None:
             raise self._open_error
 
-    def _check_format(self, conn: sqlite3.Connection) -> None:
-        conn.execute(_META)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        if row is None:
+    def _check_format(self) -> None:
+        """Refuse a database whose tables and records are in another format, before anything
+        writes to it (the file is left as it was)."""
+        if not self.path.exists():
+            return
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            present = [t for t in _DATA_TABLES if t in tables]
-            if not any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in present):
-                for t in present:  # empty tables of another layout: made again by _SCHEMA
-                    conn.execute(f"DROP TABLE {t}")
-                conn.execute(_UPSERT_META, ("format", _FORMAT))
-                return
-        found = "unknown" if row is None else row[0]
-        if found != _FORMAT:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() if "meta" in tables else None
+            if row is None and not any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                                       for t in _DATA_TABLES if t in tables):
+                return  # nothing stored yet: _stamp_format adopts it
+            found = "unknown" if row is None else row[0]
+        finally:
             conn.close()
-            raise RuntimeError(f"{self.path}: order records in format {found}, this gateway reads format "
-                               f"{_FORMAT}; start it with a new database file")
+        if found != _FORMAT:
+            raise StoreError(f"{self.path}: order records in format {found}, this gateway reads format "
+                             f"{_FORMAT}; start it with a new database file")
+
+    @staticmethod
+    def _stamp_format(conn: sqlite3.Connection) -> None:
+        """A database with nothing stored: empty tables of another layout go (_SCHEMA makes
+        them again), and the format is recorded."""
+        conn.execute(_META)
+        if conn.execute("SELECT 1 FROM meta WHERE key = 'format'").fetchone() is None:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for t in _DATA_TABLES:
+                if t in tables:
+                    conn.execute(f"DROP TABLE {t}")
+            conn.execute(_UPSERT_META, ("format", _FORMAT))
 
     def _load_numbers(self, conn: sqlite3.Connection) -> None:
         self._nums.clear()
