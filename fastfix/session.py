@@ -580,14 +580,7 @@ class Session:
         seq = store.next_sender_seq
         hdr = self._header(seq, extra)
         hdr.extend(body)
-        raw = self._encode(self.begin_string, mt, hdr)
-        if self.config.persist_messages:
-            store.save_sent(seq, raw)
-        else:
-            store.incr_next_sender_seq()
-        if self.received_logon and self.sent_logon:
-            self._transmit(raw)
-        return seq
+        return self._send_app(seq, self._encode(self.begin_string, mt, hdr))
 
     def send_raw_message(self, msg: Any) -> int:
         """Send a parsed message again (echo, routing): body and extra header kept."""
@@ -619,7 +612,12 @@ class Session:
                 self._body_heads[key] = head
         store = self.store
         seq = store.next_sender_seq
-        raw = self._frame(self.begin_string, (head[0], b"%d" % seq, head[1], self._sending_time(), head[2], body))
+        return self._send_app(seq, self._frame(self.begin_string,
+                                               (head[0], b"%d" % seq, head[1], self._sending_time(), head[2], body)))
+
+    def _send_app(self, seq: int, raw: bytes) -> int:
+        """Store an application message numbered ``seq`` (for resend) and write it if logged on."""
+        store = self.store
         if self.config.persist_messages:
             store.save_sent(seq, raw)
         else:
