@@ -66,41 +66,38 @@ def _plain_int(value: Any) -> int | None:
     return None
 
 
+def _positive(entry: dict[str, Any], field: str, path: str, problems: list[FieldProblem],
+              required: bool) -> Decimal | int | None:
+    """``entry[field]`` as a positive number in range (an int for plain digits, else a
+    Decimal), or None: absent (a problem if ``required``) or refused (its problem noted)."""
+    raw = entry.get(field)
+    value: Decimal | int | None = _plain_int(raw)  # in range by construction
+    if value is None:
+        value = to_decimal(raw)
+        if value is not None and not _in_range(value):
+            problems.append(FieldProblem(field, _RANGE, f"{path}.{field}"))
+            return None
+    if value is None:
+        if field in entry:
+            problems.append(FieldProblem(field, "not a number", f"{path}.{field}"))
+        elif required:
+            problems.append(FieldProblem(field, "required, a positive number", f"{path}.{field}"))
+        return None
+    if value <= 0:
+        problems.append(FieldProblem(field, "must be positive", f"{path}.{field}"))
+        return None
+    return value
+
+
 def check_order_fields(entry: dict[str, Any], client: ClientConfig, tick_size: str, path: str,
                        problems: list[FieldProblem], require_qty: bool = True) -> None:
     """Quantity, price, tick, account and pre-trade limits of one order (or list member)."""
-    qty: Decimal | int | None = _plain_int(entry.get("OrderQty"))
-    if qty is not None:  # in range and whole by construction
-        if qty == 0:
-            problems.append(FieldProblem("OrderQty", "must be positive", f"{path}.OrderQty"))
-            qty = None
-    elif (qty := to_decimal(entry.get("OrderQty"))) is not None and not _in_range(qty):
-        problems.append(FieldProblem("OrderQty", _RANGE, f"{path}.OrderQty"))
-        qty = None
-    elif "OrderQty" in entry or require_qty:
-        if qty is None:
-            problems.append(FieldProblem("OrderQty", "required, a positive number" if "OrderQty" not in entry
-                                         else "not a number", f"{path}.OrderQty"))
-        elif qty <= 0:
-            problems.append(FieldProblem("OrderQty", "must be positive", f"{path}.OrderQty"))
-            qty = None
-        elif qty != qty.to_integral_value():
-            problems.append(FieldProblem("OrderQty", "must be a whole number of shares (lot size 1)",
-                                         f"{path}.OrderQty"))
+    qty = _positive(entry, "OrderQty", path, problems, require_qty)
+    if isinstance(qty, Decimal) and qty != qty.to_integral_value():
+        problems.append(FieldProblem("OrderQty", "must be a whole number of shares (lot size 1)",
+                                     f"{path}.OrderQty"))
     ord_type = entry.get("OrdType")
-    price: Decimal | int | None = _plain_int(entry.get("Price"))
-    if price is not None:
-        if price == 0:
-            problems.append(FieldProblem("Price", "must be positive", f"{path}.Price"))
-            price = None
-    elif (price := to_decimal(entry.get("Price"))) is not None and not _in_range(price):
-        problems.append(FieldProblem("Price", _RANGE, f"{path}.Price"))
-        price = None
-    elif "Price" in entry and price is None:
-        problems.append(FieldProblem("Price", "not a number", f"{path}.Price"))
-    elif price is not None and price <= 0:
-        problems.append(FieldProblem("Price", "must be positive", f"{path}.Price"))
-        price = None
+    price = _positive(entry, "Price", path, problems, False)
     if isinstance(ord_type, str) and ord_type in PRICED_ORD_TYPES and "Price" not in entry:
         problems.append(FieldProblem("Price", f"required for OrdType {ord_type} (limit orders)",
                                      f"{path}.Price"))
