@@ -24,6 +24,7 @@ Invariants of a Message built by the tokenizer or ``parse``:
 
 cimport cython
 from libc.stdint cimport int32_t, uint64_t
+from libc.string cimport memcpy
 
 
 cdef enum:
@@ -131,6 +132,32 @@ cdef inline int write_uint(char* o, uint64_t v) noexcept nogil:
         k -= 1
         o[n - 1 - k] = tmp[k]
     return n
+
+
+cdef inline Py_ssize_t prefix_len(Py_ssize_t bs_len, Py_ssize_t body_len) noexcept nogil:
+    """Length of ``8=<bs><SOH>9=<body_len><SOH>``."""
+    cdef Py_ssize_t digits = 1
+    while body_len >= 10:
+        body_len //= 10
+        digits += 1
+    return 2 + bs_len + 3 + digits + 1
+
+
+cdef inline Py_ssize_t put_prefix(char* o, const char* bs, Py_ssize_t bs_len,
+                                  Py_ssize_t body_len) noexcept nogil:
+    """Write ``8=<bs><SOH>9=<body_len><SOH>`` at ``o`` (``prefix_len`` bytes); returns its length."""
+    cdef Py_ssize_t n
+    o[0] = 56
+    o[1] = 61
+    memcpy(o + 2, bs, bs_len)
+    n = 2 + bs_len
+    o[n] = 1
+    o[n + 1] = 57
+    o[n + 2] = 61
+    n += 3
+    n += write_uint(o + n, <uint64_t>body_len)
+    o[n] = 1
+    return n + 1
 
 
 cdef inline unsigned int byte_sum(const unsigned char* p, Py_ssize_t n) noexcept nogil:

@@ -1145,20 +1145,9 @@ def frame(begin_string, parts) -> bytes:
         if type(part) is not bytes:
             raise TypeError(f"frame() parts must be bytes, not {type(part).__name__}")
         n += PyBytes_GET_SIZE(part)
-    cdef char digits[24]
-    cdef int nd = write_uint(digits, <uint64_t>n)
-    cdef Py_ssize_t head = 2 + blen + 3 + nd + 1
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, head + n + 7)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, prefix_len(blen, n) + n + 7)
     cdef char* w = PyBytes_AS_STRING(out)
-    w[0] = 56  # "8="
-    w[1] = 61
-    memcpy(w + 2, PyBytes_AS_STRING(bs), blen)
-    w[2 + blen] = 1
-    w[3 + blen] = 57  # "9="
-    w[4 + blen] = 61
-    memcpy(w + 5 + blen, digits, nd)
-    w[head - 1] = 1
-    cdef Py_ssize_t pos = head
+    cdef Py_ssize_t pos = put_prefix(w, PyBytes_AS_STRING(bs), blen, n)
     for i in range(np):
         part = <object>PyTuple_GET_ITEM(ps, i)
         ln = PyBytes_GET_SIZE(part)
@@ -1358,26 +1347,6 @@ cdef inline object _as_bytes(object v, str what):
     raise TypeError(f"{what} must be str or bytes")
 
 
-cdef inline Py_ssize_t _put_prefix(char* o, const char* bs, Py_ssize_t bs_len,
-                                   Py_ssize_t body_len) noexcept nogil:
-    """Write ``8=<bs><SOH>9=<body_len><SOH>`` at ``o``; returns its length.
-
-    ``o`` must have room for ``bs_len + 26`` bytes (callers cap BeginString at 32).
-    """
-    cdef Py_ssize_t n
-    o[0] = 56
-    o[1] = C_EQ
-    memcpy(o + 2, bs, bs_len)
-    n = 2 + bs_len
-    o[n] = C_SOH
-    o[n + 1] = C_9
-    o[n + 2] = C_EQ
-    n += 3
-    n += write_uint(o + n, <uint64_t>body_len)
-    o[n] = C_SOH
-    return n + 1
-
-
 def encode(begin_string, msg_type, fields, *, int precision=3, data_fields=None) -> bytes:
     """Serialize a message: 8, 9, 35, the standard header fields found in ``fields``
     (in their given order), the other fields in order, SignatureLength/Signature, then 10.
@@ -1437,7 +1406,7 @@ def encode(begin_string, msg_type, fields, *, int precision=3, data_fields=None)
             else:
                 _write_field(&bw, tag, value, precision, soh_ok)
         body_len = 3 + PyBytes_GET_SIZE(mt) + 1 + hw.n + bw.n + tw.n
-        pre = _put_prefix(prefix, PyBytes_AS_STRING(bs), PyBytes_GET_SIZE(bs), body_len)
+        pre = put_prefix(prefix, PyBytes_AS_STRING(bs), PyBytes_GET_SIZE(bs), body_len)
         total = pre + body_len + 7
         out = PyBytes_FromStringAndSize(NULL, total)
         o = PyBytes_AS_STRING(out)
@@ -1598,7 +1567,7 @@ cdef class Template:
             voff[self._nslots] = w.n
             slen = PyBytes_GET_SIZE(self._static)
             body_len = slen + w.n
-            pre = _put_prefix(prefix, PyBytes_AS_STRING(self._bs), PyBytes_GET_SIZE(self._bs), body_len)
+            pre = put_prefix(prefix, PyBytes_AS_STRING(self._bs), PyBytes_GET_SIZE(self._bs), body_len)
             total = pre + body_len + 7
             out = PyBytes_FromStringAndSize(NULL, total)
             o = PyBytes_AS_STRING(out)

@@ -17,10 +17,9 @@ from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
-from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memset
 
-from fastfix._codec cimport Message, byte_sum, put_checksum, write_uint
+from fastfix._codec cimport Message, byte_sum, prefix_len, put_checksum, put_prefix
 import msgspec
 
 from fastfix.errors import EncodeError, JsonMappingError, ParseError
@@ -1251,18 +1250,10 @@ cdef class CodecCore:
 
     cdef bytes _finish(self, bytes begin, _Buf out):
         """8=... 9=len <out> 10=sum: the whole message."""
-        cdef Py_ssize_t blen = PyBytes_GET_SIZE(begin), n = out.n, head
-        cdef char digits[24]
-        cdef int nd = write_uint(digits, <uint64_t>n)
-        # 8=<begin>SOH 9=<n>SOH <body> 10=xxxSOH
-        head = 2 + blen + 3 + nd + 1
-        res = PyBytes_FromStringAndSize(NULL, head + n + 7)
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(begin), n = out.n
+        res = PyBytes_FromStringAndSize(NULL, prefix_len(blen, n) + n + 7)
         cdef char* q = PyBytes_AS_STRING(res)
-        memcpy(q, b"8=", 2)
-        memcpy(q + 2, PyBytes_AS_STRING(begin), blen)
-        memcpy(q + 2 + blen, b"\x019=", 3)
-        memcpy(q + 5 + blen, digits, nd)
-        q[head - 1] = 1
+        cdef Py_ssize_t head = put_prefix(q, PyBytes_AS_STRING(begin), blen, n)
         memcpy(q + head, out.p, n)
         put_checksum(q + head + n, byte_sum(<const unsigned char*>q, head + n))
         return res
