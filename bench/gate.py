@@ -64,12 +64,17 @@ def main(argv: list[str]) -> int:
         print(
             f"{op:<10} {case:<8} {ours * 1e9:>11.0f} {theirs * 1e9:>13.0f} {ratio:>7.1f}x {floor:>5.0f}x {mark}"
         )
+    return verdict("codec gate", failures)
+
+
+def verdict(name: str, failures: list[str]) -> int:
+    """Print a gate's verdict: its failures on stderr (exit status 1), or that it passed (0)."""
     if failures:
-        print("codec gate FAILED:", file=sys.stderr)
+        print(f"{name} FAILED:", file=sys.stderr)
         for f in failures:
             print(f"  {f}", file=sys.stderr)
         return 1
-    print("codec gate passed")
+    print(f"{name} passed")
     return 0
 
 

@@ -31,6 +31,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gate import verdict  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / ".benchmarks" / "session.json"
 HISTORY = REPO / ".benchmarks" / "history"
@@ -79,13 +83,7 @@ def gate(path: Path) -> int:
         return 1
     rows, failures = evaluate(_extra(path))
     _print_rows(rows)
-    if failures:
-        print("session gate FAILED:", file=sys.stderr)
-        for f in failures:
-            print(f"  {f}", file=sys.stderr)
-        return 1
-    print("session gate passed")
-    return 0
+    return verdict("session gate", failures)
 
 
 def saved_runs(history: Path = HISTORY) -> list[Path]:
