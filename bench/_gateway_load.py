@@ -174,9 +174,10 @@ TargetCompID=GATEWAY
 """)
 
 
-def gateway_files(workdir: Path, hub_port: int) -> Path:
-    """Gateway TOML + FIX settings for one client ``bench`` and broker BRKA; returns the TOML path."""
-    (workdir / "gw.cfg").write_text(f"""[DEFAULT]
+def gateway_fix_settings(hub_port: int, sync: str | None = None) -> str:
+    """QuickFIX-style settings of the gateway's FIX initiator to the hub double on ``hub_port``
+    (``sync``: its FileStoreSync, else the store's default)."""
+    return f"""[DEFAULT]
 ConnectionType=initiator
 SocketConnectHost=127.0.0.1
 SocketConnectPort={hub_port}
@@ -185,12 +186,17 @@ EndTime=00:00:00
 HeartBtInt=30
 ReconnectInterval=1
 FileStorePath=fixstore
-FileStoreSync=batch
+{f"FileStoreSync={sync}" if sync else ""}
 [SESSION]
 BeginString=FIX.4.4
 SenderCompID=GATEWAY
 TargetCompID=HUB
-""")
+"""
+
+
+def gateway_files(workdir: Path, hub_port: int) -> Path:
+    """Gateway TOML + FIX settings for one client ``bench`` and broker BRKA; returns the TOML path."""
+    (workdir / "gw.cfg").write_text(gateway_fix_settings(hub_port, sync="batch"))
     toml = workdir / "gw.toml"
     toml.write_text(f"""
 [gateway]

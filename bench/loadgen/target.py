@@ -27,6 +27,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from bench._gateway_load import gateway_fix_settings
+
 REPO = Path(__file__).resolve().parents[2]
 
 __all__ = ["LabTarget", "hub_main", "lab_key"]
@@ -72,23 +74,6 @@ burst = 10000000
     return out
 
 
-def _fix_settings(port: int) -> str:
-    return f"""[DEFAULT]
-ConnectionType=initiator
-SocketConnectHost=127.0.0.1
-SocketConnectPort={port}
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=30
-ReconnectInterval=1
-FileStorePath=fixstore
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID=GATEWAY
-TargetCompID=HUB
-"""
-
-
 class LabTarget:
     """Hub double + gateway as two processes in ``workdir``."""
 
@@ -131,7 +116,7 @@ class LabTarget:
                 if not line:
                     raise RuntimeError(f"hub double did not start: see {self.workdir / 'lab.log'}")
                 hub_port = json.loads(line)["port"]
-                (self.workdir / "gw.cfg").write_text(_fix_settings(hub_port))
+                (self.workdir / "gw.cfg").write_text(gateway_fix_settings(hub_port))
                 import shutil
 
                 shutil.rmtree(self.workdir / "fixstore", ignore_errors=True)
