@@ -129,18 +129,26 @@ def _transact_time() -> str:
 class _Outgoing:
     """A message waiting for its commit, then handed to the FIX session with the rest of that commit."""
 
-    __slots__ = ("session", "msg_type", "body", "header", "trace", "record", "field", "error")
+    __slots__ = ("session", "msg_type", "body", "header", "trace", "record", "error")
 
     def __init__(self, session: str, msg_type: str, body: bytes, header: tuple[tuple[int, Any], ...],
-                 trace: list[Any] | None, record: Order | OrderList | None, field: str) -> None:
+                 trace: list[Any] | None, record: Order | OrderList | None) -> None:
         self.session = session
         self.msg_type = msg_type
         self.body = body
         self.header = header
         self.trace = trace
-        self.record = record  # the order or list keeping this body (in ``field``) for a restart
-        self.field = field
+        self.record = record  # the order or list keeping this body for a restart (see handed_over)
         self.error: BaseException | None = None
+
+    def handed_over(self) -> None:
+        """The session has stored the message: its record need not keep the body in memory
+        (``cancel_body`` for a cancel or list cancel, ``fix_body`` for an order or list)."""
+        if self.record is not None:
+            if self.msg_type in ("F", "K"):
+                self.record.cancel_body = None
+            else:
+                self.record.fix_body = None
 
 
 def order_view(o: Order, executions: list[Any] | None = None) -> dict[str, Any]:
@@ -431,15 +439,15 @@ class Gateway:
 
     async def _persist_and_send(self, session: str, msg_type: str, body: bytes, broker_id: str,
                                 on_fail: Callable[[str], None], trace: Any = None,
-                                record: Order | OrderList | None = None, field: str = "fix_body") -> None:
+                                record: Order | OrderList | None = None) -> None:
         """Wait for the group commit holding this request's writes; the message goes to the FIX
         session right after that commit, in one write with the other messages of the commit.
-        ``record`` (the order or list that keeps the body in ``field`` for a restart) then drops
+        ``record`` (the order or list that keeps the body for a restart) then drops
         it from memory: the session has stored the message, and the database keeps the body
         until the record is written again (see _find_unsent)."""
         if self.link.write_paused(session):  # the hub is not reading: do not pile up more
             await self.link.writable(session)
-        out = _Outgoing(session, msg_type, body, self._broker_header(broker_id), trace, record, field)
+        out = _Outgoing(session, msg_type, body, self._broker_header(broker_id), trace, record)
         self.store.after_commit(self._send_committed_cb, out)
         await self.store.commit()
         err = out.error
@@ -474,8 +482,7 @@ class Gateway:
                 continue
             for o in group:
                 tracer.fix_written(o.trace)
-                if o.record is not None:
-                    setattr(o.record, o.field, None)
+                o.handed_over()
         self.metrics.send_seconds.observe(time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ POST /v1/orders
@@ -636,7 +643,7 @@ class Gateway:
 
         # The answer shows the order as accepted: its report may be processed before this resumes.
         answer = _json.encode({**order_view(orig), "CancelClOrdID": cl})
-        await self._persist_and_send(session, "F", wire, broker.id, fail, record=orig, field="cancel_body")
+        await self._persist_and_send(session, "F", wire, broker.id, fail, record=orig)
         self.metrics.orders.labels("F").inc()
         return answer
 
@@ -743,7 +750,7 @@ class Gateway:
             self.store.put_list(ol)
 
         answer = _json.encode(self.list_view(ol))  # as accepted (see cancel_order)
-        await self._persist_and_send(session, "K", wire, broker.id, fail, record=ol, field="cancel_body")
+        await self._persist_and_send(session, "K", wire, broker.id, fail, record=ol)
         self.metrics.orders.labels("K").inc()
         return answer
 
