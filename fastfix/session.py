@@ -294,6 +294,8 @@ class _NoApp:
 
 def _overrides(app: Any, name: str) -> bool:
     """True if ``app`` defines hook ``name`` itself (so the no-op default can be skipped)."""
+    if type(app) is _NoApp:  # every hook of a session without an application is a no-op
+        return False
     fn = getattr(type(app), name, None)
     if fn is None:
         return False
