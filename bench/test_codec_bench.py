@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastfix.codec import Template, Tokenizer, encode, parse
+from fastfix.codec import Template, Tokenizer, encode, frame, parse
 
 simplefix = pytest.importorskip("simplefix")
 try:
@@ -147,6 +147,19 @@ def test_serialize_fastfix_template(benchmark, case):
     tpl = Template("FIX.4.4", msg_type, fields, variable)
     values = [dict(fields)[t] for t in variable]
     out = benchmark(tpl.render, *values)
+    assert out == wire
+
+
+@pytest.mark.parametrize("case", ["nos", "er"])
+def test_serialize_fastfix_frame(benchmark, case):
+    """``frame``: the message around pieces already encoded (header pieces and a body), as
+    the session sends a body mapped once from JSON."""
+    benchmark.group = f"serialize-{case}"
+    _, _, wire = CASES[case]
+    payload = wire[wire.index(b"35="):-7]
+    cut = payload.index(b"\x0152=") + 1
+    pieces = (payload[:cut], payload[cut:])
+    out = benchmark(frame, b"FIX.4.4", pieces)
     assert out == wire
 
 
