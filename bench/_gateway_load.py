@@ -425,7 +425,10 @@ async def _closed(port: int, key: str | None, seconds: float, tag: str, connecti
 
 async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: str) -> dict[str, Any]:
     """Open loop: request i is due at t0 + i/rate; sent on a free connection (a new one is
-    opened if all are busy, so a slow server cannot slow the sender down)."""
+    opened if all are busy, so a slow server cannot slow the sender down). Paced to the
+    microsecond (``bench.loadgen.pacer``), so orders arrive evenly spaced, not in bursts."""
+    from bench.loadgen.pacer import Pacer
+
     loop = asyncio.get_running_loop()
     head = _head(port, key)
     free: list[_HttpConn] = []
@@ -439,11 +442,14 @@ async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: st
 
     free.extend(await _connect(port, 16, on_done))
     opened, late = 16, 0
+    pacer = Pacer()
     t0 = time.perf_counter()
+    t0_ns = time.perf_counter_ns()
+    interval_ns = 1e9 / rate
     i = 0
     deadline = time.perf_counter() + seconds * 3 + 10
     while i < total and time.perf_counter() < deadline:
-        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+        due = min(total, int((time.perf_counter_ns() - t0_ns) / interval_ns) + 1)
         while i < due:
             if not free:
                 if opened >= MAX_OPEN:
@@ -460,7 +466,9 @@ async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: st
             sent[cl] = time.perf_counter_ns()
             c.post(head, ORDER % cl.encode())
             i += 1
-        await asyncio.sleep(0.001)  # a 1 ms tick (the loop timer resolution): about rate/1000 POSTs a tick
+        # the next due time, or a millisecond on when waiting for a free connection
+        await pacer.until(t0_ns + int(i * interval_ns) if i < due else time.perf_counter_ns() + 1_000_000)
+    pacer.close()
     for _ in range(1000):
         if counts["accepted"] + counts["other"] >= total:
             break
@@ -634,6 +642,7 @@ def _main(argv: list[str]) -> None:
         nums = [float(a) for a in argv[2:]] + [3, 3, 5000][len(argv) - 2:]
         print(json.dumps(uvloop.run(run(d, int(nums[0]), nums[1], nums[2], acked=True)), indent=1))
         return
+    sys.path.insert(0, str(REPO))  # bench.loadgen (this file also runs as a script)
     port, key = int(argv[1]), argv[2]
     k = None if key == "-" else key
     if mode == "closed":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -172,3 +173,35 @@ def test_metrics_percentiles_from_bucket_deltas() -> None:
     assert got == {"hub": {"count": 100, "p50_le": 100.0, "p99_le": None, "p99_9_le": None}}
     after["hub"][2] = (float("inf"), 108.0)
     assert metrics_percentiles(before, after)["hub"]["p99_le"] == 1000.0
+
+
+def test_pacer_waits_without_spinning() -> None:
+    """Sub-millisecond waits on uvloop: never early, and the process sleeps meanwhile (uvloop
+    rounds a 500 µs timer to zero, so sleeping with it kept a core busy)."""
+    import time
+
+    import uvloop
+
+    from bench.loadgen.pacer import Pacer
+
+    async def waits() -> tuple[list[int], float, float, bool]:
+        pacer = Pacer()
+        early: list[int] = []
+        try:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            t = time.perf_counter_ns()
+            for _ in range(100):
+                t += 500_000
+                await asyncio.wait_for(pacer.until(t), 5)
+                if time.perf_counter_ns() < t:
+                    early.append(t)
+            return early, time.process_time() - cpu0, time.perf_counter() - wall0, pacer.precise
+        finally:
+            pacer.close()
+
+    early, cpu, wall, precise = uvloop.run(waits())
+    assert early == []
+    assert wall >= 0.05
+    if sys.platform == "linux":
+        assert precise
+        assert cpu < wall / 2, (cpu, wall)  # a spinning wait uses about as much CPU as wall time

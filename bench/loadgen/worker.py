@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from bench.loadgen.pacer import Pacer
 from bench.loadgen.scenario import OPS, Scenario, krx_tick
 
 __all__ = ["WorkerConfig", "Worker", "worker_main", "KINDS"]
@@ -359,23 +360,25 @@ class Worker:
             await self._open_ws(key)
 
     async def _schedule(self, start: int) -> None:
-        rate = self.cfg.rate
-        interval = 1e9 / rate
+        interval = 1e9 / self.cfg.rate
         i = 0
         end = self.end_ns
-        while True:
-            now = _clock()
-            if now >= end:
-                return
-            due = int((now - start) / interval) + 1
-            while i < due:
-                t_due = start + int(i * interval)
-                if t_due >= end:
+        pacer = Pacer()  # not asyncio.sleep: see bench/loadgen/pacer.py
+        try:
+            while True:
+                now = _clock()
+                if now >= end:
                     return
-                self._issue(t_due)
-                i += 1
-            wait = (start + int(i * interval) - _clock()) / 1e9
-            await asyncio.sleep(wait if wait > 0 else 0)
+                due = int((now - start) / interval) + 1
+                while i < due:
+                    t_due = start + int(i * interval)
+                    if t_due >= end:
+                        return
+                    self._issue(t_due)
+                    i += 1
+                await pacer.until(start + int(i * interval))
+        finally:
+            pacer.close()
 
     async def run(self, start: int) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
