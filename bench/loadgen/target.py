@@ -116,7 +116,7 @@ class LabTarget:
                 if not line:
                     raise RuntimeError(f"hub double did not start: see {self.workdir / 'lab.log'}")
                 hub_port = json.loads(line)["port"]
-                (self.workdir / "gw.cfg").write_text(gateway_fix_settings(hub_port))
+                (self.workdir / "gw.cfg").write_text(gateway_fix_settings(hub_port, sync="batch"))
                 import shutil
 
                 shutil.rmtree(self.workdir / "fixstore", ignore_errors=True)
