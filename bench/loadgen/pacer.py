@@ -54,7 +54,9 @@ class Pacer:
         self._waiter: asyncio.Future[None] | None = None
         self._spec = _Itimerspec()
         libc = _libc()
-        if libc is not None and time.get_clock_info("perf_counter").implementation.startswith("clock_gettime"):
+        # The timer runs on CLOCK_MONOTONIC: usable only if perf_counter_ns reads that clock.
+        same_clock = time.get_clock_info("perf_counter").implementation == "clock_gettime(CLOCK_MONOTONIC)"
+        if libc is not None and same_clock:
             fd = libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
             if fd >= 0:
                 self._libc, self._fd = libc, fd
