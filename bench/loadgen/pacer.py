@@ -6,7 +6,8 @@ away) turned into a busy loop that took a whole core, the core the gateway under
 needed on a 2-core machine. asyncio's own loop rounds up to 1 ms instead, which sends
 requests up to a millisecond late. A Linux timerfd armed for the due time and watched
 by the event loop wakes it within a few microseconds of that time, at no cost between.
-Where there is no timerfd (not Linux), the pacer sleeps with the loop's timer.
+Where there is no timerfd (not Linux), the pacer sleeps with the loop's timer, at least a
+millisecond at a time (late by up to that much, but never spinning).
 """
 
 from __future__ import annotations
@@ -68,10 +69,11 @@ class Pacer:
         return self._fd >= 0
 
     async def until(self, t_ns: int) -> None:
+        """Wait until ``t_ns``; return at once if it has passed."""
         if t_ns <= time.perf_counter_ns():
             return
         if self._fd < 0:
-            await asyncio.sleep((t_ns - time.perf_counter_ns()) / 1e9)
+            await asyncio.sleep(max(0.001, (t_ns - time.perf_counter_ns()) / 1e9))
             return
         value = self._spec.it_value
         value.tv_sec, value.tv_nsec = divmod(t_ns, 1_000_000_000)
