@@ -73,7 +73,10 @@ class Pacer:
         if t_ns <= time.perf_counter_ns():
             return
         if self._fd < 0:
-            await asyncio.sleep(max(0.001, (t_ns - time.perf_counter_ns()) / 1e9))
+            # The loop's clock is read once per iteration, so its timer can end a little
+            # early: sleep again until the time has really come.
+            while (left := t_ns - time.perf_counter_ns()) > 0:
+                await asyncio.sleep(max(0.001, left / 1e9))
             return
         value = self._spec.it_value
         value.tv_sec, value.tv_nsec = divmod(t_ns, 1_000_000_000)
