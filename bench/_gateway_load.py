@@ -22,12 +22,13 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from server._service import stop_process
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -231,13 +232,7 @@ class Server:
         self.ws_port = ws_port
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 async def start_gateway(workdir: Path, hub_port: int, cpus: set[int] | None,

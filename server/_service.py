@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ __all__ = [
     "remove_file",
     "run_until_stopped",
     "stop_on_signals",
+    "stop_process",
     "write_json_atomic",
 ]
 
@@ -32,6 +34,20 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
+    """Stop a child process: ``sig`` (SIGTERM), up to ``grace`` seconds to exit, then SIGKILL.
+    Returns its exit status."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(grace)
+    return proc.returncode
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from fastfix.errors import ConfigError
 from server._config import read_toml
+from server._service import stop_process
 
 __all__ = ["Sandbox", "SandboxConfig", "default_config_path", "load_config", "main"]
 
@@ -340,17 +341,7 @@ class Sandbox:
             proc = child.proc
             if proc is None:
                 continue
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    proc.wait(STOP_GRACE)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(STOP_GRACE)
-            codes[child.label] = proc.returncode
+            codes[child.label] = stop_process(proc, STOP_GRACE)
             self._say(f"  stopped {child.label:<14} pid {proc.pid} (exit {proc.returncode})")
         return codes
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._gateway_load import gateway_fix_settings
+from server._service import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -167,14 +168,8 @@ class LabTarget:
 
     def stop(self) -> None:
         for proc in (self.gateway, self.hub):
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            if proc is not None:
+                stop_process(proc)
         if self.hub is not None and self.hub.stdout is not None:
             self.hub.stdout.close()
         self.gateway = self.hub = None

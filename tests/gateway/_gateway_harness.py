@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from server._service import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"alpha": "key-alpha-0123456789", "beta": "key-beta-0123456789", "gamma": "key-gamma-0123456789"}
 
@@ -122,14 +124,7 @@ class GatewayProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        rc = self.proc.returncode
+        rc = stop_process(self.proc, timeout, sig)
         self.proc = None
         return rc
 

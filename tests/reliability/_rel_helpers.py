@@ -25,6 +25,7 @@ from _gateway_harness import KEYS, GatewayProcess, Http, gateway_toml, ws_connec
 from fastfix.codec import parse  # noqa: E402
 from fastfix.engine import Acceptor  # noqa: E402
 from fastfix.settings import SessionID, SessionSettings  # noqa: E402
+from server._service import stop_process  # noqa: E402
 
 __all__ = [
     "KEYS", "GatewayProcess", "Http", "gateway_toml", "ws_connect", "initiator_settings_text",
@@ -57,13 +58,8 @@ class ServiceProcess:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def log(self) -> str:
