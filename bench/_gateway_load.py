@@ -443,27 +443,29 @@ async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: st
     interval_ns = 1e9 / rate
     i = 0
     deadline = time.perf_counter() + seconds * 3 + 10
-    while i < total and time.perf_counter() < deadline:
-        due = min(total, int((time.perf_counter_ns() - t0_ns) / interval_ns) + 1)
-        while i < due:
-            if not free:
-                if opened >= MAX_OPEN:
-                    late += 1  # the server is this far behind: wait for an answer (bounded)
-                    break
-                _, c = await loop.create_connection(lambda: _HttpConn(on_done), "127.0.0.1", port)
-                await c.ready
-                free.append(c)
-                opened += 1
-            c = free.pop()
-            if c.transport is None:
-                continue
-            cl = f"{tag}{i}"
-            sent[cl] = time.perf_counter_ns()
-            c.post(head, ORDER % cl.encode())
-            i += 1
-        # the next due time, or a millisecond on when waiting for a free connection
-        await pacer.until(t0_ns + int(i * interval_ns) if i < due else time.perf_counter_ns() + 1_000_000)
-    pacer.close()
+    try:
+        while i < total and time.perf_counter() < deadline:
+            due = min(total, int((time.perf_counter_ns() - t0_ns) / interval_ns) + 1)
+            while i < due:
+                if not free:
+                    if opened >= MAX_OPEN:
+                        late += 1  # the server is this far behind: wait for an answer (bounded)
+                        break
+                    _, c = await loop.create_connection(lambda: _HttpConn(on_done), "127.0.0.1", port)
+                    await c.ready
+                    free.append(c)
+                    opened += 1
+                c = free.pop()
+                if c.transport is None:
+                    continue
+                cl = f"{tag}{i}"
+                sent[cl] = time.perf_counter_ns()
+                c.post(head, ORDER % cl.encode())
+                i += 1
+            # all due sent: until the next due time; else (no free connection) a millisecond on
+            await pacer.until(t0_ns + int(i * interval_ns) if i >= due else time.perf_counter_ns() + 1_000_000)
+    finally:
+        pacer.close()
     for _ in range(1000):
         if counts["accepted"] + counts["other"] >= total:
             break
