@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-PYX    := $(shell find fastfix -name '*.pyx' -o -name '*.pxd')
+PYX    := $(shell find fastfix server -name '*.pyx' -o -name '*.pxd')
 
 .PHONY: all setup build test demo bench bench-gate lint clean acceptance
 .PHONY: bench-session-gate bench-gateway-gate bench-compare perf-setup bench-report profile
@@ -110,4 +110,4 @@ demo: build
 	$(BIN)/fastfix demo
 
 clean:
-	rm -rf build .build-stamp fastfix/*.c fastfix/**/*.c fastfix/*.so fastfix/**/*.so
+	rm -rf build .build-stamp fastfix/*.c fastfix/**/*.c fastfix/*.so fastfix/**/*.so server/**/*.c server/**/*.so

@@ -1,4 +1,4 @@
-"""Build the Cython extensions of fastfix (every ``fastfix/**/*.pyx``)."""
+"""Build the Cython extensions (every ``*.pyx`` under ``fastfix/`` and ``server/``)."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ ROOT = Path(__file__).parent
 
 def _extensions() -> list[Extension]:
     exts = []
-    for pyx in sorted(ROOT.glob("fastfix/**/*.pyx")):
+    for pyx in sorted([*ROOT.glob("fastfix/**/*.pyx"), *ROOT.glob("server/**/*.pyx")]):
         rel = pyx.relative_to(ROOT)
         name = ".".join(rel.with_suffix("").parts)
         exts.append(
