@@ -31,6 +31,11 @@ from typing import Any, Protocol
 
 import msgspec
 
+from server.gateway._intake import check_id as _check_id
+from server.gateway._intake import iso as _iso
+from server.gateway._intake import namespace as _namespace
+from server.gateway._intake import order_answer as _order_answer
+from server.gateway._intake import transact_time as _transact_time
 from server.gateway.auth import TokenBucket
 from server.gateway.checks import check_order_fields
 from server.gateway.config import BrokerConfig, ClientConfig, GatewayConfig
@@ -54,12 +59,9 @@ log = logging.getLogger("fastfix.gateway")
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(float_hook=Decimal)
-_BAD_ID_CHARS = frozenset(":~\x01")
-_MAX_ID_LEN = 64
 # Header fields a pushed event keeps (besides MsgType): who answered, when, resend flags.
 _CLIENT_HEADER = (("PossDupFlag", 43), ("SendingTime", 52), ("PossResend", 97), ("OnBehalfOfCompID", 115),
                   ("OnBehalfOfSubID", 116))
-_ID_KEYS = ("ClOrdID", "OrigClOrdID", "ListID")  # namespaced by client on the wire (also in NoOrders)
 
 
 class MappingFailed(Exception):
@@ -94,36 +96,6 @@ class Subscriber(Protocol):
 
 def _now_ns() -> int:
     return time.time_ns()
-
-
-_iso_second: list[Any] = [-1, ""]  # (epoch second, its "YYYY-MM-DDTHH:MM:SS" text)
-
-
-def _iso(ns: int) -> str:
-    sec, frac = divmod(ns, 1_000_000_000)
-    cached = _iso_second
-    if cached[0] != sec:
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        cached[0] = sec
-    return f"{cached[1]}.{frac // 1000:06d}Z"
-
-
-_tt: list[Any] = [-1, "", -1, ""]  # epoch second and its text, epoch millisecond and its TransactTime
-
-
-def _transact_time() -> str:
-    """Now as a FIX UTCTimestamp with milliseconds (cached per millisecond; the date and
-    time of day per second, as strftime is the costly part)."""
-    ms = time.time_ns() // 1_000_000
-    tt = _tt
-    if tt[2] != ms:
-        sec = ms // 1000
-        if tt[0] != sec:
-            tt[1] = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec))
-            tt[0] = sec
-        tt[3] = f"{tt[1]}.{ms % 1000:03d}"
-        tt[2] = ms
-    return tt[3]
 
 
 class _Outgoing:
@@ -189,18 +161,6 @@ def _body_hash(kind: str, body: bytes) -> str:
     return hashlib.blake2b(kind.encode() + b"\x00" + body, digest_size=16).hexdigest()
 
 
-def _order_answer(o: Order) -> bytes:
-    """The 202 answer of the request that created ``o`` (a new order or a replacement);
-    rebuilt from the record for an identical retry, so it is not stored. Written by
-    hand around the JSON-encoded strings: this runs for every order."""
-    enc = _json.encode
-    if o.MsgType == "G":
-        return b'{"ClOrdID":%b,"OrigClOrdID":%b,"state":"PendingReplace","OrdStatus":"E","broker":%b,"created":"%b"}' % (
-            enc(o.ClOrdID), enc(o.OrigClOrdID), enc(o.broker), _iso(o.created_ns).encode())
-    return b'{"ClOrdID":%b,"state":"PendingNew","OrdStatus":"A","broker":%b,"created":"%b"}' % (
-        enc(o.ClOrdID), enc(o.broker), _iso(o.created_ns).encode())
-
-
 def _list_answer(ol: OrderList) -> bytes:
     """The 202 answer of a NewOrderList (see :func:`_order_answer`)."""
     return _json.encode({"ListID": ol.ListID, "state": "PendingNew", "broker": ol.broker,
@@ -208,37 +168,11 @@ def _list_answer(ol: OrderList) -> bytes:
                          "orders": [{"ClOrdID": cl, "state": "PendingNew", "OrdStatus": "A"} for cl in ol.members]})
 
 
-def _namespace(body: dict[str, Any], prefix: str) -> None:
-    """Client identifiers as the hub sees them: ``<client>:<id>`` (also inside NoOrders entries)."""
-    for key in _ID_KEYS:
-        v = body.get(key)
-        if type(v) is str:
-            body[key] = prefix + v
-    entries = body.get("NoOrders")
-    if type(entries) is list:
-        for entry in entries:
-            if type(entry) is dict:
-                for key in _ID_KEYS:
-                    v = entry.get(key)
-                    if type(v) is str:
-                        entry[key] = prefix + v
-
-
 def _by_session(outs: list[_Outgoing]) -> list[list[_Outgoing]]:
     groups: dict[str, list[_Outgoing]] = {}
     for o in outs:
         groups.setdefault(o.session, []).append(o)
     return list(groups.values())
-
-
-def _check_id(value: Any, field: str, path: str, problems: list[FieldProblem]) -> str | None:
-    if not isinstance(value, str) or not value:
-        problems.append(FieldProblem(field, "required, a non-empty string", path))
-        return None
-    if len(value) > _MAX_ID_LEN or not _BAD_ID_CHARS.isdisjoint(value):
-        problems.append(FieldProblem(field, f"at most {_MAX_ID_LEN} characters, without ':' or '~'", path))
-        return None
-    return value
 
 
 class Gateway:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastfix.errors import ConfigError, StoreError
+from server.gateway._intake import check_id, iso, namespace, order_answer, transact_time
 from server.gateway.auth import Authenticator, TokenBucket, hash_key
 from server.gateway.checks import check_order_fields, krx_tick
 from server.gateway.config import ClientConfig, load_config
@@ -120,6 +125,51 @@ def test_order_checks_same_verdict_for_plain_digits(qty: str, price: str) -> Non
         return [(x.field, x.path, "notional" if x.reason.startswith("notional") else x.reason) for x in problems]
 
     assert verdict(qty, price) == verdict(qty + ".0", price + ".0")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=-(2**62), max_value=2**62))
+def test_iso_timestamps_match_datetime(ns: int) -> None:
+    sec, frac = divmod(ns, 1_000_000_000)
+    try:
+        expected = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac // 1000:06d}Z"
+    except (OverflowError, OSError, ValueError):
+        return  # beyond what datetime can show
+    assert iso(ns) == expected
+    assert iso(ns) == expected  # and again from the cached second
+
+
+def test_transact_time_is_now_in_fix_utc_milliseconds() -> None:
+    before = time.time()
+    tt = transact_time()
+    after = time.time()
+    assert re.fullmatch(r"\d{8}-\d{2}:\d{2}:\d{2}\.\d{3}", tt), tt
+    stamp = datetime.strptime(tt, "%Y%m%d-%H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
+    assert before - 0.002 <= stamp <= after
+
+
+def test_client_identifiers_checked_and_namespaced() -> None:
+    problems: list = []
+    assert check_id("o-1.A_b", "ClOrdID", "$.ClOrdID", problems) == "o-1.A_b" and not problems
+    for bad in ("", None, 5, "a:b", "a~b", "a\x01b", "x" * 65):
+        problems = []
+        assert check_id(bad, "ClOrdID", "$.ClOrdID", problems) is None
+        assert [(p.field, p.path) for p in problems] == [("ClOrdID", "$.ClOrdID")], bad
+    assert check_id("é" * 64, "ListID", "$.ListID", []) == "é" * 64
+    body = {"ClOrdID": "o1", "ListID": "L", "Symbol": "005930", "OrigClOrdID": 7,
+            "NoOrders": [{"ClOrdID": "m1"}, "junk", {"Symbol": "x"}]}
+    namespace(body, "alpha:")
+    assert body == {"ClOrdID": "alpha:o1", "ListID": "alpha:L", "Symbol": "005930", "OrigClOrdID": 7,
+                    "NoOrders": [{"ClOrdID": "alpha:m1"}, "junk", {"Symbol": "x"}]}
+
+
+def test_order_answers() -> None:
+    o = Order(client_id="c", ClOrdID='o"1', broker="BRKA", created_ns=1_700_000_000_123_456_789)
+    assert json.loads(order_answer(o)) == {"ClOrdID": 'o"1', "state": "PendingNew", "OrdStatus": "A",
+                                           "broker": "BRKA", "created": "2023-11-14T22:13:20.123456Z"}
+    r = Order(client_id="c", ClOrdID="o2", broker="BRKA", MsgType="G", OrigClOrdID="o1", created_ns=0)
+    assert json.loads(order_answer(r))["OrigClOrdID"] == "o1"
+    assert json.loads(order_answer(r))["created"] == "1970-01-01T00:00:00.000000Z"
 
 
 def test_store_group_commit_and_reopen(tmp_path: Path) -> None:

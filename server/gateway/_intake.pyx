@@ -1,0 +1,110 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Per-request helpers of the order path, compiled because every order runs them:
+client identifiers (checked, then namespaced for the wire), the TransactTime and
+ISO timestamps of an order, and its 202 answer."""
+
+import time
+
+import msgspec
+
+from libc.stdio cimport snprintf
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
+
+from server.gateway.errors import FieldProblem
+
+__all__ = ["ID_KEYS", "MAX_ID_LEN", "check_id", "iso", "namespace", "order_answer", "transact_time"]
+
+MAX_ID_LEN = 64
+# Client identifiers namespaced by client on the wire (also inside NoOrders entries).
+ID_KEYS = ("ClOrdID", "OrigClOrdID", "ListID")
+_ID_RULE = f"at most {MAX_ID_LEN} characters, without ':' or '~'"
+
+cdef object _encode = msgspec.json.Encoder().encode
+
+
+def check_id(value, str field, str path, list problems):
+    """``value`` if it is a usable client identifier, else None with its problem noted."""
+    if type(value) is not str or not value:
+        problems.append(FieldProblem(field, "required, a non-empty string", path))
+        return None
+    cdef str s = <str>value
+    cdef Py_UCS4 ch
+    if len(s) > MAX_ID_LEN:
+        problems.append(FieldProblem(field, _ID_RULE, path))
+        return None
+    for ch in s:
+        if ch == 58 or ch == 126 or ch == 1:  # ':' (wire namespace), '~' (generated ids), SOH
+            problems.append(FieldProblem(field, _ID_RULE, path))
+            return None
+    return s
+
+
+cdef inline void _prefix(dict d, str prefix):
+    for key in ID_KEYS:
+        v = d.get(key)
+        if type(v) is str:
+            d[key] = prefix + <str>v
+
+
+def namespace(dict body, str prefix):
+    """Client identifiers as the hub sees them: ``<client>:<id>`` (also inside NoOrders entries)."""
+    _prefix(body, prefix)
+    entries = body.get("NoOrders")
+    if type(entries) is list:
+        for entry in <list>entries:
+            if type(entry) is dict:
+                _prefix(<dict>entry, prefix)
+
+
+# Caches: strftime is the costly part, and orders arrive many to the second.
+cdef long long _iso_sec = -1
+cdef bytes _iso_prefix = b""  # "YYYY-MM-DDTHH:MM:SS" of _iso_sec
+cdef long long _tt_sec = -1
+cdef bytes _tt_prefix = b""  # "YYYYMMDD-HH:MM:SS" of _tt_sec
+cdef long long _tt_ms = -1
+cdef str _tt_text = ""
+
+
+def iso(long long ns):
+    """Epoch nanoseconds as ISO 8601 UTC with microseconds (``2026-11-25T09:00:00.123456Z``)."""
+    global _iso_sec, _iso_prefix
+    cdef long long sec = ns // 1_000_000_000
+    cdef long long frac = ns % 1_000_000_000
+    if frac < 0:  # before 1970: floor division, as divmod does
+        sec -= 1
+        frac += 1_000_000_000
+    if sec != _iso_sec:
+        _iso_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+        _iso_sec = sec
+    cdef char buf[64]
+    cdef int n = snprintf(buf, sizeof(buf), "%s.%06lldZ", <char*>_iso_prefix, frac // 1000)
+    return buf[:n].decode("ascii")
+
+
+def transact_time():
+    """Now as a FIX UTCTimestamp with milliseconds (``20261125-09:00:00.123``)."""
+    global _tt_sec, _tt_prefix, _tt_ms, _tt_text
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    cdef long long ms = <long long>ts.tv_sec * 1000 + ts.tv_nsec // 1_000_000
+    if ms == _tt_ms:
+        return _tt_text
+    cdef long long sec = ms // 1000
+    if sec != _tt_sec:
+        _tt_prefix = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec)).encode()
+        _tt_sec = sec
+    cdef char buf[64]
+    cdef int n = snprintf(buf, sizeof(buf), "%s.%03lld", <char*>_tt_prefix, ms % 1000)
+    _tt_text = buf[:n].decode("ascii")
+    _tt_ms = ms
+    return _tt_text
+
+
+def order_answer(o):
+    """The 202 answer of the request that created order ``o`` (a new order or a replacement);
+    rebuilt from the record for an identical retry, so it is not stored."""
+    if o.MsgType == "G":
+        return b'{"ClOrdID":%b,"OrigClOrdID":%b,"state":"PendingReplace","OrdStatus":"E","broker":%b,"created":"%b"}' % (
+            _encode(o.ClOrdID), _encode(o.OrigClOrdID), _encode(o.broker), iso(o.created_ns).encode())
+    return b'{"ClOrdID":%b,"state":"PendingNew","OrdStatus":"A","broker":%b,"created":"%b"}' % (
+        _encode(o.ClOrdID), _encode(o.broker), iso(o.created_ns).encode())
