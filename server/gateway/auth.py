@@ -5,7 +5,8 @@ keys are long random tokens (``fastfix gateway --new-key`` prints one), so a
 fast hash is enough (no password stretching needed) and a lookup costs one
 hash. The presented key's digest selects the candidate client and is then
 compared with :func:`hmac.compare_digest`, so the comparison time does not
-depend on how many leading characters match.
+depend on how many leading characters match. Throttling is a
+:class:`TokenBucket` per client (compiled, it runs for every request).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 
+from server.gateway._counters import TokenBucket
 from server.gateway.config import ClientConfig
 
 __all__ = ["Authenticator", "TokenBucket", "hash_key", "new_api_key"]
@@ -70,26 +71,3 @@ class Authenticator:
         if auth and auth[:7].lower() == "bearer ":
             return auth[7:].strip()
         return None
-
-
-class TokenBucket:
-    """Classic token bucket: ``rate`` tokens per second, at most ``burst`` saved up."""
-
-    __slots__ = ("rate", "burst", "_tokens", "_stamp")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = float(rate)
-        self.burst = float(burst)
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-
-    def take(self, n: float = 1.0) -> float:
-        """Take ``n`` tokens: 0.0 if allowed, else the seconds to wait before retrying."""
-        now = time.monotonic()
-        tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        if tokens >= n:
-            self._tokens = tokens - n
-            return 0.0
-        self._tokens = tokens
-        return (n - tokens) / self.rate

@@ -4,43 +4,23 @@ The metrics touched on every order or report are plain in-process counters and
 bucket arrays (an attribute increment, no lock: everything runs on the event
 loop) that a collector turns into Prometheus families only when /metrics is
 scraped; ``prometheus_client``'s own Counter/Histogram take a lock and cost
-about 0.3-0.6 µs per update, a measurable share of a 40 µs order. Rare events
+about 0.3-0.6 µs per update, a measurable share of a 40 µs order. The values
+and buckets are compiled (``server/gateway/_counters.pyx``). Rare events
 (rejections, WebSocket drops, session state) keep the library's types.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from server.gateway._counters import Buckets as _Buckets
+from server.gateway._counters import Value as _Value
+
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST", "FastCounter", "FastHistogram"]
-
-
-class _Value:
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.value += amount
-
-
-class _Buckets:
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
 
 
 class FastCounter:
