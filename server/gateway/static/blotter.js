@@ -188,6 +188,12 @@
   // ``pending`` out when no cancel or replace is in flight.
   function upsertOrder(view, fromRest = false) {
     const prev = S.orders.get(view.ClOrdID) || {};
+    if (fromRest && TERMINAL.has(prev.OrdStatus) && !TERMINAL.has(view.OrdStatus)) {
+      // A REST answer written before a report that the stream delivered first (the
+      // cancel's answer after its Canceled report): the order does not leave a final state.
+      view = { ...view };
+      for (const k of ["OrdStatus", "state", "CumQty", "LeavesQty", "AvgPx", "pending"]) delete view[k];
+    }
     const next = { ...prev, ...view };
     if (fromRest && !("pending" in view)) delete next.pending;
     S.orders.set(view.ClOrdID, next);
