@@ -7,22 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.exchange.rules import tick_size as krx_tick  # the KRX tick table
+
 __all__ = ["OPS", "ClientSpec", "Scenario", "SymbolSpec", "krx_tick", "load_scenario"]
 
 # Request kinds a scenario can mix, in the order of the [mix] table.
 OPS = ("limit", "market", "cancel", "replace", "list", "query")
-
-# KRX price bands (lower bound, tick) since 2023.
-_KRX_TICKS = ((500_000, 1000), (200_000, 500), (50_000, 100), (20_000, 50), (5_000, 10), (2_000, 5), (0, 1))
-
-
-def krx_tick(price: int) -> int:
-    """The KRX tick size at ``price`` (KRW)."""
-    for low, tick in _KRX_TICKS:
-        if price >= low:
-            return tick
-    return 1
-
 
 @dataclass
 class SymbolSpec:

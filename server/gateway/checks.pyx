@@ -10,6 +10,7 @@ takes the Decimal way.
 
 from decimal import Decimal, InvalidOperation
 
+from server.exchange.rules import TICK_BANDS
 from server.gateway.errors import FieldProblem
 
 __all__ = ["krx_tick", "check_order_fields", "to_decimal", "PRICED_ORD_TYPES"]
@@ -19,32 +20,31 @@ __all__ = ["krx_tick", "check_order_fields", "to_decimal", "PRICED_ORD_TYPES"]
 # as brokers usually map it (2 with TimeInForce 7 "at the close" needs a price too).
 PRICED_ORD_TYPES = frozenset(("2", "4", "7", "8", "B", "E", "F"))
 
-# KRX tick size (KOSPI and KOSDAQ, since 2023): (price below, tick), then 1,000.
-_KRX_TICKS = ((2_000, 1), (5_000, 5), (20_000, 10), (50_000, 50), (200_000, 100), (500_000, 500))
+# KRX price bands (lower bound, tick), the exchange simulator's table: one source for both.
+cdef enum:
+    _MAX_BANDS = 16
+cdef long long _FLOORS[_MAX_BANDS]
+cdef long long _TICKS[_MAX_BANDS]
+cdef int _NBANDS = len(TICK_BANDS)
+assert 0 < _NBANDS <= _MAX_BANDS and TICK_BANDS[0][0] == 0
+for _i, (_floor, _tick) in enumerate(TICK_BANDS):
+    _FLOORS[_i] = _floor
+    _TICKS[_i] = _tick
 
 
 cdef inline long long _krx_tick_c(long long price) noexcept:
-    if price < 2_000:
-        return 1
-    if price < 5_000:
-        return 5
-    if price < 20_000:
-        return 10
-    if price < 50_000:
-        return 50
-    if price < 200_000:
-        return 100
-    if price < 500_000:
-        return 500
-    return 1_000
+    cdef int i = _NBANDS - 1
+    while i > 0 and price < _FLOORS[i]:
+        i -= 1
+    return _TICKS[i]
 
 
 def krx_tick(price):
-    """KRX tick size (KOSPI and KOSDAQ, since 2023) for a price in KRW (an int or a Decimal)."""
-    for bound, tick in _KRX_TICKS:
-        if price < bound:
-            return tick
-    return 1_000
+    """KRX tick size (KOSPI and KOSDAQ, since 2023) for a positive price in KRW (an int or a Decimal)."""
+    cdef int i = _NBANDS - 1
+    while i > 0 and price < _FLOORS[i]:
+        i -= 1
+    return _TICKS[i]
 
 
 def to_decimal(value):
