@@ -1,18 +1,17 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Per-request helpers of the order path, compiled because every order runs them:
-client identifiers (checked, then namespaced for the wire), the TransactTime and
-ISO timestamps of an order, and its 202 answer."""
+client identifiers (checked, then namespaced for the wire), the ISO timestamps of
+an order, and its 202 answer."""
 
 import time
 
 import msgspec
 
 from libc.stdio cimport snprintf
-from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from server.gateway.errors import FieldProblem
 
-__all__ = ["ID_KEYS", "MAX_ID_LEN", "check_id", "iso", "namespace", "order_answer", "transact_time"]
+__all__ = ["ID_KEYS", "MAX_ID_LEN", "check_id", "iso", "namespace", "order_answer"]
 
 MAX_ID_LEN = 64
 # Client identifiers namespaced by client on the wire (also inside NoOrders entries).
@@ -59,10 +58,6 @@ def namespace(dict body, str prefix):
 # Caches: strftime is the costly part, and orders arrive many to the second.
 cdef long long _iso_sec = -1
 cdef bytes _iso_prefix = b""  # "YYYY-MM-DDTHH:MM:SS" of _iso_sec
-cdef long long _tt_sec = -1
-cdef bytes _tt_prefix = b""  # "YYYYMMDD-HH:MM:SS" of _tt_sec
-cdef long long _tt_ms = -1
-cdef str _tt_text = ""
 
 
 def iso(long long ns):
@@ -79,25 +74,6 @@ def iso(long long ns):
     cdef char buf[64]
     cdef int n = snprintf(buf, sizeof(buf), "%s.%06lldZ", <char*>_iso_prefix, frac // 1000)
     return buf[:n].decode("ascii")
-
-
-def transact_time():
-    """Now as a FIX UTCTimestamp with milliseconds (``20261125-09:00:00.123``)."""
-    global _tt_sec, _tt_prefix, _tt_ms, _tt_text
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    cdef long long ms = <long long>ts.tv_sec * 1000 + ts.tv_nsec // 1_000_000
-    if ms == _tt_ms:
-        return _tt_text
-    cdef long long sec = ms // 1000
-    if sec != _tt_sec:
-        _tt_prefix = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(sec)).encode()
-        _tt_sec = sec
-    cdef char buf[64]
-    cdef int n = snprintf(buf, sizeof(buf), "%s.%03lld", <char*>_tt_prefix, ms % 1000)
-    _tt_text = buf[:n].decode("ascii")
-    _tt_ms = ms
-    return _tt_text
 
 
 def order_answer(o):

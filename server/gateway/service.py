@@ -31,11 +31,11 @@ from typing import Any, Protocol
 
 import msgspec
 
+from fastfix.codec import utc_timestamp
 from server.gateway._intake import check_id as _check_id
 from server.gateway._intake import iso as _iso
 from server.gateway._intake import namespace as _namespace
 from server.gateway._intake import order_answer as _order_answer
-from server.gateway._intake import transact_time as _transact_time
 from server.gateway.auth import TokenBucket
 from server.gateway.checks import check_order_fields
 from server.gateway.config import BrokerConfig, ClientConfig, GatewayConfig
@@ -351,7 +351,7 @@ class Gateway:
             names = self.mapper.fields_of(msg_type, group)
             flags = self._default_flags[(msg_type, group)] = ("TransactTime" in names, "HandlInst" in names)
         if flags[0] and "TransactTime" not in body:
-            body["TransactTime"] = _transact_time()
+            body["TransactTime"] = utc_timestamp().decode()  # now, milliseconds
         if flags[1] and "HandlInst" not in body:
             body["HandlInst"] = "1"
 
