@@ -32,6 +32,8 @@ from server._service import stop_process
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+if str(REPO) not in sys.path:  # bench.loadgen, when this file runs as a script
+    sys.path.insert(0, str(REPO))
 LUA = BENCH / "gateway_orders.lua"
 KEY = "key-bench-0123456789"
 CONNECTIONS = 32
@@ -431,8 +433,12 @@ async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: st
     sent: dict[str, int] = {}
     total = int(rate * seconds)
 
+    answered: dict[str, int] = {}
+    in_flight: dict[_HttpConn, str] = {}
+
     def on_done(c: _HttpConn, status: int) -> None:
         counts["accepted" if status == 202 else "other"] += 1
+        answered[in_flight.pop(c)] = time.perf_counter_ns()
         free.append(c)
 
     free.extend(await _connect(port, 16, on_done))
@@ -459,6 +465,7 @@ async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: st
                 if c.transport is None:
                     continue
                 cl = f"{tag}{i}"
+                in_flight[c] = cl
                 sent[cl] = time.perf_counter_ns()
                 c.post(head, ORDER % cl.encode())
                 i += 1
@@ -470,7 +477,7 @@ async def _rate(port: int, key: str | None, rate: float, seconds: float, tag: st
         if counts["accepted"] + counts["other"] >= total:
             break
         await asyncio.sleep(0.01)
-    return {"sent": sent, "accepted": counts["accepted"], "other_status": counts["other"],
+    return {"sent": sent, "answered": answered, "accepted": counts["accepted"], "other_status": counts["other"],
             "seconds": time.perf_counter() - t0, "late_ticks": late}
 
 
@@ -523,6 +530,30 @@ def pct(values: list[float], p: float) -> float:
 # --------------------------------------------------------------------------- scenario
 
 
+def _deltas(start: dict[str, int], end: dict[str, int]) -> list[float]:
+    """Microseconds from ``start`` to ``end`` of each key in both."""
+    return [(end[k] - t) / 1e3 for k, t in start.items() if k in end]
+
+
+def _percentiles(out: dict[str, Any], name: str, values: list[float]) -> None:
+    for p in (0.5, 0.99, 0.999):
+        v = pct(values, p)
+        out[f"{name}_p{str(p * 100).rstrip('0').rstrip('.').replace('.', '')}_us"] = None if v != v else round(v)
+
+
+async def _timed_rate(srv: Server, key: str | None, rate: float, seconds: float, tag: str,
+                      cpus: set[int] | None) -> tuple[dict[str, Any], float]:
+    """A fixed-rate run against ``srv`` and the server's CPU time per request during it (µs)."""
+    from bench.loadgen.run import cpu_seconds
+
+    before = cpu_seconds(srv.proc.pid)
+    res = await fixed_rate(srv.port, key or "-", rate, seconds, tag, cpus)
+    after = cpu_seconds(srv.proc.pid)
+    requests = max(1, len(res["answered"]))
+    return res, (round((after - before) / requests * 1e6, 1) if before is not None and after is not None
+                 else float("nan"))
+
+
 async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate: float = 0.0,
               latency_seconds: float = 3.0, acked: bool = False,
               gateway_env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -568,39 +599,36 @@ async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate
         out["gateway_orders_per_s"] = round(max(gw_rates))
         out["baseline_req_per_s"] = round(max(base_rates))
         out["ratio"] = round(max(gw_rates) / max(base_rates), 3)
-        if base is not None:
-            base.stop()
-            base = None
-        if acked or latency_rate:
-            # Acknowledged orders and latencies: the gateway alone on the machine (no pinning),
-            # as deployed; the bare handler is gone.
-            if load_cpus is not None:
-                pin(gw.proc.pid, set(_START_CPUS))
-                os.sched_setaffinity(0, _START_CPUS)
-                load_cpus = None
-            hub.ack = True
-            reader = await ws_reader(gw.ws_port, KEY)
-        if acked:
-            res = await closed_loop(gw.port, seconds, f"a{run_id}", KEY, load_cpus)
-            out["gateway_orders_per_s_acked"] = round(res["rate"])
         if latency_rate:
+            # The bare handler first, at the same rate with the same client and placement:
+            # what this machine gives a trivial handler (its thread wake-ups, the client),
+            # the floor beside which the gateway's latencies read.
+            res, cpu_us = await _timed_rate(base, None, latency_rate, latency_seconds, "b", load_cpus)
+            _percentiles(out, "bare_post_to_answer", _deltas(res["sent"], res["answered"]))
+            out["bare_cpu_us_per_request"] = cpu_us
+        base.stop()
+        base = None
+        if latency_rate:
+            # Orders only: the gateway keeps its core, load and hub stay on the other, as when
+            # they run on other machines (unpinned, a trivial handler's own p99 reached 10 ms here).
             hub.track = True
+            reader = await ws_reader(gw.ws_port, KEY)
             prefix = b"bench:"
-
-            def us(vals: list[float], name: str) -> None:
-                for p in (0.5, 0.99, 0.999):
-                    out[f"{name}_p{str(p * 100).rstrip('0').rstrip('.').replace('.', '')}_us"] = round(pct(vals, p))
-
-            # 1) orders only (the hub does not answer): POST sent -> NewOrderSingle at the hub
+            # 1) orders only (the hub does not answer): POST sent -> 202 read, -> NewOrderSingle at the hub
             hub.ack = False
-            res = await fixed_rate(gw.port, KEY, latency_rate, latency_seconds, f"n{run_id}-", load_cpus)
+            res, cpu_us = await _timed_rate(gw, KEY, latency_rate, latency_seconds, f"n{run_id}-", load_cpus)
+            out["gateway_cpu_us_per_order"] = cpu_us
+            _percentiles(out, "post_to_answer", _deltas(res["sent"], res["answered"]))
             await asyncio.sleep(0.2)
             sent = {prefix + k.encode(): v for k, v in res["sent"].items()}
-            us([(hub.t_fix[k] - sent[k]) / 1e3 for k in sent if k in hub.t_fix], "rest_to_fix")
-            # 2) every order acknowledged (ExecutionReport New) and pushed on the WebSocket
+            _percentiles(out, "rest_to_fix", [(hub.t_fix[k] - sent[k]) / 1e3 for k in sent if k in hub.t_fix])
+            # 2) every order acknowledged (ExecutionReport New) and pushed on the WebSocket: the
+            # gateway on all CPUs (on one, the reports' work on top of the orders' fills it at 5,000/s)
+            _unpin(gw)
+            load_cpus = None
             hub.ack = True
             reader.frames.clear()
-            res = await fixed_rate(gw.port, KEY, latency_rate, latency_seconds, f"l{run_id}-", load_cpus)
+            res, _ = await _timed_rate(gw, KEY, latency_rate, latency_seconds, f"l{run_id}-", load_cpus)
             await asyncio.sleep(0.2)
             t_ws: dict[bytes, int] = {}
             for ns, data in reader.frames:
@@ -613,19 +641,34 @@ async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate
             out["latency_samples"] = len(keys)
             out["latency_sent"] = len(sent)
             out["latency_client_late_ticks"] = res.get("late_ticks", 0)
-            us([(hub.t_fix[k] - sent[k]) / 1e3 for k in keys], "rest_to_fix_acked")
-            us([(t_ws[k] - hub.t_er[k]) / 1e3 for k in keys], "er_to_ws")
-            us([(t_ws[k] - sent[k]) / 1e3 for k in keys], "post_to_ws")
-        if acked or latency_rate:
+            _percentiles(out, "rest_to_fix_acked", [(hub.t_fix[k] - sent[k]) / 1e3 for k in keys])
+            _percentiles(out, "er_to_ws", [(t_ws[k] - hub.t_er[k]) / 1e3 for k in keys])
+            _percentiles(out, "post_to_ws", [(t_ws[k] - sent[k]) / 1e3 for k in keys])
+            reader.transport.disconnect()
+        if acked:
+            # Every order acknowledged and pushed, closed loop, the gateway on all CPUs (the hub
+            # and the clients share them).
+            _unpin(gw)
+            load_cpus = None
+            hub.ack = True
+            reader = await ws_reader(gw.ws_port, KEY)
+            res = await closed_loop(gw.port, seconds, f"a{run_id}", KEY, load_cpus)
+            out["gateway_orders_per_s_acked"] = round(res["rate"])
             reader.transport.disconnect()
     finally:
         for s in (gw, base):
             if s is not None:
                 s.stop()
         await acceptor.stop()
-        if load_cpus is not None:
-            os.sched_setaffinity(0, _START_CPUS)
+        os.sched_setaffinity(0, _START_CPUS)
     return out
+
+
+def _unpin(srv: Server) -> None:
+    """The server and this process (the load's parent) back on every CPU."""
+    if srv.proc.poll() is None:
+        pin(srv.proc.pid, set(_START_CPUS))
+    os.sched_setaffinity(0, _START_CPUS)
 
 
 def _main(argv: list[str]) -> None:
@@ -639,7 +682,6 @@ def _main(argv: list[str]) -> None:
         nums = [float(a) for a in argv[2:]] + [3, 3, 5000][len(argv) - 2:]
         print(json.dumps(uvloop.run(run(d, int(nums[0]), nums[1], nums[2], acked=True)), indent=1))
         return
-    sys.path.insert(0, str(REPO))  # bench.loadgen (this file also runs as a script)
     port, key = int(argv[1]), argv[2]
     k = None if key == "-" else key
     if mode == "closed":

@@ -7,16 +7,20 @@ a Python keep-alive client. The server under test is pinned to one CPU, the load
 the other(s). Throughput: best of ``GATEWAY_BENCH_ROUNDS`` alternating runs of
 ``GATEWAY_BENCH_SECONDS`` each (every 202 checked to have reached the hub).
 Latency: an open-loop client posts ``GATEWAY_BENCH_RATE`` orders/s for
-``GATEWAY_BENCH_LATENCY_SECONDS``, first with the hub only taking the orders, then
-with the hub acknowledging each with an ExecutionReport New and a picows
-subscriber reading the pushes.
+``GATEWAY_BENCH_LATENCY_SECONDS``: to the bare handler, then to the gateway with the
+hub only taking the orders (each server pinned as above), then to the gateway with
+the hub acknowledging each with an ExecutionReport New and a picows subscriber
+reading the pushes (gateway unpinned).
 
 Figures (``extra_info`` and printed): ``gateway_orders_per_s``, ``baseline_req_per_s``,
-``ratio``; ``rest_to_fix`` (POST sent -> NewOrderSingle read by the hub, orders not
-answered), ``rest_to_fix_acked`` (the same with every order answered), ``er_to_ws``
-(ExecutionReport written by the hub -> WebSocket frame read), ``post_to_ws``, as
-p50/p99/p99.9 in µs; ``gateway_orders_per_s_acked`` (closed loop with every order
-acknowledged and pushed). The acknowledged runs leave the gateway unpinned.
+``ratio``; ``bare_post_to_answer`` and ``post_to_answer`` (POST sent -> answer read, the
+bare handler and the gateway with orders not answered), ``rest_to_fix`` (POST sent ->
+NewOrderSingle read by the hub, orders not answered), ``rest_to_fix_acked`` (the same
+with every order answered), ``er_to_ws`` (ExecutionReport written by the hub ->
+WebSocket frame read), ``post_to_ws``, as p50/p99/p99.9 in µs;
+``bare_cpu_us_per_request`` and ``gateway_cpu_us_per_order`` (each server's CPU time
+per request at that rate); ``gateway_orders_per_s_acked`` (closed loop with every order
+acknowledged and pushed, gateway unpinned).
 """
 
 from __future__ import annotations
@@ -50,3 +54,4 @@ def test_gateway_rest_to_fix(benchmark: Any, tmp_path: Path) -> None:
     benchmark.extra_info.update(result)
     print("\norder gateway:", json.dumps(result))
     assert result["latency_samples"] > 0.9 * RATE * LATENCY_SECONDS
+    assert result["bare_post_to_answer_p99_us"] is not None and result["post_to_answer_p99_us"] is not None
