@@ -6,7 +6,8 @@ Steps (about four minutes on a 2-core machine):
 2. session benchmarks (ping-pong latency, one-way throughput);
 3. the gateway in front of the FIX hub double (``bench.loadgen.target``): a
    closed-loop run for the ceiling in orders/s, then an open-loop sweep of new
-   orders at increasing offered rates, each order followed hop by hop;
+   orders at increasing offered rates, each order followed hop by hop, and the
+   same sweep against the trivial handler of the gateway gate (the floor);
 4. the page, its plots (``docs/img/*.png``) and the raw results
    (``bench/results/*.json``, not in git).
 
@@ -29,7 +30,7 @@ from typing import Any
 from bench.loadgen.report import _HOP_TEXT, markdown_sweep, plot_hop_cdf, plot_sweep
 from bench.loadgen.run import HOP_CHAIN, run_load
 from bench.loadgen.scenario import load_scenario
-from bench.loadgen.target import REPO, LabTarget
+from bench.loadgen.target import REPO, BareTarget, LabTarget
 
 RESULTS = REPO / "bench" / "results"
 PROFILE_RATE = 2000.0  # requests/s of the mixed scenario while py-spy samples the gateway
@@ -182,6 +183,15 @@ def gateway_lab(rates: list[float], duration: float, cdf_rate: float, processes:
                 wait_all(procs)
             if svg.with_suffix(".txt").exists():
                 out["profile_top"] = markdown_top(svg.with_suffix(".txt"), 15)
+    # The floor: the same client at the same rates against a trivial handler.
+    floor = []
+    with BareTarget() as b:
+        for rate in rates:
+            r = run_load(new_orders, b.info, rate=rate, duration=duration, warmup=1.0, processes=1, sample=0)
+            print(f"  {rate:>7,.0f}/s offered, bare handler: POST->202 p99 "
+                  f"{r['latency_us'].get('rest.limit', {}).get('p99')} µs", flush=True)
+            floor.append(r)
+    out["floor"] = floor
     return out
 
 
@@ -192,7 +202,7 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
     cdf_run = next(r for r in sweep if r["offered_rate"] == cdf_rate)
     plot_hop_cdf(cdf_run, IMG / "gateway-hops-cdf.png",
                  f"Per-hop latency of new orders at {cdf_rate:,.0f} orders/s offered (open loop)")
-    plot_sweep(sweep, IMG / "gateway-rate-sweep.png")
+    plot_sweep(sweep, IMG / "gateway-rate-sweep.png", floor=gw.get("floor"))
     values = measured_values(codec, session, gw)
     cl = gw["closed_loop"]
     cpu = cl.get("gateway_cpu", {})
@@ -285,7 +295,12 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         "millisecond timers either send requests in bursts or, for waits under half a millisecond, spin",
         "a core the gateway needs.",
         "",
-        markdown_sweep(sweep),
+        "The *bare* columns are the same client at the same rates against the trivial granian + msgspec",
+        "handler of the gateway gate (`BareTarget`: a 202 for every POST, nothing stored or sent): what this",
+        "machine costs any Python server, before the gateway does anything. Evenly spaced requests each",
+        "wake the server's threads on their own, so CPU per request is highest at low rates.",
+        "",
+        markdown_sweep(sweep, gw.get("floor")),
         "![latency against offered rate](img/gateway-rate-sweep.png)",
         "",
         f"Where the time goes, per hop, at {cdf_rate:,.0f} orders/s offered:",
@@ -381,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
 
     (RESULTS / "gateway.json").write_text(json.dumps(
         {"max_orders_per_s": gw["max_orders_per_s"], "closed_loop": public(gw["closed_loop"]),
-         "sweep": [public(r) for r in gw["sweep"]]}, indent=2) + "\n")
+         "sweep": [public(r) for r in gw["sweep"]], "floor": [public(r) for r in gw["floor"]]},
+        indent=2) + "\n")
     from bench.loadgen.clientcost import main as clientcost
 
     cost = clientcost(20000).get("fastfix lab client (raw HTTP/1.1 on uvloop)", float("nan"))

@@ -76,20 +76,36 @@ def markdown_run(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def markdown_sweep(runs: list[dict[str, Any]]) -> str:
-    """A rate sweep as one table."""
-    out = ["| offered /s | answered /s | gateway CPU µs/req | REST p50 µs | REST p99 µs | ack p50 µs | ack p99 µs | "
-           "report→WS p99 µs |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def markdown_sweep(runs: list[dict[str, Any]], floor: list[dict[str, Any]] | None = None) -> str:
+    """A rate sweep as one table; ``floor``: runs of the same client at the same rates against
+    the trivial handler (``BareTarget``), shown beside the gateway's."""
+    bare = {r["offered_rate"]: r for r in floor or []}
+    head = ("| offered /s | answered /s | gateway CPU µs/req | REST p50 µs | REST p99 µs | ack p50 µs | ack p99 µs | "
+            "report→WS p99 µs |")
+    rule = "|---:|---:|---:|---:|---:|---:|---:|---:|"
+    if bare:
+        head += " bare CPU µs/req | bare REST p50 µs | bare REST p99 µs |"
+        rule += "---:|---:|---:|"
+    out = [head, rule]
     for r in runs:
         rest = r["latency_us"].get("rest.limit", {})
         ack = r["latency_us"].get("ack.limit", {})
         ws = r["hops_us"].get("er_to_ws", {})
-        cpu = r.get("gateway_cpu", {}).get("per_request_us")
-        out.append(f"| {r['offered_rate']:,.0f} | {r['throughput_rps']:,.0f} | "
-                   f"{'—' if cpu is None else f'{cpu:.0f}'} | {rest.get('p50', 0):,.0f} | {rest.get('p99', 0):,.0f} | "
-                   f"{ack.get('p50', 0):,.0f} | {ack.get('p99', 0):,.0f} | {ws.get('p99', 0):,.0f} |")
+        row = (f"| {r['offered_rate']:,.0f} | {r['throughput_rps']:,.0f} | {_cpu(r)} | {rest.get('p50', 0):,.0f} | "
+               f"{rest.get('p99', 0):,.0f} | {ack.get('p50', 0):,.0f} | {ack.get('p99', 0):,.0f} | "
+               f"{ws.get('p99', 0):,.0f} |")
+        if bare:
+            b = bare.get(r["offered_rate"])
+            brest = b["latency_us"].get("rest.limit", {}) if b else {}
+            row += (f" {_cpu(b) if b else '—'} | {brest.get('p50', 0):,.0f} | {brest.get('p99', 0):,.0f} |"
+                    if brest else " — | — | — |")
+        out.append(row)
     return "\n".join(out) + "\n"
+
+
+def _cpu(r: dict[str, Any]) -> str:
+    cpu = r.get("gateway_cpu", {}).get("per_request_us")
+    return "—" if cpu is None else f"{cpu:.0f}"
 
 
 def _public(r: dict[str, Any]) -> dict[str, Any]:
@@ -162,8 +178,10 @@ def plot_hop_cdf(r: dict[str, Any], png: Path, title: str | None = None) -> None
     plt.close(fig)
 
 
-def plot_sweep(runs: list[dict[str, Any]], png: Path, title: str | None = None) -> None:
-    """Latency percentiles against offered rate, and answered against offered."""
+def plot_sweep(runs: list[dict[str, Any]], png: Path, title: str | None = None,
+               floor: list[dict[str, Any]] | None = None) -> None:
+    """Latency percentiles against offered rate, and answered against offered; ``floor`` (the
+    trivial handler at the same rates, see :func:`markdown_sweep`) in grey."""
     plt = _plt()
     rates = [r["offered_rate"] for r in runs]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=100, gridspec_kw={"width_ratios": [3, 2]})
@@ -173,6 +191,9 @@ def plot_sweep(runs: list[dict[str, Any]], png: Path, title: str | None = None) 
             ax.plot(rates, ys, style, marker=marker, ms=4, label=f"{label} {p}")
     ws = [r["hops_us"].get("er_to_ws", {}).get("p99") for r in runs]
     ax.plot(rates, ws, ":", marker="^", ms=4, label="report read → WS written p99")
+    for p, marker in (("p50", "o"), ("p99", "s")) if floor else ():
+        ax.plot([r["offered_rate"] for r in floor], [r["latency_us"].get("rest.limit", {}).get(p) for r in floor],
+                "-", color="grey", marker=marker, ms=3, lw=1, label=f"bare handler POST → 202 {p}")
     ax.set_yscale("log")
     ax.set_xlabel("offered orders/s")
     ax.set_ylabel("µs (log scale)")

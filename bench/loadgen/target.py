@@ -22,17 +22,18 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from bench._gateway_load import gateway_fix_settings
+from bench._gateway_load import BASELINE, gateway_fix_settings
 from server._service import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
-__all__ = ["LabTarget", "hub_main", "lab_key"]
+__all__ = ["BareTarget", "LabTarget", "hub_main", "lab_key"]
 
 
 def lab_key(i: int) -> str:
@@ -173,6 +174,48 @@ class LabTarget:
         if self.hub is not None and self.hub.stdout is not None:
             self.hub.stdout.close()
         self.gateway = self.hub = None
+
+
+class BareTarget:
+    """The trivial granian RSGI + msgspec handler of the gateway gate (``bench/_gateway_load.py``)
+    as a lab target: it answers every POST 202 and has no stream. The same client at the
+    same rates against it gives the floor of the latency sweep: what this machine costs
+    any Python server before the gateway does anything."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.info: dict[str, Any] = {}
+
+    def __enter__(self) -> BareTarget:
+        self.proc = subprocess.Popen([sys.executable, "-c", BASELINE], stdout=subprocess.PIPE, cwd=REPO)
+        try:
+            assert self.proc.stdout is not None
+            port = int(self.proc.stdout.readline())
+            deadline = time.monotonic() + 15
+            while True:  # granian binds its threads after the port is printed
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                except urllib.error.HTTPError:
+                    break  # it answers (a GET has no order in it)
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("bare handler not ready") from None
+                    time.sleep(0.05)
+                else:
+                    break
+        except BaseException:
+            self.__exit__()
+            raise
+        self.info = {"rest_url": f"http://127.0.0.1:{port}", "ws_url": "", "keys": ["-"],
+                     "gateway_pid": self.proc.pid}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
 
 
 # ------------------------------------------------------------------ the hub double process
