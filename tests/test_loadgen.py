@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.loadgen.report import markdown_run, markdown_sweep, write_run  # noqa: E402
+from bench.loadgen.report import markdown_run, markdown_sweep, plot_sweep, write_run  # noqa: E402
 from bench.loadgen.run import HOP_CHAIN, summarize  # noqa: E402
 from bench.loadgen.scenario import OPS, krx_tick, load_scenario  # noqa: E402
 from bench.loadgen.worker import _Http  # noqa: E402
@@ -122,6 +123,33 @@ def test_short_run_against_a_lab_target(tmp_path: Path) -> None:
     assert json.loads(written[0].read_text())["scenario"] == "mixed"
     assert "_raw" not in json.loads(written[0].read_text())
     assert OPS[0] == "limit"
+
+
+def test_floor_run_against_the_bare_handler(tmp_path: Path) -> None:
+    """The sweep's floor: the new-orders scenario against the trivial handler (no stream): every
+    request answered 202, nothing waited for on a WebSocket, its CPU counted; the sweep table and
+    plot show it beside the gateway's run at the same rate."""
+    from bench.loadgen.run import run_load
+    from bench.loadgen.target import BareTarget
+
+    sc = load_scenario(REPO / "bench" / "loadgen" / "scenarios" / "new-orders.toml")
+    with BareTarget() as b:
+        pid = b.info["gateway_pid"]
+        r = run_load(sc, b.info, rate=300, duration=1.0, warmup=0.3, processes=1, sample=0)
+    with pytest.raises(ProcessLookupError):  # stopped by its PID
+        os.kill(pid, 0)
+    assert r["unanswered"] == 0 and r["lost_connections"] == 0 and r["missing_acks"] == 0, r
+    assert set(r["status"]) == {"limit:202"} and r["status"]["limit:202"] > 250, r["status"]
+    assert r["latency_us"]["rest.limit"]["count"] > 250 and "ack.limit" not in r["latency_us"]
+    assert r["traced_orders"] == 0 and r["gateway_cpu"]["per_request_us"] > 0
+    gateway_run = {**r, "latency_us": {"rest.limit": {"p50": 900.0, "p99": 4000.0}}, "hops_us": {}}
+    table = markdown_sweep([gateway_run], [r]).splitlines()
+    assert table[0].endswith("| bare CPU µs/req | bare REST p50 µs | bare REST p99 µs |")
+    rest = r["latency_us"]["rest.limit"]
+    assert table[2].endswith(f"| {rest['p50']:,.0f} | {rest['p99']:,.0f} |")
+    assert "bare" not in markdown_sweep([gateway_run])  # no floor, no columns
+    plot_sweep([gateway_run], tmp_path / "sweep.png", floor=[r])
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000
 
 
 def test_performance_page_targets_table() -> None:
