@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Per-request helpers of the order path, compiled because every order runs them:
-client identifiers (checked, then namespaced for the wire), the ISO timestamps of
-an order, and its 202 answer."""
+client identifiers (checked, then namespaced for the wire), the order record made
+from a request, the ISO timestamps of an order, and its 202 answer."""
 
 import time
 
@@ -9,9 +9,13 @@ import msgspec
 
 from libc.stdio cimport snprintf
 
-from server.gateway.errors import FieldProblem
+from fastfix.codec import utc_timestamp
 
-__all__ = ["ID_KEYS", "MAX_ID_LEN", "check_id", "iso", "namespace", "order_answer"]
+from server.gateway.errors import FieldProblem
+from server.gateway.orders import Order
+
+__all__ = ["ID_KEYS", "MAX_ID_LEN", "check_id", "fill_defaults", "iso", "namespace", "order_answer",
+           "order_record"]
 
 MAX_ID_LEN = 64
 # Client identifiers namespaced by client on the wire (also inside NoOrders entries).
@@ -53,6 +57,40 @@ def namespace(dict body, str prefix):
         for entry in <list>entries:
             if type(entry) is dict:
                 _prefix(<dict>entry, prefix)
+
+
+def fill_defaults(dict body, bint transact_time, bint handl_inst):
+    """TransactTime (now, milliseconds) and HandlInst (1, automated) where the message has
+    them (the flags) and the request left them out."""
+    if transact_time and "TransactTime" not in body:
+        body["TransactTime"] = utc_timestamp().decode()
+    if handl_inst and "HandlInst" not in body:
+        body["HandlInst"] = "1"
+
+
+cdef object _MISSING = object()
+
+
+cdef inline object _text(dict fields, str name, object default):
+    """A field as the record keeps it: its text (Decimal and int values as written), or
+    ``default`` when the request has no such field."""
+    v = fields.get(name, _MISSING)
+    if v is _MISSING:
+        return default
+    return v if type(v) is str else str(v)
+
+
+def order_record(dict fields, str client_id, str cl, str broker_id, str msg_type, long long now, **state):
+    """A new order record from the request fields (a body, or one entry of a list); ``state``
+    sets what differs by request (status, ids, quantities carried over by a replace)."""
+    qty = _text(fields, "OrderQty", "0")
+    if "LeavesQty" not in state:
+        state["LeavesQty"] = qty
+    return Order(client_id=client_id, ClOrdID=cl, broker=broker_id, MsgType=msg_type,
+                 Symbol=_text(fields, "Symbol", ""), Side=_text(fields, "Side", ""),
+                 OrdType=_text(fields, "OrdType", ""), Account=fields.get("Account"),
+                 OrderQty=qty, Price=_text(fields, "Price", None),
+                 created_ns=now, updated_ns=now, **state)
 
 
 # Caches: strftime is the costly part, and orders arrive many to the second.

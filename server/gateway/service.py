@@ -31,11 +31,12 @@ from typing import Any, Protocol
 
 import msgspec
 
-from fastfix.codec import utc_timestamp
 from server.gateway._intake import check_id as _check_id
+from server.gateway._intake import fill_defaults as _fill_defaults
 from server.gateway._intake import iso as _iso
 from server.gateway._intake import namespace as _namespace
 from server.gateway._intake import order_answer as _order_answer
+from server.gateway._intake import order_record as _order_record
 from server.gateway.auth import TokenBucket
 from server.gateway.checks import check_order_fields
 from server.gateway.config import BrokerConfig, ClientConfig, GatewayConfig
@@ -196,6 +197,7 @@ class Gateway:
         self._gen_ids = itertools.count(1)
         self._all_brokers = list(cfg.brokers)  # routing targets of clients without a broker list
         self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}  # see _fill_defaults
+        self._new_order_flags = self._default_flags_of("D")
         # After-commit callbacks (one bound method each: the store groups items by callback).
         self._send_committed_cb = self._send_committed
         self._push_cb = self._push_committed
@@ -344,16 +346,17 @@ class Gateway:
                     p.reason = p.reason.replace(client_id + ":", "")
             return b""
 
-    def _fill_defaults(self, body: dict[str, Any], msg_type: str, group: str | None = None) -> None:
-        """TransactTime (now) and HandlInst (1, automated) where the message has them and they are absent."""
+    def _default_flags_of(self, msg_type: str, group: str | None = None) -> tuple[bool, bool]:
+        """Whether the message (or its group) has TransactTime and HandlInst (see fill_defaults)."""
         flags = self._default_flags.get((msg_type, group))
         if flags is None:
             names = self.mapper.fields_of(msg_type, group)
             flags = self._default_flags[(msg_type, group)] = ("TransactTime" in names, "HandlInst" in names)
-        if flags[0] and "TransactTime" not in body:
-            body["TransactTime"] = utc_timestamp().decode()  # now, milliseconds
-        if flags[1] and "HandlInst" not in body:
-            body["HandlInst"] = "1"
+        return flags
+
+    def _fill_defaults(self, body: dict[str, Any], msg_type: str, group: str | None = None) -> None:
+        """TransactTime (now) and HandlInst (1, automated) where the message has them and they are absent."""
+        _fill_defaults(body, *self._default_flags_of(msg_type, group))
 
     async def _replay(self, existing: Order | OrderList, body_hash: str, what: str) -> bytes:
         """The answer to a request whose identifier is already taken: the original answer
@@ -433,7 +436,7 @@ class Gateway:
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker) if broker else self.cfg.tick_size, "$",
                            problems)
-        self._fill_defaults(body, "D")
+        _fill_defaults(body, *self._new_order_flags)
         wire = self._map("D", body, client.id, problems)
         if problems or cl is None or broker is None:
             self.metrics.rejected.labels("invalid").inc()
@@ -1062,16 +1065,3 @@ class Gateway:
 
     def events_since(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
         return self.store.events_since(client_id, seq, limit)
-
-
-def _order_record(fields: dict[str, Any], client_id: str, cl: str, broker_id: str, msg_type: str,
-                  now: int, **state: Any) -> Order:
-    """A new order record from the request fields (a body, or one entry of a list); ``state``
-    sets what differs by request (status, ids, quantities carried over by a replace)."""
-    qty = str(fields.get("OrderQty", "0"))
-    state.setdefault("LeavesQty", qty)
-    return Order(client_id=client_id, ClOrdID=cl, broker=broker_id, MsgType=msg_type,
-                 Symbol=str(fields.get("Symbol", "")), Side=str(fields.get("Side", "")),
-                 OrdType=str(fields.get("OrdType", "")), Account=fields.get("Account"),
-                 OrderQty=qty, Price=str(fields["Price"]) if "Price" in fields else None,
-                 created_ns=now, updated_ns=now, **state)

@@ -430,14 +430,20 @@ class SQLiteStore(GatewayStore):
 
     # writes ---------------------------------------------------------------------------
     def put_order(self, order: Order) -> None:
+        key = (order.client_id, order.ClOrdID)
         if not order.num:  # not read from the store: numbered, in intake order, unless stored already
-            num = self._stored_number(order.client_id, order.ClOrdID)
-            if num is None:
-                num = self._next_num
+            h = hash(key)
+            if h not in self._nums:  # the usual new order: no number under its hash yet (see _note)
+                num = self._nums[h] = self._next_num
                 self._next_num = num + 1
-                self._note(order.client_id, order.ClOrdID, num)
+            else:
+                num = self._stored_number(*key)
+                if num is None:
+                    num = self._next_num
+                    self._next_num = num + 1
+                    self._note(*key, num)
             order.num = num
-        self._current().orders[(order.client_id, order.ClOrdID)] = order
+        self._current().orders[key] = order
 
     def put_execution(self, order: Order, execution: Execution) -> None:
         key = execution.ExecID or f"~{execution.received_ns}"
