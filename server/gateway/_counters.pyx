@@ -7,7 +7,7 @@ they take no lock; the Prometheus families are built from them when scraped
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-__all__ = ["Buckets", "TokenBucket", "Value"]
+__all__ = ["Buckets", "Family", "TokenBucket", "Value"]
 
 
 cdef class Value:
@@ -59,6 +59,25 @@ cdef class Buckets:
     @property
     def counts(self):
         return [self._counts[i] for i in range(self._n + 1)]
+
+
+cdef class Family:
+    """The children of a labelled metric family, by label values: ``labels(...)`` runs for
+    several metrics of every order. Subclasses make a child (``_new_child``)."""
+
+    cdef readonly dict _children
+
+    def __init__(self):
+        self._children = {}
+
+    def labels(self, *values):
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._new_child()
+        return child
+
+    def _new_child(self):
+        raise NotImplementedError
 
 
 cdef inline double _monotonic() noexcept nogil:

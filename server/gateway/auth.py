@@ -41,11 +41,12 @@ class Authenticator:
         # Keys already verified -> client: a request with a known key costs one dict lookup
         # instead of a SHA-256. Only valid keys are cached (bounded), so unknown keys cannot
         # fill it; the lookup hashes the key with the interpreter's keyed SipHash and compares
-        # only on a hash match, which reveals nothing useful about stored keys.
-        self._verified: dict[str, ClientConfig] = {}
+        # only on a hash match, which reveals nothing useful about stored keys. Read-only
+        # for callers (the REST handler looks a request's header value up here first).
+        self.known: dict[str, ClientConfig] = {}
 
     def authenticate(self, api_key: str | None) -> ClientConfig | None:
-        client = self._verified.get(api_key)  # type: ignore[arg-type]
+        client = self.known.get(api_key)  # type: ignore[arg-type]
         if client is not None:
             return client
         if not api_key or len(api_key) > 512:
@@ -56,8 +57,8 @@ class Authenticator:
             return None
         if not hmac.compare_digest(digest, bytes.fromhex(client.api_key_sha256)):
             return None
-        if len(self._verified) < _VERIFIED_MAX:
-            self._verified[api_key] = client
+        if len(self.known) < _VERIFIED_MAX:
+            self.known[api_key] = client
         return client
 
     @staticmethod

@@ -18,24 +18,22 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from server.gateway._counters import Buckets as _Buckets
+from server.gateway._counters import Family as _Family
 from server.gateway._counters import Value as _Value
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST", "FastCounter", "FastHistogram"]
 
 
-class FastCounter:
+class FastCounter(_Family):
     """A lock-free counter family for the event-loop thread (``labels(...).inc()`` as prometheus_client)."""
 
     def __init__(self, name: str, doc: str, labelnames: tuple[str, ...] = ()) -> None:
+        super().__init__()
         self.name, self.doc, self.labelnames = name, doc, labelnames
-        self._children: dict[tuple[str, ...], _Value] = {}
         self._plain = _Value() if not labelnames else None
 
-    def labels(self, *values: str) -> _Value:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = _Value()
-        return child
+    def _new_child(self) -> _Value:
+        return _Value()
 
     def inc(self, amount: float = 1.0) -> None:
         assert self._plain is not None, "labelled counter: use labels(...)"
@@ -50,20 +48,17 @@ class FastCounter:
         return fam
 
 
-class FastHistogram:
+class FastHistogram(_Family):
     """A lock-free histogram family for the event-loop thread (``labels(...).observe(s)``)."""
 
     def __init__(self, name: str, doc: str, labelnames: tuple[str, ...] = (),
                  buckets: tuple[float, ...] = ()) -> None:
+        super().__init__()
         self.name, self.doc, self.labelnames, self.buckets = name, doc, labelnames, tuple(buckets)
-        self._children: dict[tuple[str, ...], _Buckets] = {}
         self._plain = _Buckets(self.buckets) if not labelnames else None
 
-    def labels(self, *values: str) -> _Buckets:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = _Buckets(self.buckets)
-        return child
+    def _new_child(self) -> _Buckets:
+        return _Buckets(self.buckets)
 
     def observe(self, value: float) -> None:
         assert self._plain is not None, "labelled histogram: use labels(...)"

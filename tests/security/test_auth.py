@@ -113,7 +113,8 @@ def test_authentication_uses_constant_time_comparison(monkeypatch: pytest.Monkey
     # flood of guesses cannot grow that table, and a remembered key still maps to its client.
     for i in range(5000):
         assert authn.authenticate(f"guess-{i}") is None
-    remembered = getattr(authn, "_verified", {})
+    remembered = authn.known
+    assert remembered == {A: client}
     assert all(authn.authenticate(k) is c for k, c in remembered.items())
     assert len(remembered) <= 1
 

@@ -470,7 +470,9 @@ class SQLiteStore(GatewayStore):
         return self._rconn
 
     def get_order(self, client_id: str, cl_ord_id: str) -> Order | None:
-        found = self._find(client_id, cl_ord_id)  # a ClOrdID never stored costs no database read
+        if not self._clash and hash((client_id, cl_ord_id)) not in self._nums:
+            return None  # never stored (the check of every new order): no database read
+        found = self._find(client_id, cl_ord_id)
         return _order_dec.decode(found[1]) if found else None
 
     def list_orders(self, client_id: str, flt: OrderFilter) -> list[Order]:
