@@ -153,7 +153,7 @@ def test_floor_run_against_the_bare_handler(tmp_path: Path) -> None:
 
 
 def test_performance_page_targets_table() -> None:
-    from bench.loadgen.page import TARGETS, measured_values, targets_table
+    from bench.loadgen.page import TARGETS, measured_values, reference_values, targets_table
 
     codec = {"test_parse_fastfix[nos]": {"median_ns": 250.0}, "test_parse_fastfix[er]": {"median_ns": 400.0}}
     session = {"test_fastfix_to_fastfix_ping_pong[N]": {"p50_us": 27.0, "p99_us": 53.0},
@@ -169,6 +169,20 @@ def test_performance_page_targets_table() -> None:
     assert "| session | one-way throughput | ≥ 100,000 msg/s | 120,000 msg/s | met |" in table
     assert "| gateway | orders/s (closed loop) | ≥ 25,000 orders/s | 5,500 orders/s | **not met** |" in table
     assert "800 µs | met |" in table and "300 µs | **not met** |" in table
+    # the same-run reference column: simpler things measured alongside, "—" where there is none
+    codec["test_parse_simplefix[nos]"] = {"median_ns": 2400.0}
+    session["test_raw_asyncio_echo_ping_pong"] = {"p50_us": 13.0, "p99_us": 20.0}
+    gw["bare_closed_loop"] = {"requests_answered": 60_000, "window_s": 3.0}
+    gw["floor"] = [{"offered_rate": 5000, "latency_us": {"rest.limit": {"p99": 640.0}}}]
+    refs = reference_values(codec, session, gw)
+    assert len(refs) == len(TARGETS)
+    table = targets_table(values, refs)
+    assert table.splitlines()[0].endswith("| same run, for reference |")
+    assert "| 250 ns | met | simplefix 2.40 µs |" in table
+    assert "| 27 µs | met | raw asyncio echo 13 µs |" in table
+    assert "| 5,500 orders/s | **not met** | bare handler 20,000 requests/s |" in table
+    assert "| 800 µs | met | bare handler 640 µs |" in table
+    assert "| 300 µs | **not met** | — |" in table
 
 
 def test_flame_summary_self_and_total(tmp_path: Path) -> None:
