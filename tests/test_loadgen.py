@@ -148,7 +148,14 @@ def test_floor_run_against_the_bare_handler(tmp_path: Path) -> None:
     rest = r["latency_us"]["rest.limit"]
     assert table[2].endswith(f"| {rest['p50']:,.0f} | {rest['p99']:,.0f} |")
     assert "bare" not in markdown_sweep([gateway_run])  # no floor, no columns
-    plot_sweep([gateway_run], tmp_path / "sweep.png", floor=[r])
+
+
+def test_sweep_plot_with_its_floor(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the perf extra (make perf-setup)
+    run = {"offered_rate": 1000.0, "throughput_rps": 1000.0, "hops_us": {},
+           "latency_us": {"rest.limit": {"p50": 900.0, "p99": 4000.0}, "ack.limit": {"p50": 1200.0, "p99": 5000.0}}}
+    floor = {**run, "latency_us": {"rest.limit": {"p50": 300.0, "p99": 700.0}}}
+    plot_sweep([run, {**run, "offered_rate": 2000.0}], tmp_path / "sweep.png", floor=[floor])
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
 
 
