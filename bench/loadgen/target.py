@@ -15,6 +15,7 @@ Both processes are stopped by PID.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -22,13 +23,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from bench._gateway_load import BASELINE, gateway_fix_settings
+from bench._gateway_load import BASELINE, gateway_fix_settings, wait_ready
 from server._service import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -191,18 +191,8 @@ class BareTarget:
         try:
             assert self.proc.stdout is not None
             port = int(self.proc.stdout.readline())
-            deadline = time.monotonic() + 15
-            while True:  # granian binds its threads after the port is printed
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-                except urllib.error.HTTPError:
-                    break  # it answers (a GET has no order in it)
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("bare handler not ready") from None
-                    time.sleep(0.05)
-                else:
-                    break
+            # granian binds its threads after the port is printed; any answer will do
+            asyncio.run(wait_ready(port, "/", any_status=True))
         except BaseException:
             self.__exit__()
             raise

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import msgspec
 
 from server.gateway._intake import check_id as _check_id
-from server.gateway._intake import fill_defaults as _fill_defaults
+from server.gateway._intake import fill_defaults as _put_defaults
 from server.gateway._intake import iso as _iso
 from server.gateway._intake import namespace as _namespace
 from server.gateway._intake import order_answer as _order_answer
@@ -198,7 +198,6 @@ class Gateway:
         self._all_brokers = list(cfg.brokers)  # routing targets of clients without a broker list
         self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}  # see _fill_defaults
         self._new_order_flags = self._default_flags_of("D")
-        self._new_orders_sent = metrics.orders.labels("D")
         # After-commit callbacks (one bound method each: the store groups items by callback).
         self._send_committed_cb = self._send_committed
         self._push_cb = self._push_committed
@@ -357,7 +356,7 @@ class Gateway:
 
     def _fill_defaults(self, body: dict[str, Any], msg_type: str, group: str | None = None) -> None:
         """TransactTime (now) and HandlInst (1, automated) where the message has them and they are absent."""
-        _fill_defaults(body, *self._default_flags_of(msg_type, group))
+        _put_defaults(body, *self._default_flags_of(msg_type, group))
 
     async def _replay(self, existing: Order | OrderList, body_hash: str, what: str) -> bytes:
         """The answer to a request whose identifier is already taken: the original answer
@@ -425,7 +424,6 @@ class Gateway:
 
     # ------------------------------------------------------------------ POST /v1/orders
     async def new_order(self, client: ClientConfig, raw: bytes, received_ns: int = 0) -> bytes:
-        # Every REST order runs this: helpers are inlined where that saves a call per order.
         self._throttle(client)
         header, body = self._decode_body(raw)
         problems: list[FieldProblem] = []
@@ -437,9 +435,9 @@ class Gateway:
             return await self._replay(existing, body_hash, f"ClOrdID {cl}")
         broker = self._route(client, header, body, problems)
         self._check_account(client, body)
-        check_order_fields(body, client, (broker.tick_size or self.cfg.tick_size) if broker else self.cfg.tick_size,
-                           "$", problems)
-        _fill_defaults(body, *self._new_order_flags)
+        check_order_fields(body, client, self._tick_for(broker) if broker else self.cfg.tick_size, "$",
+                           problems)
+        _put_defaults(body, *self._new_order_flags)
         wire = self._map("D", body, cid, problems)
         if problems or cl is None or broker is None:
             self.metrics.rejected.labels("invalid").inc()
@@ -448,7 +446,7 @@ class Gateway:
         order = _order_record(body, cid, cl, broker.id, "D", _now_ns(), OrdStatus="A",
                               body_hash=body_hash, fix_body=wire)
         answer = _order_answer(order)
-        self.orders[(cid, cl)] = order
+        self._remember(cid, cl, order)
         self.store.put_order(order)
 
         def fail(reason: str) -> None:
@@ -457,7 +455,7 @@ class Gateway:
 
         await self._persist_and_send(session, "D", wire, broker.id, fail, self.tracer.start(cid, cl, received_ns),
                                      order)
-        self._new_orders_sent.value += 1
+        self.metrics.orders.labels("D").inc()
         return answer
 
     # ------------------------------------------------------------------ POST /v1/orders/{id}/replace

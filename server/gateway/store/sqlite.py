@@ -470,9 +470,7 @@ class SQLiteStore(GatewayStore):
         return self._rconn
 
     def get_order(self, client_id: str, cl_ord_id: str) -> Order | None:
-        if not self._clash and hash((client_id, cl_ord_id)) not in self._nums:
-            return None  # never stored (the check of every new order): no database read
-        found = self._find(client_id, cl_ord_id)
+        found = self._find(client_id, cl_ord_id)  # a ClOrdID never stored costs no database read
         return _order_dec.decode(found[1]) if found else None
 
     def list_orders(self, client_id: str, flt: OrderFilter) -> list[Order]:
