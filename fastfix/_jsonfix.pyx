@@ -1294,6 +1294,17 @@ cdef class CodecCore:
         listing every problem, with paths rooted at the body
         (``$.NoOrders[1].OrderQty``).
         """
+        return self._body_wire(msg_type, body, header,
+                               self.begin if begin_string is None else begin_string.encode("ascii"))
+
+    def body_fields(self, str msg_type, object body) -> bytes:
+        """The body fields alone of :meth:`body_to_fix` (each ending with SOH; no MsgType,
+        header or frame): what a session that adds its own header sends
+        (``Session.send_body``). Same validation and errors."""
+        return self._body_wire(msg_type, body, (), None)
+
+    cdef bytes _body_wire(self, str msg_type, object body, object header, bytes begin):
+        """The work of body_to_fix; ``begin`` None: the body fields only."""
         cdef _Buf out
         cdef list errors = []
         cdef PyObject* pctx
@@ -1308,15 +1319,17 @@ cdef class CodecCore:
         if type(obj) is not dict:
             raise self._fail("$", "", f"expected an object, got {_type_name(obj)}")
         ctx = <_InCtx>pctx
-        begin = self.begin if begin_string is None else begin_string.encode("ascii")
         out = self._acquire()
         try:
-            out.put(PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
-            if header:
-                self._put_header(out, header)
+            if begin is not None:
+                out.put(PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
+                if header:
+                    self._put_header(out, header)
             self._walk(out, <dict>obj, ctx, "$", errors, 1, True)
             if errors:
                 raise JsonMappingError(errors)
+            if begin is None:
+                return PyBytes_FromStringAndSize(out.p, out.n)
             return self._finish(begin, out)
         finally:
             self._release(out)

@@ -93,7 +93,7 @@ class JsonCodec(CodecCore):
     levels: the array and its entries). ``allow_user_defined`` accepts fields
     keyed by a tag number of 5000 or more that the dictionary does not define.
 
-    ``fix_to_json``, ``fix_body_to_json`` and ``body_to_fix`` are compiled
+    ``fix_to_json``, ``fix_body_to_json``, ``body_to_fix`` and ``body_fields`` are compiled
     (inherited from the Cython core); ``json_to_fix`` and the schema methods are
     plain Python. One instance may be shared by any number of callers; it keeps
     no state between calls.

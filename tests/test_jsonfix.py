@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -188,6 +189,23 @@ def test_new_order_list_groups_and_nested_groups(codec: JsonCodec) -> None:
     # and back
     assert msgspec.json.decode(codec.fix_body_to_json(out)) == msgspec.json.decode(
         msgspec.json.encode(NEW_ORDER_LIST).replace(b'"OrderQty":5', b'"OrderQty":"5"'))
+
+
+@pytest.mark.parametrize(("msg_type", "body"), [("D", NOS_BODY), ("E", NEW_ORDER_LIST)])
+def test_body_fields_are_the_body_of_body_to_fix(codec: JsonCodec, msg_type: str, body: dict[str, Any]) -> None:
+    fields = codec.body_fields(msg_type, msgspec.json.encode(body))
+    whole = fields_of(codec.body_to_fix(msg_type, msgspec.json.encode(body)))
+    assert fields == b"".join(b"%d=%s\x01" % (t, v) for t, v in whole[3:-1])  # after 8, 9, 35; before 10
+    assert codec.body_fields(msg_type, msgspec.json.decode(msgspec.json.encode(body))) == fields
+
+
+def test_body_fields_reports_the_same_errors(codec: JsonCodec) -> None:
+    bad = msgspec.json.encode(dict(NOS_BODY, Side="X", OrderQty="ten"))
+    with pytest.raises(JsonMappingError) as whole:
+        codec.body_to_fix("D", bad)
+    with pytest.raises(JsonMappingError) as fields:
+        codec.body_fields("D", bad)
+    assert fields.value.errors == whole.value.errors and len(fields.value.errors) == 2
 
 
 def test_empty_group_array_writes_a_zero_count(codec: JsonCodec) -> None:

@@ -41,12 +41,9 @@ class JsonMapper:
         """The validated body as encoded FIX (wire order, each field ending with SOH), for
         ``Session.send_body``: one pass in the codec, nothing decoded or encoded again."""
         try:
-            wire = self.codec.body_to_fix(msg_type, body)
+            return self.codec.body_fields(msg_type, body)
         except JsonMappingError as exc:
             raise MappingFailed([FieldProblem(e.field, e.reason, e.path) for e in exc.errors]) from None
-        # 8=...|9=...|35=...| body 10=nnn|
-        start = wire.index(b"\x01", wire.index(b"\x01", wire.index(b"\x01") + 1) + 1) + 1
-        return wire[start:-7]
 
     def body_json(self, msg: InboundMessage) -> bytes:
         """The Body object of a received message as FIX-JSON (one pass in the codec)."""
