@@ -47,7 +47,7 @@ class FixLink(Link):
         self.queue_when_down = queue_when_down
         self.engine = Initiator(self.settings, _GatewayApplication(self), store_factory=self._open_store)
         self._epochs: dict[str, tuple[Any, Any, str]] = {}  # session -> (store, its creation time, as ns text)
-        self._sids: dict[str, Any] = {}  # session name -> SessionID (the engine looks names up linearly)
+        self._by_name: dict[str, Any] = {}  # session name -> Session (the engine looks names up linearly)
         sids = list(self.engine.sessions()) or list(self.settings.sessions())
         if not sids:
             from fastfix.errors import ConfigError
@@ -92,7 +92,7 @@ class FixLink(Link):
             return None
         cached = self._epochs.get(session)
         if cached is None or cached[0].creation_time != cached[1]:  # first call, or the store was reset
-            store = self.engine.session(session).store
+            store = self._session(session).store
             created = store.creation_time
             cached = self._epochs[session] = (store, created, str(_epoch_ns(created)))
         return f"{cached[2]}:{seq}"
@@ -121,52 +121,51 @@ class FixLink(Link):
         return out
 
     def is_up(self, session: str) -> bool:
-        try:
-            return bool(self.engine.session(self._sid(session)).is_logged_on)
-        except (KeyError, LinkDown):
-            return False
+        s = self._find(session)
+        return s is not None and bool(s.is_logged_on)
 
     async def send(self, session: str, msg_type: str, fields: Sequence[tuple[int, Any]]) -> None:
-        try:
-            s = self.engine.session(session)
-        except KeyError:
-            raise LinkDown(session) from None
+        s = self._session(session)
         if not s.is_logged_on and not self.queue_when_down:
             raise LinkDown(session)
-        await self.engine.send(session, msg_type, fields)
+        await self.engine.send(s.session_id, msg_type, fields)
 
-    def _sid(self, session: str) -> Any:
-        sid = self._sids.get(session)
-        if sid is None:
+    def _find(self, session: str) -> Any:
+        """The engine's Session named ``session`` (one object for the engine's lifetime), or None."""
+        s = self._by_name.get(session)
+        if s is None:
             try:
-                sid = self._sids[session] = self.engine.session(session).session_id
+                s = self._by_name[session] = self.engine.session(session)
             except KeyError:
-                raise LinkDown(session) from None
-        return sid
+                return None
+        return s
+
+    def _session(self, session: str) -> Any:
+        s = self._find(session)
+        if s is None:
+            raise LinkDown(session)
+        return s
 
     def send_bodies(self, session: str, messages: Sequence[tuple[str, bytes, Sequence[tuple[int, Any]]]]) -> None:
-        sid = self._sid(session)
-        if not self.engine.session(sid).is_logged_on and not self.queue_when_down:
+        s = self._session(session)
+        if not s.is_logged_on and not self.queue_when_down:
             raise LinkDown(session)
-        self.engine.send_bodies(sid, messages)
+        self.engine.send_bodies(s.session_id, messages)
 
     def write_paused(self, session: str) -> bool:
-        try:
-            return self.engine.write_paused(self._sid(session))
-        except LinkDown:
-            return False
+        s = self._find(session)
+        return s is not None and self.engine.write_paused(s.session_id)
 
     async def writable(self, session: str) -> None:
-        try:
-            await self.engine.writable(self._sid(session))
-        except LinkDown:
-            return
+        s = self._find(session)
+        if s is not None:
+            await self.engine.writable(s.session_id)
 
     def sent_ids(self, session: str) -> tuple[set[tuple[str, bytes]], int] | None:
         from fastfix.codec import parse
         from fastfix.store import MemoryStore
 
-        store = self.engine.session(self._sid(session)).store
+        store = self._session(session).store
         if isinstance(store, MemoryStore):
             return None  # nothing of a previous run survives in memory
         ids: set[tuple[str, bytes]] = set()
