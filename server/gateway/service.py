@@ -37,6 +37,8 @@ from server.gateway._intake import iso as _iso
 from server.gateway._intake import namespace as _namespace
 from server.gateway._intake import order_answer as _order_answer
 from server.gateway._intake import order_record as _order_record
+from server.gateway._reports import envelope as _event_envelope
+from server.gateway._reports import text_fields as _text_fields
 from server.gateway.auth import TokenBucket
 from server.gateway.checks import check_order_fields
 from server.gateway.config import BrokerConfig, ClientConfig, GatewayConfig
@@ -60,9 +62,6 @@ log = logging.getLogger("fastfix.gateway")
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(float_hook=Decimal)
-# Header fields a pushed event keeps (besides MsgType): who answered, when, resend flags.
-_CLIENT_HEADER = (("PossDupFlag", 43), ("SendingTime", 52), ("PossResend", 97), ("OnBehalfOfCompID", 115),
-                  ("OnBehalfOfSubID", 116))
 
 
 class MappingFailed(Exception):
@@ -204,7 +203,7 @@ class Gateway:
         # Orders that reached a terminal state, with their updated_ns: dropped from memory once
         # that state is committed (reads then come from the store), so memory holds open orders only.
         self._forget_cb = self._forget_closed
-        self._strip_cache: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._prefixes: dict[str, bytes] = {}  # client -> its namespace on the wire (see _prefix)
         self._broker_headers: dict[str, tuple[tuple[int, Any], ...]] = {}
         # session -> messages committed but perhaps never handed to it (see _find_unsent)
         self._unsent: dict[str, list[tuple[str, str, bytes, bytes, int]]] = {}
@@ -834,14 +833,6 @@ class Gateway:
             log.exception("failed to process inbound %s", mt)
             self.metrics.unroutable.inc()
 
-    def _fields(self, msg: InboundMessage, tags: tuple[int, ...]) -> dict[int, str]:
-        out = {}
-        for tag in tags:
-            v = msg.get(tag)
-            if v is not None:
-                out[tag] = v.decode("latin-1")
-        return out
-
     def _on_execution_report(self, msg: InboundMessage) -> None:
         ids = self._split(msg.get(11))
         if ids is None:
@@ -849,7 +840,7 @@ class Gateway:
             log.warning("ExecutionReport for an unknown client: ClOrdID %r", msg.get(11))
             return
         client_id, cl = ids
-        er = self._fields(msg, ER_TAGS)
+        er = _text_fields(msg, ER_TAGS)
         orig_ids = self._split(msg.get(41))
         orig_cl = orig_ids[1] if orig_ids and orig_ids[0] == client_id else None
         now = _now_ns()
@@ -918,7 +909,7 @@ class Gateway:
             self.metrics.unroutable.inc()
             return
         client_id, cl = ids
-        f = self._fields(msg, (11, 39, 41, 58, 102, 434))
+        f = _text_fields(msg, (11, 39, 41, 58, 102, 434))
         now = _now_ns()
         orig_ids = self._split(msg.get(41))
         order = None
@@ -943,7 +934,7 @@ class Gateway:
         client_id, list_id = ids
         ol = self.get_list(client_id, list_id)
         if ol is not None:
-            f = self._fields(msg, (429, 431, 444))
+            f = _text_fields(msg, (429, 431, 444))
             ol.ListStatusType = f.get(429, ol.ListStatusType)
             ol.ListOrderStatus = f.get(431, ol.ListOrderStatus)
             if ol.ListOrderStatus in ("6", "7") or ol.ListStatusType == "5":
@@ -1001,27 +992,14 @@ class Gateway:
         """The pushed event: the report as FIX-JSON, the client's namespace removed from its
         identifiers, and of the header only who answered and when (not our session's
         bookkeeping). Built as bytes: the Body comes from the codec in one pass."""
-        body = self.mapper.body_json(msg)
-        for wire, plain in self._strip_pairs(client_id):
-            if wire in body:  # exact keys: a quote inside a JSON string value is escaped
-                body = body.replace(wire, plain)
-        hdr = {"MsgType": msg.msg_type.decode("latin-1")}
-        get = msg.get
-        for name, tag in _CLIENT_HEADER:
-            v = get(tag)
-            if v is not None:
-                hdr[name] = v.decode("utf-8", "replace")
-        return b'{"type":"message","seq":%d,"ts":"%s","message":{"Header":%s,"Body":%s}}' % (
-            seq, _iso(now).encode(), _json.encode(hdr), body)
+        return _event_envelope(self.mapper.body_json(msg), msg, self._prefix(client_id), seq, now)
 
-    def _strip_pairs(self, client_id: str) -> list[tuple[bytes, bytes]]:
-        pairs = self._strip_cache.get(client_id)
-        if pairs is None:
-            prefix = client_id.encode() + b":"
-            pairs = self._strip_cache[client_id] = [
-                (b'"%s":"%s' % (key.encode(), prefix), b'"%s":"' % key.encode())
-                for key in ("ClOrdID", "OrigClOrdID", "ListID", "BusinessRejectRefID")]
-        return pairs
+    def _prefix(self, client_id: str) -> bytes:
+        """The client's namespace on the wire, ``b"<client>:"``."""
+        prefix = self._prefixes.get(client_id)
+        if prefix is None:
+            prefix = self._prefixes[client_id] = client_id.encode() + b":"
+        return prefix
 
     def _publish(self, client_id: str, msg: InboundMessage, now: int) -> None:
         seq = self.seq.get(client_id, 0) + 1

@@ -15,9 +15,10 @@ from _gateway_harness import gateway_toml, sha
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastfix.codec import utc_timestamp
+from fastfix.codec import encode, parse, utc_timestamp
 from fastfix.errors import ConfigError, StoreError
 from server.gateway._intake import check_id, iso, namespace, order_answer
+from server.gateway._reports import strip_namespace, text_fields
 from server.gateway.auth import Authenticator, TokenBucket, hash_key
 from server.gateway.checks import check_order_fields, krx_tick
 from server.gateway.config import ClientConfig, load_config
@@ -162,6 +163,58 @@ def test_client_identifiers_checked_and_namespaced() -> None:
     namespace(body, "alpha:")
     assert body == {"ClOrdID": "alpha:o1", "ListID": "alpha:L", "Symbol": "005930", "OrigClOrdID": 7,
                     "NoOrders": [{"ClOrdID": "alpha:m1"}, "junk", {"Symbol": "x"}]}
+
+
+_ID_KEYS = ("ClOrdID", "OrigClOrdID", "ListID", "BusinessRejectRefID")
+_json_text = st.lists(st.sampled_from(['a', 'é', '"', '\\', ':', 'alpha:', '"ClOrdID":"alpha:', '\x01']),
+                      max_size=6).map("".join)
+_entries = st.dictionaries(st.sampled_from(_ID_KEYS + ("Text", "XClOrdID", "Symbol")),
+                           st.builds(lambda pre, v: pre + v, st.sampled_from(["", "alpha:", "beta:"]), _json_text),
+                           max_size=5)
+
+
+def _compact(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _strip_reference(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if k == "NoOrders":
+            out[k] = [_strip_reference(e) for e in v]
+        elif k in _ID_KEYS and isinstance(v, str) and v.startswith("alpha:"):
+            out[k] = v[len("alpha:"):]
+        else:
+            out[k] = v
+    return out
+
+
+@given(_entries, st.lists(_entries, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_report_namespace_is_removed_from_identifier_values_only(top: dict, entries: list) -> None:
+    body = dict(top, NoOrders=entries)
+    assert json.loads(strip_namespace(_compact(body), b"alpha:")) == _strip_reference(body)
+
+
+def test_report_namespace_of_a_long_list_and_of_nothing() -> None:
+    body = {"ListID": "alpha:L", "NoOrders": [{"ClOrdID": f"alpha:c{i}", "Text": "alpha:t"} for i in range(40)]}
+    assert json.loads(strip_namespace(_compact(body), b"alpha:")) == {
+        "ListID": "L", "NoOrders": [{"ClOrdID": f"c{i}", "Text": "alpha:t"} for i in range(40)]}
+    other = b'{"ClOrdID":"beta:o-1","Text":"\\"ClOrdID\\":\\"alpha:x"}'
+    assert strip_namespace(other, b"alpha:") is other
+
+
+def test_report_fields_as_text() -> None:
+    msg = parse(encode("FIX.4.4", "8", [(11, "alpha:o1"), (58, "caf\xe9".encode("latin-1")), (453, "2"), (448, "P1"),
+                                        (448, "P2"), (150, "0")]))
+
+    class Plain:  # any message with get(tag) -> bytes | None
+        def get(self, tag: int) -> bytes | None:
+            return msg.get(tag)
+
+    want = {11: "alpha:o1", 58: "café", 448: "P1", 150: "0"}
+    assert text_fields(msg, (11, 58, 448, 150, 39)) == want
+    assert text_fields(Plain(), (11, 58, 448, 150, 39)) == want
 
 
 def test_order_answers() -> None:
