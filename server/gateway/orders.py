@@ -149,22 +149,49 @@ class Applied(msgspec.Struct):
     changed: bool = False
 
 
+# Reports repeat a few quantities and prices all day: converting the same text to Decimal
+# and back to plain notation cost microseconds per report (format() of a Decimal alone
+# about one). Both results are kept, in caches bounded against a peer sending endless
+# new values (cleared when full).
+_CACHE_MAX = 8192
+_dec_cache: dict[str, Decimal | None] = {}
+_fmt_cache: dict[Decimal, str] = {}
+
+
 def _dec(value: str | None) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
-        d = Decimal(value)
+        return _dec_cache[value]
+    except KeyError:
+        pass
+    try:
+        d: Decimal | None = Decimal(value)
     except InvalidOperation:
-        return None
-    return d if d.is_finite() else None
+        d = None
+    else:
+        if not d.is_finite():
+            d = None
+    if len(_dec_cache) >= _CACHE_MAX:
+        _dec_cache.clear()
+    _dec_cache[value] = d
+    return d
 
 
 def _fmt(d: Decimal) -> str:
-    # Plain notation without exponent or trailing zeros: "100", "70150.5".
-    s = format(d, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return s or "0"
+    # Plain notation without exponent or trailing zeros: "100", "70150.5". Equal values
+    # (1.50 and 1.5) have the same plain notation, except a signed zero, never cached.
+    s = _fmt_cache.get(d) if d else None
+    if s is None:
+        s = format(d, "f")
+        if "." in s:
+            s = s.rstrip("0").rstrip(".")
+        s = s or "0"
+        if d:
+            if len(_fmt_cache) >= _CACHE_MAX:
+                _fmt_cache.clear()
+            _fmt_cache[d] = s
+    return s
 
 
 def _set_status(order: Order, code: str) -> None:
