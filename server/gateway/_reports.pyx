@@ -96,16 +96,50 @@ def strip_namespace(bytes body, bytes prefix):
     return out
 
 
+cdef tuple _HEADER_KEYS = tuple((b',"%s":' % name.encode(), tag) for name, tag in CLIENT_HEADER)
+
+
+cdef inline bint _plain(const unsigned char* v, Py_ssize_t n) noexcept:
+    """Printable ASCII without quote or backslash: a JSON string as it is."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if v[i] < 32 or v[i] > 126 or v[i] == 34 or v[i] == 92:
+            return False
+    return True
+
+
+cdef bytes _header_json(msg):
+    """``{"MsgType":...}`` plus the CLIENT_HEADER fields the report has (text as UTF-8,
+    invalid bytes replaced)."""
+    cdef list parts = [b'{"MsgType":', _encode(msg.msg_type.decode("latin-1"))]
+    cdef Message m = msg if isinstance(msg, Message) else None
+    cdef const FieldRef* f
+    cdef const unsigned char* v
+    cdef int i
+    for key, tag in _HEADER_KEYS:
+        if m is not None:
+            i = m.find(<int>tag)
+            if i < 0:
+                continue
+            f = &m._f[i]
+            v = m._p + f.start
+            parts.append(key)
+            if _plain(v, f.end - f.start):
+                parts.append(b'"' + v[:f.end - f.start] + b'"')
+            else:
+                parts.append(_encode(v[:f.end - f.start].decode("utf-8", "replace")))
+        else:
+            value = msg.get(tag)
+            if value is not None:
+                parts.append(key)
+                parts.append(_encode(value.decode("utf-8", "replace")))
+    parts.append(b"}")
+    return b"".join(parts)
+
+
 def envelope(bytes body, msg, bytes prefix, long long seq, long long now):
     """The event pushed for report ``msg``: its Body as FIX-JSON (``body``) with the client's
     namespace ``prefix`` removed from its identifiers, and of the header only who answered
     and when."""
-    body = strip_namespace(body, prefix)
-    hdr = {"MsgType": msg.msg_type.decode("latin-1")}
-    get = msg.get
-    for name, tag in CLIENT_HEADER:
-        v = get(tag)
-        if v is not None:
-            hdr[name] = v.decode("utf-8", "replace")
     return b'{"type":"message","seq":%d,"ts":"%s","message":{"Header":%s,"Body":%s}}' % (
-        seq, iso(now).encode(), _encode(hdr), body)
+        seq, iso(now).encode(), _header_json(msg), strip_namespace(body, prefix))

@@ -180,17 +180,17 @@ def _dec(value: str | None) -> Decimal | None:
 
 def _fmt(d: Decimal) -> str:
     # Plain notation without exponent or trailing zeros: "100", "70150.5". Equal values
-    # (1.50 and 1.5) have the same plain notation, except a signed zero, never cached.
-    s = _fmt_cache.get(d) if d else None
+    # (1.50 and 1.5) have the same plain notation, but for zero and minus zero (equal keys).
+    if not d:
+        return "-0" if d.is_signed() else "0"
+    s = _fmt_cache.get(d)
     if s is None:
         s = format(d, "f")
         if "." in s:
             s = s.rstrip("0").rstrip(".")
-        s = s or "0"
-        if d:
-            if len(_fmt_cache) >= _CACHE_MAX:
-                _fmt_cache.clear()
-            _fmt_cache[d] = s
+        if len(_fmt_cache) >= _CACHE_MAX:
+            _fmt_cache.clear()
+        _fmt_cache[d] = s
     return s
 
 

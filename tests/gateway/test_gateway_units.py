@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from fastfix.codec import encode, parse, utc_timestamp
 from fastfix.errors import ConfigError, StoreError
 from server.gateway._intake import check_id, iso, namespace, order_answer
-from server.gateway._reports import strip_namespace, text_fields
+from server.gateway._reports import envelope, strip_namespace, text_fields
 from server.gateway.auth import Authenticator, TokenBucket, hash_key
 from server.gateway.checks import check_order_fields, krx_tick
 from server.gateway.config import ClientConfig, load_config
-from server.gateway.orders import Execution, Order
+from server.gateway.orders import Execution, Order, _dec, _fmt
 from server.gateway.store import OrderFilter, SQLiteStore
 
 
@@ -215,6 +215,36 @@ def test_report_fields_as_text() -> None:
     want = {11: "alpha:o1", 58: "café", 448: "P1", 150: "0"}
     assert text_fields(msg, (11, 58, 448, 150, 39)) == want
     assert text_fields(Plain(), (11, 58, 448, 150, 39)) == want
+
+
+def test_report_event_envelope() -> None:
+    msg = parse(encode("FIX.4.4", "8", [(49, "HUB"), (56, "GATEWAY"), (34, 9), (43, "Y"), (52, "20261126-09:00:00.000"),
+                                        (115, 'B"R\\K\xc3\xa9'.encode("latin-1")), (116, b"\xff\x02x"), (11, "alpha:o1")]))
+
+    class Plain:  # any message with msg_type and get(tag) -> bytes | None
+        msg_type = b"8"
+
+        def get(self, tag: int) -> bytes | None:
+            return msg.get(tag)
+
+    for m in (msg, Plain()):
+        event = json.loads(envelope(b'{"ClOrdID":"alpha:o1"}', m, b"alpha:", 12, 1_700_000_000_123_456_789))
+        assert event == {"type": "message", "seq": 12, "ts": "2023-11-14T22:13:20.123456Z", "message": {
+            "Header": {"MsgType": "8", "PossDupFlag": "Y", "SendingTime": "20261126-09:00:00.000",
+                       "OnBehalfOfCompID": 'B"R\\Ké', "OnBehalfOfSubID": "\ufffd\x02x"},
+            "Body": {"ClOrdID": "o1"}}}
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False) | st.sampled_from(["-0", "0.000", "-0E+5", "1.50", "1E+3"]))
+@settings(max_examples=300, deadline=None)
+def test_quantities_in_plain_notation_cached_or_not(value: Decimal | str) -> None:
+    text = str(value)
+    d = Decimal(text)
+    plain = format(d, "f")
+    plain = (plain.rstrip("0").rstrip(".") if "." in plain else plain) or "0"
+    for _ in range(2):  # computed, then from the cache
+        assert _dec(text) == d and _fmt(_dec(text)) == plain  # type: ignore[arg-type]
+    assert _fmt(Decimal(text + "0") if "." in text and "E" not in text else d) == plain  # an equal value
 
 
 def test_order_answers() -> None:
