@@ -10,7 +10,7 @@ from libc.string cimport memcmp, memcpy
 
 from fastfix._codec cimport FieldRef, Message
 
-from server.gateway._intake import iso
+from server.gateway._intake import ID_KEYS, iso
 
 __all__ = ["CLIENT_HEADER", "envelope", "strip_namespace", "text_fields"]
 
@@ -43,8 +43,9 @@ def text_fields(msg, tuple tags):
     return out
 
 
-# Keys whose values carry the client's namespace on the wire (``<client>:<id>``).
-cdef tuple _ID_KEYS = (b"ClOrdID", b"OrigClOrdID", b"ListID", b"BusinessRejectRefID")
+# Keys whose values carry the client's namespace on the wire (``<client>:<id>``): those of
+# requests, and the reference of a BusinessMessageReject to one.
+cdef tuple _ID_KEYS = tuple(k.encode() for k in ID_KEYS) + (b"BusinessRejectRefID",)
 
 
 cdef inline bint _id_key_ends_at(const unsigned char* p, Py_ssize_t end):
