@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYX    := $(shell find fastfix server -name '*.pyx' -o -name '*.pxd')
 
 .PHONY: all setup build test demo bench bench-gate lint clean acceptance
-.PHONY: bench-session-gate bench-gateway-gate bench-compare perf-setup bench-report profile
+.PHONY: bench-session-gate bench-gateway-gate bench-compare perf-setup bench-report profile bench-smoke
 
 all: build
 
@@ -60,6 +60,12 @@ bench: build
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,ops --benchmark-sort=name
 
 # Codec release gate: fastfix vs simplefix ratios measured in one run.
+# Every in-process benchmark run once, without timing, so that none of them rots between
+# releases (the codec, session and gateway ones run in their gates).
+bench-smoke: build
+	$(BIN)/python -m pytest -q -p no:cacheprovider bench --benchmark-disable \
+		--ignore=bench/test_codec_bench.py --ignore=bench/test_session_bench.py --ignore=bench/test_gateway_bench.py
+
 bench-gate: build
 	mkdir -p .benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider bench/test_codec_bench.py --benchmark-only \
