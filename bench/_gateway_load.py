@@ -235,6 +235,8 @@ class Server:
 
     def stop(self) -> None:
         stop_process(self.proc)
+        if self.proc.stdout is not None:  # the bare handler's port line
+            self.proc.stdout.close()
 
 
 async def start_gateway(workdir: Path, hub_port: int, cpus: set[int] | None,
@@ -266,11 +268,17 @@ async def start_gateway(workdir: Path, hub_port: int, cpus: set[int] | None,
 
 
 async def start_baseline(cpus: set[int] | None) -> Server:
+    """The trivial granian RSGI + msgspec handler (``BASELINE``), answering, pinned to ``cpus``."""
     proc = subprocess.Popen([sys.executable, "-c", BASELINE], stdout=subprocess.PIPE, cwd=REPO)
-    assert proc.stdout is not None
-    line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
-    srv = Server(proc, int(line))
-    await asyncio.sleep(0.3)  # granian binds its threads after printing the port
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+        srv = Server(proc, int(line))
+        # granian starts its threads after printing the port: pinned once it answers
+        await wait_ready(srv.port, "/", any_status=True)
+    except BaseException:
+        stop_process(proc)
+        raise
     pin(proc.pid, cpus)
     return srv
 
@@ -575,7 +583,6 @@ async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate
         gw = await start_gateway(workdir, acceptor.port, server_cpus, gateway_env)
         await wait_ready(gw.port)
         base = await start_baseline(server_cpus)
-        await wait_ready(base.port, "/", any_status=True)
         run_id = f"{os.getpid()}x{int(time.time())}"
         await closed_loop(gw.port, 1, f"w{run_id}", KEY, load_cpus)  # warm-up
         await closed_loop(base.port, 1, "w", None, load_cpus)

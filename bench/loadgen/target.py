@@ -28,7 +28,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from bench._gateway_load import BASELINE, gateway_fix_settings, wait_ready
+from bench._gateway_load import gateway_fix_settings, start_baseline
 from server._service import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,29 +183,19 @@ class BareTarget:
     any Python server before the gateway does anything."""
 
     def __init__(self) -> None:
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.server: Any = None
         self.info: dict[str, Any] = {}
 
     def __enter__(self) -> BareTarget:
-        self.proc = subprocess.Popen([sys.executable, "-c", BASELINE], stdout=subprocess.PIPE, cwd=REPO)
-        try:
-            assert self.proc.stdout is not None
-            port = int(self.proc.stdout.readline())
-            # granian binds its threads after the port is printed; any answer will do
-            asyncio.run(wait_ready(port, "/", any_status=True))
-        except BaseException:
-            self.__exit__()
-            raise
-        self.info = {"rest_url": f"http://127.0.0.1:{port}", "ws_url": "", "keys": ["-"],
-                     "gateway_pid": self.proc.pid}
+        self.server = asyncio.run(start_baseline(None))
+        self.info = {"rest_url": f"http://127.0.0.1:{self.server.port}", "ws_url": "", "keys": ["-"],
+                     "gateway_pid": self.server.proc.pid}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-            self.proc = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 # ------------------------------------------------------------------ the hub double process
