@@ -203,7 +203,8 @@ class Gateway:
         # Orders that reached a terminal state, with their updated_ns: dropped from memory once
         # that state is committed (reads then come from the store), so memory holds open orders only.
         self._forget_cb = self._forget_closed
-        self._prefixes: dict[str, bytes] = {}  # client -> its namespace on the wire (see _prefix)
+        # client -> its namespace on the wire, b"<client>:" (events strip it from identifiers)
+        self._prefixes = {cid: cid.encode() + b":" for cid in cfg.clients}
         self._broker_headers: dict[str, tuple[tuple[int, Any], ...]] = {}
         # session -> messages committed but perhaps never handed to it (see _find_unsent)
         self._unsent: dict[str, list[tuple[str, str, bytes, bytes, int]]] = {}
@@ -992,14 +993,7 @@ class Gateway:
         """The pushed event: the report as FIX-JSON, the client's namespace removed from its
         identifiers, and of the header only who answered and when (not our session's
         bookkeeping). Built as bytes: the Body comes from the codec in one pass."""
-        return _event_envelope(self.mapper.body_json(msg), msg, self._prefix(client_id), seq, now)
-
-    def _prefix(self, client_id: str) -> bytes:
-        """The client's namespace on the wire, ``b"<client>:"``."""
-        prefix = self._prefixes.get(client_id)
-        if prefix is None:
-            prefix = self._prefixes[client_id] = client_id.encode() + b":"
-        return prefix
+        return _event_envelope(self.mapper.body_json(msg), msg, self._prefixes[client_id], seq, now)
 
     def _publish(self, client_id: str, msg: InboundMessage, now: int) -> None:
         seq = self.seq.get(client_id, 0) + 1

@@ -89,6 +89,9 @@ _FORMAT = "3"
 _DATA_TABLES = ("orders", "order_lists", "executions", "events", "aliases")
 
 _order_enc = msgspec.msgpack.Encoder()
+_order_dec = msgspec.msgpack.Decoder(Order)
+_exec_dec = msgspec.msgpack.Decoder(Execution)
+_list_dec = msgspec.msgpack.Decoder(OrderList)
 
 
 def _blob(record: Any) -> bytearray:
@@ -98,9 +101,6 @@ def _blob(record: Any) -> bytearray:
     buf = bytearray()
     _order_enc.encode_into(record, buf)
     return buf
-_order_dec = msgspec.msgpack.Decoder(Order)
-_exec_dec = msgspec.msgpack.Decoder(Execution)
-_list_dec = msgspec.msgpack.Decoder(OrderList)
 
 
 class _SharedFuture(asyncio.Future):  # type: ignore[type-arg]
