@@ -195,8 +195,12 @@ class Gateway:
         self.buckets = {c.id: TokenBucket(c.rate, c.burst) for c in cfg.clients.values()}
         self._gen_ids = itertools.count(1)
         self._all_brokers = list(cfg.brokers)  # routing targets of clients without a broker list
-        self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}  # see _fill_defaults
-        self._new_order_flags = self._default_flags_of("D")
+        # (MsgType, group) of each message the gateway sends -> whether it has TransactTime and
+        # HandlInst, which _fill_defaults sets when a request leaves them out
+        self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}
+        for key in (("D", None), ("G", None), ("F", None), ("E", None), ("E", "NoOrders"), ("K", None)):
+            names = mapper.fields_of(*key)
+            self._default_flags[key] = ("TransactTime" in names, "HandlInst" in names)
         # After-commit callbacks (one bound method each: the store groups items by callback).
         self._send_committed_cb = self._send_committed
         self._push_cb = self._push_committed
@@ -346,17 +350,9 @@ class Gateway:
                     p.reason = p.reason.replace(client_id + ":", "")
             return b""
 
-    def _default_flags_of(self, msg_type: str, group: str | None = None) -> tuple[bool, bool]:
-        """Whether the message (or its group) has TransactTime and HandlInst (see fill_defaults)."""
-        flags = self._default_flags.get((msg_type, group))
-        if flags is None:
-            names = self.mapper.fields_of(msg_type, group)
-            flags = self._default_flags[(msg_type, group)] = ("TransactTime" in names, "HandlInst" in names)
-        return flags
-
     def _fill_defaults(self, body: dict[str, Any], msg_type: str, group: str | None = None) -> None:
         """TransactTime (now) and HandlInst (1, automated) where the message has them and they are absent."""
-        _put_defaults(body, *self._default_flags_of(msg_type, group))
+        _put_defaults(body, *self._default_flags[(msg_type, group)])
 
     async def _replay(self, existing: Order | OrderList, body_hash: str, what: str) -> bytes:
         """The answer to a request whose identifier is already taken: the original answer
@@ -437,7 +433,7 @@ class Gateway:
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker) if broker else self.cfg.tick_size, "$",
                            problems)
-        _put_defaults(body, *self._new_order_flags)
+        self._fill_defaults(body, "D")
         wire = self._map("D", body, cid, problems)
         if problems or cl is None or broker is None:
             self.metrics.rejected.labels("invalid").inc()
