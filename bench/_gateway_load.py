@@ -345,6 +345,21 @@ async def closed_loop(port: int, seconds: float, tag: str, key: str | None, cpus
     return await py_load(port, seconds, tag, key, cpus)
 
 
+async def closed_loop_cpu(srv: Server, seconds: float, tag: str, key: str | None,
+                          cpus: set[int] | None) -> dict[str, Any]:
+    """:func:`closed_loop` against ``srv``, with the server's CPU during it (``res["cpu"]``, see
+    ``bench.loadgen.run.cpu_split``): the process, and its event-loop thread apart."""
+    from bench.loadgen.run import cpu_seconds, cpu_split
+
+    pid = srv.proc.pid
+    before = (cpu_seconds(pid), cpu_seconds(pid, pid))
+    t0 = time.perf_counter()
+    res = await closed_loop(srv.port, seconds, tag, key, cpus)
+    after = (cpu_seconds(pid), cpu_seconds(pid, pid))
+    res["cpu"] = cpu_split(before, after, time.perf_counter() - t0, res["accepted"])
+    return res
+
+
 # --------------------------------------------------------------------------- Python clients
 
 
@@ -590,7 +605,7 @@ async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate
         base_rates: list[float] = []
         for r in range(rounds):
             before = hub.count
-            res = await closed_loop(gw.port, seconds, f"t{r}{run_id}", KEY, load_cpus)
+            res = await closed_loop_cpu(gw, seconds, f"t{r}{run_id}", KEY, load_cpus)
             for _ in range(200):  # the last orders may still be on their way to the hub
                 if hub.count - before >= res["accepted"]:
                     break
@@ -599,8 +614,13 @@ async def run(workdir: Path, rounds: int = 3, seconds: float = 3.0, latency_rate
                 raise RuntimeError(f"gateway answered other than 202: {res}")
             if hub.count - before < res["accepted"]:
                 raise RuntimeError(f"hub got {hub.count - before} orders for {res['accepted']} answers")
+            if not gw_rates or res["rate"] > max(gw_rates):
+                out["gateway_cpu"] = res["cpu"]  # of the best run, as the figure kept
             gw_rates.append(res["rate"])
-            base_rates.append((await closed_loop(base.port, seconds, "b", None, load_cpus))["rate"])
+            bres = await closed_loop_cpu(base, seconds, "b", None, load_cpus)
+            if not base_rates or bres["rate"] > max(base_rates):
+                out["baseline_cpu"] = bres["cpu"]
+            base_rates.append(bres["rate"])
         out["gateway_orders_per_s_runs"] = [round(x) for x in gw_rates]
         out["baseline_req_per_s_runs"] = [round(x) for x in base_rates]
         out["gateway_orders_per_s"] = round(max(gw_rates))

@@ -47,6 +47,19 @@ def _measure(rounds: int, seconds: float) -> dict[str, Any]:
         return asyncio.run(asyncio.wait_for(_gateway_load.run(Path(tmp), rounds, seconds), 300))
 
 
+def _cpu_line(res: dict[str, Any]) -> str:
+    """Where each server's CPU went per request in its best run: the event-loop thread (the
+    Python work: the gateway's order path, the bare handler's decode and answer) and the
+    other threads (granian's HTTP runtime, the same code for both)."""
+    parts = []
+    for name, key in (("gateway", "gateway_cpu"), ("bare", "baseline_cpu")):
+        cpu = res.get(key, {})
+        if "loop_per_request_us" in cpu and "per_request_us" in cpu:
+            parts.append(f"{name} event loop {cpu['loop_per_request_us']:.0f} µs + other threads "
+                         f"{cpu['per_request_us'] - cpu['loop_per_request_us']:.0f} µs")
+    return "CPU per request: " + ("; ".join(parts) if parts else "not measured")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each server (best kept)")
@@ -63,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
               f"gateway {res['gateway_orders_per_s']} orders/s {res['gateway_orders_per_s_runs']}, "
               f"bare granian+msgspec {res['baseline_req_per_s']} req/s {res['baseline_req_per_s_runs']}, "
               f"ratio {res['ratio']:.3f} (floor {args.floor})", flush=True)
+        print(f"  {_cpu_line(res)}", flush=True)
         if res["ratio"] >= args.floor:
             break
     res["floor"] = args.floor

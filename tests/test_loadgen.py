@@ -112,12 +112,13 @@ def test_short_run_against_a_lab_target(tmp_path: Path) -> None:
         assert parts == raw["end_to_end"][i]
     assert all(v >= 0 for name, _, _ in HOP_CHAIN for v in raw[name])
     assert r["gateway_cpu"]["per_request_us"] > 0 and r["load_cpu"]["per_request_us"] > 0
+    assert 0 < r["gateway_cpu"]["loop_per_request_us"] <= r["gateway_cpu"]["per_request_us"], r["gateway_cpu"]
     # the gateway's own histograms saw every new order of the window (at least the measured ones)
     assert r["hops_metrics"]["validate"]["count"] >= r["orders_accepted"] * 0.9, r["hops_metrics"]
     assert r["hops_metrics"]["er_to_ws"]["p50_le"] > 0
     assert set(r["latency_us"]) >= {f"rest.{op}" for op in ("limit", "market")}
     md = markdown_run(r)
-    assert "report read → WebSocket frame written" in md and "gateway CPU" in md
+    assert "report read → WebSocket frame written" in md and "gateway CPU" in md and "event-loop thread" in md
     assert "| 300 |" in markdown_sweep([r])
     written = write_run(r, tmp_path / "out" / "mixed", plots=False)
     assert json.loads(written[0].read_text())["scenario"] == "mixed"
@@ -190,6 +191,13 @@ def test_performance_page_targets_table() -> None:
     assert "| 5,500 orders/s | **not met** | bare handler 20,000 requests/s |" in table
     assert "| 800 µs | met | bare handler 640 µs |" in table
     assert "| 300 µs | **not met** | — |" in table
+    # the ceiling's sentence compares the loop threads' CPU when the bare run measured it
+    from bench.loadgen.page import _bare_loop_cpu
+
+    assert _bare_loop_cpu(gw) == ""
+    gw["bare_closed_loop"]["gateway_cpu"] = {"per_request_us": 66.4, "loop_per_request_us": 23.1}
+    assert _bare_loop_cpu(gw) == (" The trivial handler's loop thread used 23 µs per request and its "
+                                  "other threads 43 µs.")
 
 
 def test_flame_summary_self_and_total(tmp_path: Path) -> None:
@@ -257,3 +265,51 @@ def test_pacer_waits_without_spinning(timerfd: bool) -> None:
     assert wall >= 0.05
     assert cpu < wall / 2, (cpu, wall)  # a spinning wait uses about as much CPU as wall time
     assert precise == (timerfd and sys.platform == "linux")
+
+
+def test_cpu_split_of_a_process_and_its_main_thread() -> None:
+    """``cpu_seconds`` reads one thread apart from the process: a busy second thread's CPU shows in
+    the process and in that thread, not in the main thread; ``cpu_split`` turns two readings into
+    shares and µs per request."""
+    import threading
+    import time
+
+    from bench.loadgen.run import cpu_seconds, cpu_split
+
+    pid = os.getpid()
+    tid: list[int] = []
+    spent: list[float] = []  # the thread's CPU by its own clock
+    done, release = threading.Event(), threading.Event()
+
+    def spin() -> None:
+        tid.append(threading.get_native_id())
+        deadline = time.monotonic() + 5
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.3 and time.monotonic() < deadline:
+            pass
+        spent.append(time.thread_time() - t0)
+        done.set()
+        release.wait(10)  # alive (its /proc entry readable) until read
+
+    proc0, main0 = cpu_seconds(pid), cpu_seconds(pid, pid)
+    th = threading.Thread(target=spin)
+    th.start()
+    while not tid and th.is_alive():
+        time.sleep(0.001)
+    spun0 = cpu_seconds(pid, tid[0])
+    assert done.wait(10)  # the main thread sleeps meanwhile
+    spun1 = cpu_seconds(pid, tid[0])
+    proc1, main1 = cpu_seconds(pid), cpu_seconds(pid, pid)
+    release.set()
+    th.join(5)
+    assert None not in (proc0, main0, spun0, spun1, proc1, main1)
+    assert spent[0] > 0.1 and spun1 - spun0 >= spent[0] - 0.05  # type: ignore[operator]
+    assert main1 - main0 < spent[0] / 2  # type: ignore[operator]
+    assert proc1 - proc0 >= (spun1 - spun0) + (main1 - main0) - 0.05  # type: ignore[operator]
+    assert cpu_seconds(pid, 1 << 30) is None  # no such thread
+
+    split = cpu_split((10.0, 4.0), (12.0, 5.5), 4.0, 1000)
+    assert split == {"seconds": 2.0, "utilisation": 0.5, "per_request_us": 2000.0,
+                     "loop_seconds": 1.5, "loop_utilisation": 0.375, "loop_per_request_us": 1500.0}
+    assert cpu_split((10.0, None), (12.0, None), 4.0, 0) == {"seconds": 2.0, "utilisation": 0.5,
+                                                              "per_request_us": 2000000.0}

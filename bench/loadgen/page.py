@@ -161,6 +161,15 @@ def reference_values(codec: dict[str, Any], session: dict[str, Any], gw: dict[st
     ]
 
 
+def _bare_loop_cpu(gw: dict[str, Any]) -> str:
+    """The trivial handler's loop-thread CPU per request, for comparison (empty without it)."""
+    cpu = (gw.get("bare_closed_loop") or {}).get("gateway_cpu", {})
+    if "loop_per_request_us" not in cpu:
+        return ""
+    return (f" The trivial handler's loop thread used {cpu['loop_per_request_us']:.0f} µs per request and its "
+            f"other threads {cpu['per_request_us'] - cpu['loop_per_request_us']:.0f} µs.")
+
+
 def targets_table(values: list[float | None], references: list[str] | None = None) -> str:
     rows = ["| area | figure | target | measured | |", "|---|---|---|---:|---|"]
     if references is not None:
@@ -329,7 +338,10 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         "",
         f"**Ceiling** (closed loop, {cl['connections']} connections over {cl['processes']} load processes): "
         f"**{gw['max_orders_per_s']:,.0f} orders/s**, the gateway using "
-        f"{cpu.get('utilisation', 0) * 100:.0f}% of a core, {cpu.get('per_request_us', 0):.0f} µs of CPU per order.",
+        f"{cpu.get('utilisation', 0) * 100:.0f}% of a core, {cpu.get('per_request_us', 0):.0f} µs of CPU per order; "
+        f"of that, its event-loop thread (all of its Python work) {cpu.get('loop_utilisation', 0) * 100:.0f}% of a "
+        f"core, {cpu.get('loop_per_request_us', 0):.0f} µs per order. The rest is granian's HTTP threads; a loop "
+        "thread near one core is what limits the ceiling." + _bare_loop_cpu(gw),
         "",
         "**Open loop**: orders are due at a fixed rate whatever the gateway does; latencies count from the due",
         "time, so a gateway that falls behind shows its queue (no coordinated omission). Each request goes",

@@ -47,9 +47,12 @@ def markdown_run(r: dict[str, Any]) -> str:
         f"- orders accepted: {r['orders_accepted']:,}; unanswered at the end: {r['unanswered']}; "
         f"acknowledgements missing: {r['missing_acks']}; largest backlog: {r['backlog_max']}",
     ]
-    if cpu:
-        out.append(f"- gateway CPU: {cpu['utilisation'] * 100:.0f}% of a core, "
-                   f"**{cpu['per_request_us']:.0f} µs per request**")
+    if "per_request_us" in cpu:
+        line = f"- gateway CPU: {cpu['utilisation'] * 100:.0f}% of a core, **{cpu['per_request_us']:.0f} µs per request**"
+        if "loop_per_request_us" in cpu:
+            line += (f"; its event-loop thread {cpu['loop_utilisation'] * 100:.0f}% of a core, "
+                     f"{cpu['loop_per_request_us']:.0f} µs per request (the rest is granian's HTTP threads)")
+        out.append(line)
     if "load_cpu" in r:
         out.append(f"- load generator CPU: {r['load_cpu']['utilisation'] * 100:.0f}% of a core, "
                    f"{r['load_cpu']['per_request_us']:.0f} µs per request")

@@ -24,7 +24,7 @@ import msgspec
 from bench.loadgen.scenario import OPS, Scenario
 from bench.loadgen.worker import KINDS, WorkerConfig, worker_main
 
-__all__ = ["HOP_CHAIN", "PERCENTILES", "cpu_seconds", "run_load", "summarize"]
+__all__ = ["HOP_CHAIN", "PERCENTILES", "cpu_seconds", "cpu_split", "run_load", "summarize"]
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
@@ -60,16 +60,36 @@ def summarize(values_ns: Any) -> dict[str, Any]:
     return out
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (and its finished children are not counted)."""
+def cpu_seconds(pid: int, tid: int | None = None) -> float | None:
+    """User + system CPU time of a process (its finished children are not counted), or of
+    its thread ``tid``: the gateway's main thread (``tid == pid``) runs the event loop, where
+    all of its Python work happens; granian's HTTP runtime threads and the store's
+    checkpointer are the rest of the process."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(path, "rb") as f:
             stat = f.read()
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2:].split()
     # after the command: state(3) ... utime is field 14, stime 15 (1-based, counting pid and comm)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(before: tuple[float | None, float | None], after: tuple[float | None, float | None],
+              window: float, requests: int) -> dict[str, float]:
+    """CPU of a server between two (process, main thread) readings of :func:`cpu_seconds`:
+    seconds, share of one core and µs per request, for the whole process and for its
+    event-loop thread (``loop_*``). A loop thread near one core is the bottleneck, whatever
+    the other threads use."""
+    out: dict[str, float] = {}
+    n = max(requests, 1)
+    for prefix, a, b in (("", before[0], after[0]), ("loop_", before[1], after[1])):
+        if a is not None and b is not None:
+            out[prefix + "seconds"] = round(b - a, 3)
+            out[prefix + "utilisation"] = round((b - a) / window, 3) if window > 0 else 0.0
+            out[prefix + "per_request_us"] = round((b - a) / n * 1e6, 1)
+    return out
 
 
 async def _get_json(host: str, port: int, items: list[tuple[str, str]]) -> list[Any]:
@@ -183,13 +203,13 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
         pid = target.get("gateway_pid")
         hub_pid = target.get("hub_pid")
         time.sleep(max(0.0, (timing["measure_ns"] - time.perf_counter_ns()) / 1e9))
-        cpu0 = cpu_seconds(pid) if pid else None
+        cpu0 = (cpu_seconds(pid), cpu_seconds(pid, pid)) if pid else (None, None)
         metrics0 = scrape_hops(target["rest_url"])
         hub0 = cpu_seconds(hub_pid) if hub_pid else None
         load0 = [cpu_seconds(w.pid) for w in workers if w.pid]
         w0 = time.perf_counter_ns()
         time.sleep(max(0.0, (timing["end_ns"] - time.perf_counter_ns()) / 1e9))
-        cpu1 = cpu_seconds(pid) if pid else None
+        cpu1 = (cpu_seconds(pid), cpu_seconds(pid, pid)) if pid else (None, None)
         metrics1 = scrape_hops(target["rest_url"])
         hub1 = cpu_seconds(hub_pid) if hub_pid else None
         load1 = [cpu_seconds(w.pid) for w in workers if w.pid]
@@ -206,7 +226,7 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
                 p.terminate()
                 p.join(5)
     report = _report(sc, target, results, rate, duration, warmup, procs, window,
-                     (cpu0, cpu1), (hub0, hub1), sample, keep_raw)
+                     cpu0, cpu1, (hub0, hub1), sample, keep_raw)
     report["hops_metrics"] = metrics_percentiles(metrics0, metrics1)
     if load0 and None not in load0 and None not in load1:
         used = sum(b - a for a, b in zip(load0, load1, strict=True))  # type: ignore[operator]
@@ -216,8 +236,8 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
 
 
 def _report(sc: Scenario, target: dict[str, Any], results: list[dict[str, Any]], rate: float, duration: float,
-            warmup: float, procs: int, window: float, cpu: tuple[float | None, float | None],
-            hub_cpu: tuple[float | None, float | None], sample: int, keep_raw: bool) -> dict[str, Any]:
+            warmup: float, procs: int, window: float, cpu0: tuple[float | None, float | None],
+            cpu1: tuple[float | None, float | None], hub_cpu: tuple[float | None, float | None], sample: int, keep_raw: bool) -> dict[str, Any]:
     status: dict[str, int] = {}
     for r in results:
         for k, v in r["status"].items():
@@ -269,10 +289,9 @@ def _report(sc: Scenario, target: dict[str, Any], results: list[dict[str, Any]],
         "hops_us": hops,
         "traced_orders": sum(1 for t in traces if t is not None),
     }
-    if cpu[0] is not None and cpu[1] is not None:
-        used = cpu[1] - cpu[0]
-        report["gateway_cpu"] = {"seconds": round(used, 3), "utilisation": round(used / window, 3),
-                                 "per_request_us": round(used / max(answered, 1) * 1e6, 1)}
+    gateway_cpu = cpu_split(cpu0, cpu1, window, answered)
+    if gateway_cpu:
+        report["gateway_cpu"] = gateway_cpu
     if hub_cpu[0] is not None and hub_cpu[1] is not None:
         report["hub_cpu_utilisation"] = round((hub_cpu[1] - hub_cpu[0]) / window, 3)
     if keep_raw:
