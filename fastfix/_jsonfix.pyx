@@ -584,6 +584,20 @@ cdef str _dec_text(object d):
 # ---------------------------------------------------------------------------
 # the mapper core
 
+def decode_error_text(exc, bytes data):
+    """Why msgspec refused ``data`` (``exc``: its DecodeError or UnicodeDecodeError), in words
+    that do not depend on the msgspec version: a string that is not UTF-8 is named with the
+    offset of the first bad byte in ``data`` (msgspec before 0.23 raised UnicodeDecodeError
+    with an offset inside the string, later versions a DecodeError without one)."""
+    if isinstance(exc, UnicodeDecodeError) or str(exc).startswith("Invalid UTF-8"):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return f"not valid UTF-8 at byte {bad.start}"
+        return "not valid UTF-8"
+    return str(exc)
+
+
 cdef class CodecCore:
     """Pre-built FIX <-> JSON tables for one data dictionary (see ``JsonCodec``)."""
 
@@ -1264,14 +1278,12 @@ cdef class CodecCore:
             raise self._fail("$", "", f"input of {n} bytes exceeds the limit of {self.max_bytes} bytes")
         try:
             return self.decode(data)
-        except msgspec.DecodeError as exc:
-            raise self._fail("$", "", f"invalid JSON: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # the latter: msgspec < 0.23, not UTF-8
+            raise self._fail("$", "", f"invalid JSON: {decode_error_text(exc, data)}") from None
         except RecursionError:
             raise self._fail("$", "", f"nesting deeper than {self.max_depth} levels") from None
         except ArithmeticError:  # decimal.InvalidOperation: a number beyond Decimal's exponent range
             raise self._fail("$", "", "invalid JSON: a number is out of range") from None
-        except UnicodeDecodeError as exc:  # msgspec raises it for a string that is not UTF-8
-            raise self._fail("$", "", f"invalid JSON: not valid UTF-8 at byte {exc.start} of a string") from None
 
     def _decode_json(self, bytes data):
         """Decoded JSON after the size and nesting checks (JsonMappingError otherwise)."""

@@ -33,11 +33,11 @@ from typing import Any
 
 import msgspec
 
-from fastfix._jsonfix import NUMERIC_TYPES, TYPE_CODES, CodecCore
+from fastfix._jsonfix import NUMERIC_TYPES, TYPE_CODES, CodecCore, decode_error_text
 from fastfix.dictionary import DataDictionary, GroupDef, Member, MessageDef
 from fastfix.errors import FieldError, JsonMappingError
 
-__all__ = ["JsonCodec", "JsonMappingError", "FieldError"]
+__all__ = ["JsonCodec", "JsonMappingError", "FieldError", "decode_error_text"]
 
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Tags reserved for user-defined fields start here; such a field may be keyed by its number.

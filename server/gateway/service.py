@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from fastfix.jsonfix import decode_error_text
 from server.gateway._intake import check_id as _check_id
 from server.gateway._intake import fill_defaults as _put_defaults
 from server.gateway._intake import iso as _iso
@@ -278,15 +279,13 @@ class Gateway:
         """(Header, Body) of a request: a bare FIX-JSON Body, or a message with Header and Body."""
         try:
             data = _decode.decode(body)
-        except msgspec.DecodeError as exc:
-            raise ApiError(400, "bad_json", f"request body is not valid JSON: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # the latter: msgspec < 0.23, not UTF-8
+            raise ApiError(400, "bad_json", f"request body is not valid JSON: {decode_error_text(exc, body)}"
+                           ) from None
         except RecursionError:  # msgspec raises it for deep nesting, before any field is read
             raise ApiError(400, "bad_json", "request body is not valid JSON: nested too deeply") from None
         except ArithmeticError:  # decimal.InvalidOperation: an exponent beyond Decimal's range
             raise ApiError(400, "bad_json", "request body is not valid JSON: a number is out of range") from None
-        except UnicodeDecodeError as exc:  # a JSON string that is not UTF-8
-            raise ApiError(400, "bad_json", f"request body is not valid JSON: not valid UTF-8 at byte "
-                                            f"{exc.start} of a string value") from None
         if not isinstance(data, dict):
             raise ApiError(400, "bad_json", "request body must be a JSON object (a FIX-JSON Body)")
         if "Body" in data and isinstance(data["Body"], dict):

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from _rel_helpers import KEYS, GatewayProcess, gateway_toml
 from fuzz_targets import check_jsonfix, check_tokenizer, check_validate, seeds
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastfix.errors import JsonMappingError
-from fastfix.jsonfix import JsonCodec
+from fastfix.jsonfix import JsonCodec, decode_error_text
 
 pytestmark = pytest.mark.fuzz
 HERE = Path(__file__).resolve().parent
@@ -109,11 +110,17 @@ def test_json_mapping_on_arbitrary_bytes(data: bytes) -> None:
 def test_json_mapping_refuses_strings_that_are_not_utf8() -> None:
     """Found by fuzzing: the decoder's UnicodeDecodeError escaped instead of a JsonMappingError."""
     codec = JsonCodec("FIX.4.4")
-    for bad in (b'{"ClOrdID":"A\xcd\xcf"}', b'{"Text":"\xed\xa0\x80"}'):
-        with pytest.raises(JsonMappingError, match="not valid UTF-8"):
+    # the offset of the first bad byte in the input, whichever exception msgspec's version raises
+    for bad, at in ((b'{"ClOrdID":"A\xcd\xcf"}', 13), (b'{"Text":"\xed\xa0\x80"}', 9)):
+        with pytest.raises(JsonMappingError, match=f"invalid JSON: not valid UTF-8 at byte {at}$"):
             codec.body_to_fix("D", bad)
-    with pytest.raises(JsonMappingError, match="not valid UTF-8"):
+    with pytest.raises(JsonMappingError, match="not valid UTF-8 at byte 22$"):
         codec.json_to_fix(b'{"Header":{"MsgType":"\xff"},"Body":{}}')
+    bad = b'{"Text":"\xff"}'
+    assert decode_error_text(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), bad) == \
+        "not valid UTF-8 at byte 9"
+    assert decode_error_text(msgspec.DecodeError("Invalid UTF-8 encoded string"), bad) == "not valid UTF-8 at byte 9"
+    assert decode_error_text(msgspec.DecodeError("Input data was truncated"), b'{"a') == "Input data was truncated"
 
 
 def test_json_mapping_numbers_of_absurd_magnitude() -> None:
