@@ -10,10 +10,12 @@ PYX    := $(shell find fastfix server -name '*.pyx' -o -name '*.pxd')
 
 all: build
 
-$(STAMP): pyproject.toml setup.py
+# constraints.txt: the versions the suite last passed with, so that a new release of a
+# dependency cannot change a fresh set-up (pyproject.toml keeps the supported ranges).
+$(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -89,8 +91,8 @@ bench-compare: build
 
 # The performance lab (bench/loadgen): matplotlib, py-spy, hdrhistogram from the `perf` extra.
 PERF_STAMP := $(VENV)/.perf-stamp
-$(PERF_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[dev,perf]'
+$(PERF_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,perf]'
 	touch $(PERF_STAMP)
 
 perf-setup: build $(PERF_STAMP)
