@@ -237,7 +237,8 @@ def run_load(sc: Scenario, target: dict[str, Any], *, rate: float | None = None,
 
 def _report(sc: Scenario, target: dict[str, Any], results: list[dict[str, Any]], rate: float, duration: float,
             warmup: float, procs: int, window: float, cpu0: tuple[float | None, float | None],
-            cpu1: tuple[float | None, float | None], hub_cpu: tuple[float | None, float | None], sample: int, keep_raw: bool) -> dict[str, Any]:
+            cpu1: tuple[float | None, float | None], hub_cpu: tuple[float | None, float | None], sample: int,
+            keep_raw: bool) -> dict[str, Any]:
     status: dict[str, int] = {}
     for r in results:
         for k, v in r["status"].items():
