@@ -69,8 +69,8 @@ class RestApp:
         self._docs = docs_page(openapi).encode()
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
-        if scope.proto != "http":
-            return
+        # Only HTTP reaches here: granian runs without WebSockets (the stream has its own
+        # port), so a handshake sent to this port is an HTTP request, answered 404 below.
         t0 = time.perf_counter()
         route = "other"
         status = 500
@@ -169,6 +169,9 @@ class RestApp:
                 "index.html").read_bytes()
         if not parts or parts[0] != "v1" or len(parts) < 2:
             raise ApiError(404, "not_found", f"no route {path}")
+        if parts[1] == "stream":
+            raise ApiError(404, "not_found", f"the WebSocket stream is served on its own port: "
+                                             f"ws://<host>:{self.ws_port}/v1/stream (GET /stream-info)")
         client = self._client(scope)
         res = parts[1]
         n = len(parts)
@@ -356,7 +359,8 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     static: dict[str, Any] = {}
     if _STATIC.is_dir():
         static = {"static_path_route": ["/static"], "static_path_mount": [_STATIC], "static_path_expires": 60}
-    server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024, **static, **tls)
+    server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024, websockets=False,
+                      **static, **tls)
     rest_task = loop.create_task(server.serve())
     await link.start()
     # granian binds in serve(); wait until the REST port answers before announcing readiness.

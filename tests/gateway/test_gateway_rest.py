@@ -64,6 +64,19 @@ def test_service_endpoints(gw: GatewayProcess) -> None:
             assert status == 404
             status, info = await h.call("GET", "/stream-info")
             assert status == 200 and info == {"port": gw.ws, "path": "/v1/stream"}
+            # the stream on the REST port: 404 naming its own port, before any key is asked for
+            status, err = await h.call("GET", "/v1/stream")
+            assert status == 404 and f":{gw.ws}/v1/stream" in err["message"], err
+        # a WebSocket handshake sent to the REST port gets the same answer over HTTP
+        r, w = await asyncio.open_connection("127.0.0.1", gw.rest)
+        try:
+            w.write(b"GET /v1/stream HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+                    b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n")
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 404"), head
+        finally:
+            w.close()
+        async with Http(gw.rest) as h:
             # a request first, so that the counters exist
             await h.call("GET", "/v1/brokers", headers={"X-API-Key": A})
             status, metrics = await h.call("GET", "/metrics")
