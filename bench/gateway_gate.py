@@ -51,12 +51,13 @@ def _cpu_line(res: dict[str, Any]) -> str:
     """Where each server's CPU went per request in its best run: the event-loop thread (the
     Python work: the gateway's order path, the bare handler's decode and answer) and the
     other threads (granian's HTTP runtime, the same code for both)."""
+    from bench.loadgen.run import loop_and_other_us
+
     parts = []
     for name, key in (("gateway", "gateway_cpu"), ("bare", "baseline_cpu")):
-        cpu = res.get(key, {})
-        if "loop_per_request_us" in cpu and "per_request_us" in cpu:
-            parts.append(f"{name} event loop {cpu['loop_per_request_us']:.0f} µs + other threads "
-                         f"{cpu['per_request_us'] - cpu['loop_per_request_us']:.0f} µs")
+        split = loop_and_other_us(res.get(key, {}))
+        if split is not None:
+            parts.append(f"{name} event loop {split[0]:.0f} µs + other threads {split[1]:.0f} µs")
     return "CPU per request: " + ("; ".join(parts) if parts else "not measured")
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen.report import _HOP_TEXT, markdown_sweep, plot_hop_cdf, plot_sweep
-from bench.loadgen.run import HOP_CHAIN, run_load
+from bench.loadgen.run import HOP_CHAIN, loop_and_other_us, run_load
 from bench.loadgen.scenario import load_scenario
 from bench.loadgen.target import REPO, BareTarget, LabTarget
 
@@ -163,11 +163,11 @@ def reference_values(codec: dict[str, Any], session: dict[str, Any], gw: dict[st
 
 def _bare_loop_cpu(gw: dict[str, Any]) -> str:
     """The trivial handler's loop-thread CPU per request, for comparison (empty without it)."""
-    cpu = (gw.get("bare_closed_loop") or {}).get("gateway_cpu", {})
-    if "loop_per_request_us" not in cpu:
+    split = loop_and_other_us((gw.get("bare_closed_loop") or {}).get("gateway_cpu", {}))
+    if split is None:
         return ""
-    return (f" The trivial handler's loop thread used {cpu['loop_per_request_us']:.0f} µs per request and its "
-            f"other threads {cpu['per_request_us'] - cpu['loop_per_request_us']:.0f} µs.")
+    return (f" The trivial handler's loop thread used {split[0]:.0f} µs per request and its "
+            f"other threads {split[1]:.0f} µs.")
 
 
 def targets_table(values: list[float | None], references: list[str] | None = None) -> str:

@@ -24,7 +24,7 @@ import msgspec
 from bench.loadgen.scenario import OPS, Scenario
 from bench.loadgen.worker import KINDS, WorkerConfig, worker_main
 
-__all__ = ["HOP_CHAIN", "PERCENTILES", "cpu_seconds", "cpu_split", "run_load", "summarize"]
+__all__ = ["HOP_CHAIN", "PERCENTILES", "cpu_seconds", "cpu_split", "loop_and_other_us", "run_load", "summarize"]
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
@@ -90,6 +90,14 @@ def cpu_split(before: tuple[float | None, float | None], after: tuple[float | No
             out[prefix + "utilisation"] = round((b - a) / window, 3) if window > 0 else 0.0
             out[prefix + "per_request_us"] = round((b - a) / n * 1e6, 1)
     return out
+
+
+def loop_and_other_us(cpu: dict[str, float]) -> tuple[float, float] | None:
+    """µs per request in the event-loop thread and in the other threads, from a
+    :func:`cpu_split`, or None when the loop thread was not measured."""
+    if "loop_per_request_us" not in cpu or "per_request_us" not in cpu:
+        return None
+    return cpu["loop_per_request_us"], cpu["per_request_us"] - cpu["loop_per_request_us"]
 
 
 async def _get_json(host: str, port: int, items: list[tuple[str, str]]) -> list[Any]:
