@@ -304,6 +304,52 @@ def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
     asyncio.run(second())
 
 
+def test_store_batches_a_trickle_only_when_busy(tmp_path: Path) -> None:
+    """Writes arriving one per loop iteration: a quiet store commits each at once; after a
+    large batch (a busy gateway) the flush waits a few iterations and commits them together.
+    Every write is durable either way."""
+
+    async def main() -> tuple[int, int]:
+        store = SQLiteStore(tmp_path / "t.db")
+        store.start()
+        loop = asyncio.get_running_loop()
+
+        def trickle(first: int, n: int) -> asyncio.Future[None]:
+            done = loop.create_future()
+
+            def step(i: int) -> None:
+                store.put_order(Order(client_id="c", ClOrdID=f"o{i}", broker="B", created_ns=i, updated_ns=i))
+                if i + 1 < first + n:
+                    loop.call_soon(step, i + 1)
+                else:
+                    done.set_result(None)
+
+            loop.call_soon(step, first)
+            return done
+
+        try:
+            before = store.commits
+            await trickle(0, 5)
+            await store.commit()
+            quiet = store.commits - before
+            for i in range(100, 120):  # a large batch: the store is busy
+                store.put_order(Order(client_id="c", ClOrdID=f"o{i}", broker="B", created_ns=i, updated_ns=i))
+            await store.commit()
+            before = store.commits
+            await trickle(200, 5)
+            await store.commit()
+            busy = store.commits - before
+            for i in (*range(5), *range(100, 120), *range(200, 205)):
+                assert store.get_order("c", f"o{i}") is not None
+            return quiet, busy
+        finally:
+            await store.close()
+
+    quiet, busy = asyncio.run(main())
+    assert quiet == 5  # a quiet store never holds a write back
+    assert 1 <= busy < 5
+
+
 def test_store_numbers_orders_whatever_their_ids(tmp_path: Path) -> None:
     """Orders are stored by number in intake order: random ClOrdIDs (UUIDs) are found again
     after a restart, pages of a listing hold each order once, executions follow their order."""
