@@ -28,10 +28,11 @@ class _Subscriber:
         self.delivered = 0
         self.last_seq = 0
 
-    def deliver(self, seq: int, data: bytes) -> None:
-        assert seq == self.last_seq + 1, (seq, self.last_seq)
-        self.last_seq = seq
-        self.delivered += 1
+    def deliver(self, events: list[tuple[int, bytes]]) -> None:
+        for seq, _ in events:
+            assert seq == self.last_seq + 1, (seq, self.last_seq)
+            self.last_seq = seq
+        self.delivered += len(events)
 
 
 def _report(order_no: int, seq: int) -> Any:

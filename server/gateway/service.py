@@ -92,7 +92,8 @@ class Mapper(Protocol):
 class Subscriber(Protocol):
     """A live event stream (a WebSocket connection) of one client."""
 
-    def deliver(self, seq: int, data: bytes) -> None: ...
+    def deliver(self, events: list[tuple[int, bytes]]) -> None:
+        """The client's events of one commit, ``(seq, data)`` in sequence order."""
 
 
 def _now_ns() -> int:
@@ -1003,12 +1004,19 @@ class Gateway:
         """After-commit callback: deliver the commit's events to live subscribers, in order."""
         subscribers = self.subscribers
         tracer = self.tracer
+        by_client: dict[str, list[tuple[int, bytes]]] = {}  # each subscriber gets its events in one call
         for client_id, seq, data in events:
             subs = subscribers.get(client_id)
             tracer.pushed(client_id, seq, bool(subs))
             if subs:
-                for sub in list(subs):
-                    sub.deliver(seq, data)
+                mine = by_client.get(client_id)
+                if mine is None:
+                    by_client[client_id] = [(seq, data)]
+                else:
+                    mine.append((seq, data))
+        for client_id, mine in by_client.items():
+            for sub in list(subscribers.get(client_id, ())):
+                sub.deliver(mine)
         self.metrics.events.inc(len(events))
 
     def _forget_closed(self, closed: list[tuple[tuple[str, str], int]]) -> None:
