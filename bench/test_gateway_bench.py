@@ -5,7 +5,8 @@ this process), a trivial granian RSGI + msgspec handler, and the load in process
 their own: ``wrk`` with ``gateway_orders.lua`` (unique ClOrdIDs) when installed, else
 a Python keep-alive client. The server under test is pinned to one CPU, the load to
 the other(s). Throughput: best of ``GATEWAY_BENCH_ROUNDS`` alternating runs of
-``GATEWAY_BENCH_SECONDS`` each (every 202 checked to have reached the hub).
+``GATEWAY_BENCH_SECONDS`` each at every concurrency of ``THROUGHPUT_CONNECTIONS``,
+so each server is measured at its ceiling (every 202 checked to have reached the hub).
 Latency: an open-loop client posts ``GATEWAY_BENCH_RATE`` orders/s for
 ``GATEWAY_BENCH_LATENCY_SECONDS``: to the bare handler, then to the gateway with the
 hub only taking the orders (each server pinned as above), then to the gateway with
