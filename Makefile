@@ -71,8 +71,9 @@ bench-smoke: build
 bench-gate: build
 	mkdir -p .benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider bench/test_codec_bench.py --benchmark-only \
-		--benchmark-json=.benchmarks/codec.json --benchmark-columns=min,median,mean,ops --benchmark-sort=name
-	$(BIN)/python bench/gate.py .benchmarks/codec.json
+		--benchmark-json=.benchmarks/codec.json --benchmark-columns=min,median,mean,ops --benchmark-sort=name \
+		--benchmark-storage=file://$(CURDIR)/.benchmarks/history --benchmark-save=codec
+	$(BIN)/python bench/gate.py .benchmarks/codec.json --compare
 
 # Session gate: fastfix ping-pong vs a raw asyncio echo of the same bytes, same run (ratios only).
 # Saved under .benchmarks/history; the gate prints the change from the previous saved run.
@@ -84,11 +85,14 @@ bench-session-gate: build
 # reports the 0.5 target; remeasured once on a miss; under 2 minutes; wrk when installed.
 bench-gateway-gate: build
 	mkdir -p .benchmarks
-	$(BIN)/python bench/gateway_gate.py --json .benchmarks/gateway_gate.json
+	$(BIN)/python bench/gateway_gate.py --json .benchmarks/gateway_gate.json --save
 
-# The last two saved session runs side by side (pytest-benchmark's own table, then percentiles).
+# The last two saved runs of each gate side by side (for the session, pytest-benchmark's own
+# table, then percentiles; for the codec, medians and ratios; for the gateway, its figures).
 bench-compare: build
 	$(BIN)/python bench/session_gate.py --compare
+	$(BIN)/python bench/gate.py --compare
+	$(BIN)/python bench/gateway_gate.py --compare
 
 # The performance lab (bench/loadgen): matplotlib, py-spy, hdrhistogram from the `perf` extra.
 PERF_STAMP := $(VENV)/.perf-stamp

@@ -1,17 +1,24 @@
 """Release gate for the FIX codec: fastfix must beat simplefix by fixed ratios.
 
-Usage: ``python bench/gate.py BENCH.json`` where BENCH.json comes from
+Usage: ``python bench/gate.py [BENCH.json] [--compare]`` where BENCH.json comes from
 ``pytest bench/test_codec_bench.py --benchmark-only --benchmark-json=BENCH.json``.
 Ratios are simplefix median / fastfix median, both measured in that same run.
 Exit status 0 when every ratio meets its floor, 1 otherwise (or when a
-benchmark is missing from the file).
+benchmark is missing from the file). With ``--compare``, the last two runs saved under
+``.benchmarks/history`` (``make bench-gate`` saves each) are also printed side by side.
+
+This module also holds what the three release gates share: the verdict, and the saved
+runs of earlier releases with the printed change from the previous one.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+
+HISTORY = Path(__file__).resolve().parents[1] / ".benchmarks" / "history"  # not in git
 
 # (operation, message) -> minimum simplefix/fastfix ratio of medians
 FLOORS: dict[tuple[str, str], float] = {
@@ -47,11 +54,49 @@ def evaluate(
     return rows, failures
 
 
+def saved_runs(pattern: str, history: Path = HISTORY) -> list[Path]:
+    """Saved runs whose path under ``history`` matches ``pattern``, oldest first (their names
+    start with a run number or a UTC time)."""
+    return sorted(history.glob(pattern), key=lambda p: p.name)
+
+
+def print_change(previous: str, rows: Iterable[tuple[str, float, float]], unit: str) -> None:
+    """Rows of (figure, previous value, value now), with the change in per cent."""
+    print(f"compared with the previous saved run {previous}:")
+    print(f"{'figure':<44} {'previous ' + unit:>14} {'now ' + unit:>12} {'change':>8}")
+    for name, old, new in rows:
+        change = f"{(new / old - 1) * 100:>+7.1f}%" if old else ""
+        print(f"{name:<44} {old:>14,.2f} {new:>12,.2f} {change:>8}")
+
+
+def compare_saved(history: Path = HISTORY) -> None:
+    """The codec medians and ratios of the last two saved runs."""
+    runs = saved_runs("*/*_codec.json", history)
+    if len(runs) < 2:
+        print(f"codec gate: fewer than two saved runs under {HISTORY}: nothing to compare")
+        return
+    old, new = _medians(runs[-2]), _medians(runs[-1])
+    rows = [(name, old[name] * 1e9, new[name] * 1e9) for name in sorted(new) if name in old]
+    print_change(runs[-2].name, rows, "ns")
+    ratios = [(f"{op} {case}: simplefix / fastfix", _ratio(old, op, case), _ratio(new, op, case))
+              for op, case in FLOORS]
+    print_change(runs[-2].name, [r for r in ratios if r[1] and r[2]], "x")
+
+
+def _ratio(medians: dict[str, float], op: str, case: str) -> float:
+    ours, theirs = medians.get(f"test_{op}_fastfix[{case}]"), medians.get(f"test_{op}_simplefix[{case}]")
+    return theirs / ours if ours and theirs else 0.0
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: gate.py BENCH.json", file=sys.stderr)
+    args = [a for a in argv[1:] if a != "--compare"]
+    if not args and "--compare" in argv[1:]:  # only the saved runs
+        compare_saved()
+        return 0
+    if len(args) != 1:
+        print("usage: gate.py [BENCH.json] [--compare]", file=sys.stderr)
         return 2
-    path = Path(argv[1])
+    path = Path(args[0])
     if not path.is_file():
         print(f"gate: {path} not found", file=sys.stderr)
         return 1
@@ -64,7 +109,10 @@ def main(argv: list[str]) -> int:
         print(
             f"{op:<10} {case:<8} {ours * 1e9:>11.0f} {theirs * 1e9:>13.0f} {ratio:>7.1f}x {floor:>5.0f}x {mark}"
         )
-    return verdict("codec gate", failures)
+    rc = verdict("codec gate", failures)
+    if "--compare" in argv[1:]:
+        compare_saved()
+    return rc
 
 
 def verdict(name: str, failures: list[str]) -> int:

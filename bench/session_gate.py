@@ -37,11 +37,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gate import verdict  # noqa: E402
+from gate import HISTORY, print_change, verdict  # noqa: E402
+from gate import saved_runs as _saved_runs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / ".benchmarks" / "session.json"
-HISTORY = REPO / ".benchmarks" / "history"
 
 RAW = "test_raw_asyncio_echo_ping_pong"
 FASTFIX = "test_fastfix_to_fastfix_ping_pong[N]"
@@ -93,19 +93,19 @@ def gate(path: Path) -> int:
 
 def saved_runs(history: Path = HISTORY) -> list[Path]:
     """Saved session runs, oldest first (pytest-benchmark numbers them)."""
-    return sorted(history.glob("*/*_session.json"), key=lambda p: p.name)
+    return _saved_runs("*/*_session.json", history)
 
 
 def compare(previous: Path, current: Path) -> None:
     """Print the per-percentile change of every benchmark between two saved runs."""
     old, new = _extra(previous), _extra(current)
-    print(f"compared with the previous saved run {previous.name}:")
-    print(f"{'benchmark':<40} {'pct':<4} {'previous µs':>12} {'now µs':>9} {'change':>8}")
+    rows = []
     for name in sorted(new):
         for key in ("p50_us", "p99_us"):
             a, b = old.get(name, {}).get(key), new[name].get(key)
             if a and b:
-                print(f"{name:<40} {key[:-3]:<4} {a:>12.2f} {b:>9.2f} {(b / a - 1) * 100:>+7.1f}%")
+                rows.append((f"{name} {key[:-3]}", float(a), float(b)))
+    print_change(previous.name, rows, "µs")
 
 
 def run_benchmarks() -> int:

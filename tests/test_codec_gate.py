@@ -62,3 +62,55 @@ def test_gate_fails_on_missing_benchmark(tmp_path):
 
 def test_gate_fails_on_missing_file(tmp_path):
     assert _run(tmp_path / "nope.json").returncode == 1
+
+
+def _bench_module(name: str):
+    """A module of bench/ (its imports may add to sys.path: restored)."""
+    saved = list(sys.path)
+    sys.path.insert(0, str(GATE.parent))
+    try:
+        return __import__(name)
+    finally:
+        sys.path[:] = saved
+
+
+def test_compare_prints_the_change_of_medians_and_ratios(tmp_path, capsys):
+    gate = _bench_module("gate")
+    hist = tmp_path / "history" / "machine"
+    hist.mkdir(parents=True)
+    for n, ratio in ((1, 60), (2, 45)):
+        medians = _medians(ratio, 12)
+        benches = [{"name": name, "stats": {"median": m}} for name, m in medians.items()]
+        (hist / f"000{n}_x_codec.json").write_text(json.dumps({"benchmarks": benches}))
+    (hist / "0003_x_session.json").write_text("{}")  # another gate's run: not compared
+    gate.compare_saved(tmp_path / "history")
+    out = capsys.readouterr().out
+    assert "previous saved run 0001_x_codec.json" in out
+    assert "test_parse_simplefix[nos]" in out and "-25.0%" in out  # simplefix median and the ratio
+    assert "parse nos: simplefix / fastfix" in out and "60.00" in out and "45.00" in out
+
+
+def test_compare_needs_two_saved_runs(tmp_path, capsys):
+    gate = _bench_module("gate")
+    gate.compare_saved(tmp_path / "history")
+    assert "nothing to compare" in capsys.readouterr().out
+
+
+def test_gateway_gate_saves_runs_and_prints_the_change(tmp_path, capsys):
+    gateway_gate = _bench_module("gateway_gate")
+    figures = {"connections": [32, 128], "pinned": True, "gateway_orders_per_s": 15000,
+               "baseline_req_per_s": 40000, "ratio": 0.375}
+    first = gateway_gate.save_run(figures, tmp_path / "history")
+    older = first.with_name("20000101T000000Z_gateway.json")  # the earlier of two runs
+    first.rename(older)
+    second = gateway_gate.save_run(dict(figures, gateway_orders_per_s=12000, ratio=0.3), tmp_path / "history")
+    assert json.loads(second.read_text())["gateway_orders_per_s"] == 12000
+    gateway_gate.compare_saved(tmp_path / "history")
+    out = capsys.readouterr().out
+    assert "previous saved run 20000101T000000Z_gateway.json" in out
+    assert "gateway orders/s" in out and "-20.0%" in out
+    assert "measured otherwise" not in out
+    gateway_gate.save_run(dict(figures, connections=[32]), tmp_path / "history").rename(
+        tmp_path / "history" / "gateway" / "29990101T000000Z_gateway.json")
+    gateway_gate.compare_saved(tmp_path / "history")
+    assert "measured otherwise" in capsys.readouterr().out

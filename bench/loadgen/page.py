@@ -307,7 +307,7 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         "|---|---:|",
         *[f"| {text} | {med(name)} |" for text, name in codec_rows],
         "",
-        "The codec release gate (`make bench-gate`, `bench/gate.py`) checks ratios to simplefix measured in the same run.",
+        "The codec release gate (`make bench-gate`, `bench/gate.py`) checks ratios to simplefix measured in the same run, saves the run under `.benchmarks/history` and prints the change from the previous one.",
         "",
         "## FIX session",
         "",
