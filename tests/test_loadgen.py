@@ -160,6 +160,20 @@ def test_sweep_plot_with_its_floor(tmp_path: Path) -> None:
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
 
 
+def test_hop_cdf_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the perf extra (make perf-setup)
+    from bench.loadgen.report import plot_hop_cdf
+    from bench.loadgen.run import HOP_CHAIN
+
+    # Every hop but one with samples (a run without WebSocket pushes has no er_to_ws): in ns.
+    hops = {name: [(i % 97 + 1) * 1000 * (k + 1) for i in range(500)] for k, (name, _, _) in enumerate(HOP_CHAIN)}
+    hops["er_to_ws"] = []
+    run = {"_raw": {"hops": hops}, "scenario": "mixed", "offered_rate": 2000.0}
+    plot_hop_cdf(run, tmp_path / "cdf.png")
+    png = (tmp_path / "cdf.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
 def test_performance_page_targets_table() -> None:
     from bench.loadgen.page import TARGETS, measured_values, reference_values, targets_table
 
