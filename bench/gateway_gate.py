@@ -10,7 +10,7 @@ more requests in flight than the gateway to reach its own). Passes when
 
     gateway orders/s (every one answered 202 and seen by the hub) >= FLOOR x bare requests/s
 
-The release target is 0.5, not met: at their ceilings the gateway measured 0.36-0.39
+The release target is 0.5, not met: at their ceilings the gateway measured 0.36-0.40
 of the bare handler on a middling day on the shared two-core build machines. The ratio
 also follows the host: the gateway's work is mostly interpreter time, which a busy or
 slow host stretches more than the bare handler's mostly kernel time (measured at 32
