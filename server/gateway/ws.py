@@ -185,8 +185,8 @@ class _Connection(WSListener):  # type: ignore[misc]
                 for row in rows:
                     if row.seq != self.last_sent + 1:
                         log.error("event log gap for %s at %d", self.client.id, self.last_sent + 1)
-                    self._send(row.data)
                     self.last_sent = row.seq
+                self._send_texts([row.data for row in rows])
                 if not self._writable.is_set():
                     await asyncio.wait_for(self._writable.wait(), timeout=self.server.heartbeat * 4)
                 else:
@@ -198,12 +198,11 @@ class _Connection(WSListener):  # type: ignore[misc]
 
     def deliver(self, events: list[tuple[int, bytes]]) -> None:
         """Live events of one commit, ``(seq, data)`` in order (called by the gateway once they
-        are durable). Several go out in one socket write: picows writes each frame with a
-        system call of its own, which cost more than framing them here."""
+        are durable), sent together (see :meth:`_send_texts`)."""
         if not self.live or self.closed or self.transport is None:
             return  # the replay loop will read them from the log
         last = self.last_sent
-        frames: list[bytes] = []
+        payloads: list[bytes] = []
         gap = False
         for seq, data in events:
             if seq <= last:
@@ -211,16 +210,10 @@ class _Connection(WSListener):  # type: ignore[misc]
             if seq != last + 1:
                 gap = True  # never skip: what is missing comes from the log
                 break
-            frames.append(_text_frame_header(len(data)))
-            frames.append(data)
+            payloads.append(data)
             last = seq
-        if len(frames) == 2:
-            self.transport.send(WSMsgType.TEXT, frames[1])
-        elif frames:
-            self.transport.underlying_transport.write(b"".join(frames))
-        if frames:
-            self.last_sent = last
-            self.last_activity = time.monotonic()
+        self._send_texts(payloads)
+        self.last_sent = last
         if gap:
             self._start_replay()
         elif self.transport.underlying_transport.get_write_buffer_size() > self.server.buffer_limit:
@@ -233,6 +226,19 @@ class _Connection(WSListener):  # type: ignore[misc]
     def _send(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.send(WSMsgType.TEXT, data)
+            self.last_activity = time.monotonic()
+
+    def _send_texts(self, payloads: list[bytes]) -> None:
+        """Text frames in one socket write: picows writes each frame with a system call of
+        its own, which costs more than framing them here."""
+        if len(payloads) == 1:
+            self._send(payloads[0])
+        elif payloads and self.transport is not None and not self.closed:
+            frames: list[bytes] = []
+            for data in payloads:
+                frames.append(_text_frame_header(len(data)))
+                frames.append(data)
+            self.transport.underlying_transport.write(b"".join(frames))
             self.last_activity = time.monotonic()
 
     def _send_json(self, obj: dict[str, Any]) -> None:
