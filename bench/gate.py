@@ -78,14 +78,10 @@ def compare_saved(history: Path = HISTORY) -> None:
     old, new = _medians(runs[-2]), _medians(runs[-1])
     rows = [(name, old[name] * 1e9, new[name] * 1e9) for name in sorted(new) if name in old]
     print_change(runs[-2].name, rows, "ns")
-    ratios = [(f"{op} {case}: simplefix / fastfix", _ratio(old, op, case), _ratio(new, op, case))
-              for op, case in FLOORS]
-    print_change(runs[-2].name, [r for r in ratios if r[1] and r[2]], "x")
-
-
-def _ratio(medians: dict[str, float], op: str, case: str) -> float:
-    ours, theirs = medians.get(f"test_{op}_fastfix[{case}]"), medians.get(f"test_{op}_simplefix[{case}]")
-    return theirs / ours if ours and theirs else 0.0
+    before = {(op, case): ratio for op, case, _, _, ratio, _ in evaluate(old)[0]}
+    ratios = [(f"{op} {case}: simplefix / fastfix", before[(op, case)], ratio)
+              for op, case, _, _, ratio, _ in evaluate(new)[0] if (op, case) in before]
+    print_change(runs[-2].name, ratios, "x")
 
 
 def main(argv: list[str]) -> int:

@@ -47,6 +47,7 @@ from bench.loadgen.run import loop_and_other_us  # noqa: E402
 
 FLOOR = 0.25  # enforced: a gross regression of the order path fails the release
 TARGET = 0.5  # the goal, reported on every run
+_CPU_KEYS = (("gateway", "gateway_cpu"), ("bare", "baseline_cpu"))  # each server's CPU split in a run
 
 
 def _measure(rounds: int, seconds: float) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def _cpu_line(res: dict[str, Any]) -> str:
     Python work: the gateway's order path, the bare handler's decode and answer) and the
     other threads (granian's HTTP runtime, the same code for both)."""
     parts = []
-    for name, key in (("gateway", "gateway_cpu"), ("bare", "baseline_cpu")):
+    for name, key in _CPU_KEYS:
         split = loop_and_other_us(res.get(key, {}))
         if split is not None:
             parts.append(f"{name} event loop {split[0]:.0f} µs + other threads {split[1]:.0f} µs")
@@ -87,7 +88,7 @@ def compare_saved(history: Path = HISTORY) -> None:
     rows = [("gateway orders/s", old["gateway_orders_per_s"], new["gateway_orders_per_s"]),
             ("bare handler requests/s", old["baseline_req_per_s"], new["baseline_req_per_s"]),
             ("ratio", old["ratio"], new["ratio"])]
-    for name, key in (("gateway", "gateway_cpu"), ("bare handler", "baseline_cpu")):
+    for name, key in _CPU_KEYS:
         a, b = loop_and_other_us(old.get(key, {})), loop_and_other_us(new.get(key, {}))
         if a is not None and b is not None:
             rows.append((f"{name} event loop µs per request", a[0], b[0]))

@@ -77,7 +77,7 @@ def gateway(tmp_path: Path):
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/install-debian installs it)")
 def test_readme_curl_and_websocket_examples_run_as_written(gateway: GatewayProcess) -> None:
-    (_, shell), (_, python) = _blocks()[1], _blocks()[2]
+    _, (_, shell), (_, python) = _blocks()
     commands = _commands(shell)
     assert [c.split()[0] for c, _ in commands] == ["curl", "curl"], commands
 
