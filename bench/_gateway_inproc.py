@@ -1,5 +1,5 @@
 """The gateway in one process, without sockets, for the in-process benchmarks of its hot
-paths: the REST handler, the Gateway, a SQLite store and a logged-on FIX link that counts
+paths: the REST handler, the Gateway, the journal and its projection, and a logged-on FIX link that counts
 what it is handed, on a uvloop loop as the gateway runs them."""
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from server.gateway.link import Link, SessionState
 from server.gateway.metrics import Metrics
 from server.gateway.openapi import build_openapi
 from server.gateway.service import Gateway
-from server.gateway.store import SQLiteStore
 
 CLIENT = "bench"
 KEY = "key-bench-0123456789"
@@ -89,7 +88,6 @@ class InProcess:
     loop: asyncio.AbstractEventLoop
     app: RestApp
     gateway: Gateway
-    store: SQLiteStore
     link: CountingLink
     ids: Iterator[int]
 
@@ -116,21 +114,22 @@ def in_process_gateway(tmp_path: Path) -> Iterator[InProcess]:
     }, tmp_path / "gw.toml")
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    store = SQLiteStore(cfg.database, "normal")
     link = CountingLink()
+    gw: Gateway | None = None
 
     async def setup() -> InProcess:
-        store.start()
+        nonlocal gw
         mapper = JsonMapper(link.begin_string)
-        gw = Gateway(cfg, store, link, mapper, Metrics())
+        gw = Gateway(cfg, link, mapper, Metrics())
         gw.recover()
         await link.start()
         app = RestApp(gw, Authenticator(cfg.clients), build_openapi(mapper, link.begin_string))
-        return InProcess(loop, app, gw, store, link, itertools.count(1))
+        return InProcess(loop, app, gw, link, itertools.count(1))
 
     try:
         yield loop.run_until_complete(setup())
     finally:
-        loop.run_until_complete(store.close())
+        if gw is not None:
+            loop.run_until_complete(gw.close())
         loop.close()
         asyncio.set_event_loop(None)

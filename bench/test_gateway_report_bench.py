@@ -1,8 +1,9 @@
 """The gateway's report path in one process, without sockets: a group of ``GROUP``
-ExecutionReports (New) from the hub, each for an open order, through
-``Gateway.on_message`` (routing by the namespaced ClOrdID, the order's state, the
-execution, the client's event as FIX-JSON in its envelope), their group commit in SQLite,
-and the push of the committed events to a subscribed WebSocket connection.
+ExecutionReports (New) from the hub, each for an open order, as one read from the FIX
+socket brings them: ``ReportsIn.on_message`` for each (routing by the namespaced
+ClOrdID, the order's state, the execution, the client's event as FIX-JSON in its
+envelope), then ``read_done`` (one journal record for the read, and the push of its
+events to a subscribed WebSocket connection).
 
 This is the CPU a report costs the gateway's event loop between the FIX session's read
 and the WebSocket write (the hop "report read → WebSocket frame written" of the trace);
@@ -48,9 +49,8 @@ def test_report_path_in_process(benchmark: Any, tmp_path: Path) -> None:
     with in_process_gateway(tmp_path) as gw:
         sub = _Subscriber()
         gw.gateway.subscribe(CLIENT, sub)
-        on_message = gw.gateway.on_message
-        commit = gw.store.commit
-        run = gw.loop.run_until_complete
+        on_message = gw.gateway.reports.on_message
+        read_done = gw.gateway.reports.read_done
         rounds = 0
 
         def place() -> tuple[tuple[list[Any]], dict[str, Any]]:
@@ -63,7 +63,7 @@ def test_report_path_in_process(benchmark: Any, tmp_path: Path) -> None:
             rounds += 1
             for m in msgs:
                 on_message(m, "HUB")
-            run(commit())
+            read_done()
 
         benchmark.group = "gateway-report-path"
         benchmark.extra_info["reports_per_round"] = GROUP

@@ -95,6 +95,12 @@ class Application:
     def from_app(self, msg: Any, session_id: Any) -> Any:
         """An application message was received, in sequence and valid."""
 
+    @_default
+    def on_read_end(self, session_id: Any) -> Any:
+        """Every message of one read from the connection was handled, before the store is
+        flushed and the replies are written: an application that batches its work per read
+        (one journal write for many reports) completes the batch here. Plain ``def`` only."""
+
     def send(self, session_id: Any, msg_type: str | bytes, fields: Sequence[tuple[int, Any]]) -> int:
         """Send on a session of the running engine (synchronous; see :meth:`_Engine.send`)."""
         if self.engine is None:
@@ -168,6 +174,13 @@ class _Connection(asyncio.Protocol):
         finally:
             self._batch = None
             if session is not None:
+                read_end = self.engine._read_end
+                if read_end is not None:
+                    try:
+                        read_end(session.session_id)
+                    except Exception as exc:  # noqa: BLE001 - as for a message: drop the connection
+                        session._event(f"Error completing a read, disconnecting: {exc!r}")
+                        session.disconnect("error processing message")
                 session.store.flush()
             if batch and self.transport is not None:
                 self.transport.writelines(batch)
@@ -275,6 +288,9 @@ class _Engine:
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._started = False
+        # The application's per-read hook, unless it kept the default (then nothing is called).
+        self._read_end: Callable[[Any], Any] | None = (
+            None if getattr(type(app).on_read_end, "_fastfix_default", False) else app.on_read_end)
 
     # ---- sessions
 

@@ -641,12 +641,13 @@ class SqliteStore(_CachedSeqNums):
 # --------------------------------------------------------------------------- factory
 
 
-def store_from_settings(session_id: SessionID, settings: Settings) -> MessageStore:
+def store_from_settings(session_id: SessionID, settings: Settings, sync: str | None = None) -> MessageStore:
     """The store a session's settings ask for.
 
     ``MessageStore=file|sqlite|memory``; without it: ``file`` if ``FileStorePath``
     is set, else ``sqlite`` if ``SQLiteStorePath`` is set, else ``memory``.
-    ``FileStoreSync`` (Y / N / batch) applies to both durable stores.
+    ``FileStoreSync`` (Y / N / batch) applies to both durable stores; ``sync``, when
+    given, overrides it (an application whose own durability policy covers the store).
     """
     kind = settings.get_str("MessageStore", "")
     if not kind:
@@ -655,7 +656,8 @@ def store_from_settings(session_id: SessionID, settings: Settings) -> MessageSto
             else "sqlite" if "SQLiteStorePath" in settings
             else "memory"
         )  # fmt: skip
-    sync = settings.get_str("FileStoreSync", DEFAULT_SYNC)
+    if sync is None:
+        sync = settings.get_str("FileStoreSync", DEFAULT_SYNC)
     if kind == "file":
         return FileStore.for_session(settings.get_path("FileStorePath"), session_id, sync)
     if kind == "sqlite":

@@ -40,7 +40,7 @@ def lab_key(i: int) -> str:
     return f"lab-key-{i}-0123456789abcdef"
 
 
-def _gateway_toml(link: str, clients: int, sync: str) -> str:
+def _gateway_toml(link: str, clients: int, sync: str, extra: str = "") -> str:
     fix = 'fix_settings = "gw.cfg"\n' if link == "fix" else ""
     out = f"""
 [gateway]
@@ -56,7 +56,7 @@ tick_size = "krx"
 ws_heartbeat = 5.0
 ws_buffer_limit = 67108864
 log_level = "warning"
-
+{extra}
 [[brokers]]
 id = "BRKA"
 name = "Broker A"
@@ -80,12 +80,13 @@ class LabTarget:
     """Hub double + gateway as two processes in ``workdir``."""
 
     def __init__(self, workdir: str | Path, clients: int = 4, link: str = "fix", sync: str = "normal",
-                 gateway_cpu: int | None = None) -> None:
+                 gateway_cpu: int | None = None, gateway_extra: str = "") -> None:
         self.workdir = Path(workdir).resolve()
         self.clients = clients
         self.link = link
         self.sync = sync
         self.gateway_cpu = gateway_cpu
+        self.gateway_extra = gateway_extra  # more [gateway] settings, TOML lines
         self.hub: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
@@ -106,8 +107,11 @@ class LabTarget:
 
     def start(self, timeout: float = 30.0) -> dict[str, Any]:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        import shutil
+
         for stale in ("gw.db", "gw.db-wal", "gw.db-shm", "ports.json"):
             (self.workdir / stale).unlink(missing_ok=True)
+        shutil.rmtree(self.workdir / "gw.journal", ignore_errors=True)
         log = open(self.workdir / "lab.log", "ab")  # noqa: SIM115 - handed to the children
         try:
             if self.link == "fix":
@@ -119,10 +123,8 @@ class LabTarget:
                     raise RuntimeError(f"hub double did not start: see {self.workdir / 'lab.log'}")
                 hub_port = json.loads(line)["port"]
                 (self.workdir / "gw.cfg").write_text(gateway_fix_settings(hub_port, sync="batch"))
-                import shutil
-
                 shutil.rmtree(self.workdir / "fixstore", ignore_errors=True)
-            (self.workdir / "gw.toml").write_text(_gateway_toml(self.link, self.clients, self.sync))
+            (self.workdir / "gw.toml").write_text(_gateway_toml(self.link, self.clients, self.sync, self.gateway_extra))
             cmd = [sys.executable, "-m", "fastfix.cli", "gateway", "--config", str(self.workdir / "gw.toml")]
             if self.gateway_cpu is not None and hasattr(os, "sched_setaffinity"):
                 cmd = ["taskset", "-c", str(self.gateway_cpu), *cmd]

@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import urllib.parse
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ from server.gateway.link import Link, LoopbackLink
 from server.gateway.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.gateway.openapi import build_openapi, docs_page
 from server.gateway.orders import ORD_STATUS_NAMES
-from server.gateway.service import Gateway, order_view
-from server.gateway.store import OrderFilter, SQLiteStore
+from server.gateway.projection import OrderFilter
+from server.gateway.service import Gateway
 from server.gateway.tracing import trace_answer
+from server.gateway.views import order_view
 from server.gateway.ws import StreamServer
 
 __all__ = ["RestApp", "serve", "build_link"]
@@ -314,7 +316,8 @@ def build_link(cfg: GatewayConfig) -> Link:
     from server.gateway.fixlink import FixLink
 
     assert cfg.fix_settings is not None
-    return FixLink(cfg.fix_settings, queue_when_down=cfg.queue_when_down)
+    return FixLink(cfg.fix_settings, queue_when_down=cfg.queue_when_down,
+                   store_sync="Y" if cfg.sync == "full" else None)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -326,19 +329,21 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
-    """Run the gateway until ``stop`` is set (or SIGTERM/SIGINT)."""
+async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
+                prepare: Callable[[Gateway], None] | None = None) -> None:
+    """Run the gateway until ``stop`` is set (or SIGTERM/SIGINT); ``prepare`` sees the
+    :class:`Gateway` before it recovers (tests install their hooks there)."""
     from server.gateway.fixjson import JsonMapper
 
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
     metrics = Metrics()
-    store = SQLiteStore(cfg.database, cfg.sync)
-    store.start()
     link = build_link(cfg)
     mapper = JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes)
-    gw = Gateway(cfg, store, link, mapper, metrics)
+    gw = Gateway(cfg, link, mapper, metrics)
+    if prepare is not None:
+        prepare(gw)
     gw.recover()
     auth = Authenticator(cfg.clients)
     app = RestApp(gw, auth, build_openapi(mapper, link.begin_string))
@@ -382,7 +387,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     stopper.cancel()
     await ws.stop()
     await link.stop()
-    await store.close()
+    await gw.close()
     remove_file(cfg.ports_file)
 
 

@@ -55,7 +55,9 @@ class GatewayConfig:
     ws_host: str = "127.0.0.1"
     ws_port: int = 8081
     database: Path = Path("gateway.db")
-    sync: str = "normal"  # SQLite synchronous mode: "normal" or "full"
+    sync: str = "normal"  # "normal": survives kill -9; "full": also a power loss (fsync), every store
+    journal: Path | None = None  # the journal's directory (default: the database path, suffix .journal)
+    trace_loop_passes: bool = False  # count event-loop passes per order (keeps the loop busy: benchmarks)
     ports_file: Path | None = None
     link: str = "fix"  # "fix" (FIX initiator) or "loopback" (in-process simulator)
     fix_settings: Path | None = None
@@ -186,6 +188,8 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
     cfg.ws_port = g.port("ws_port", cfg.ws_port)
     cfg.database = g.path_value("database", "gateway.db") or cfg.database
     cfg.sync = g.choice("sync", ("normal", "full"), cfg.sync)
+    cfg.journal = g.path_value("journal", None)
+    cfg.trace_loop_passes = g.get("trace_loop_passes", bool, cfg.trace_loop_passes)
     cfg.ports_file = g.path_value("ports_file", None)
     cfg.link = g.choice("link", ("fix", "loopback"), cfg.link)
     cfg.fix_settings = g.path_value("fix_settings", None)

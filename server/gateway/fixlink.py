@@ -37,14 +37,21 @@ class _GatewayApplication(Application):
         if msg.msg_type in INBOUND_TYPES:
             self.link.on_message(msg, str(session_id))
 
+    def on_read_end(self, session_id: Any) -> None:
+        self.link.on_read_end()
+
 
 class FixLink(Link):
     """The gateway's FIX initiator(s)."""
 
-    def __init__(self, settings_path: str | Path, queue_when_down: bool = False) -> None:
+    def __init__(self, settings_path: str | Path, queue_when_down: bool = False,
+                 store_sync: str | None = None) -> None:
         super().__init__()
         self.settings = SessionSettings.from_file(settings_path)
         self.queue_when_down = queue_when_down
+        # The gateway's sync policy covers the message stores: "full" makes them wait for the disk
+        # too (FileStoreSync=Y), whatever the settings file says.
+        self.store_sync = store_sync
         self.engine = Initiator(self.settings, _GatewayApplication(self), store_factory=self._open_store)
         self._epochs: dict[str, tuple[Any, Any, str]] = {}  # session -> (store, its creation time, as ns text)
         self._by_name: dict[str, Any] = {}  # session name -> Session (the engine looks names up linearly)
@@ -64,7 +71,7 @@ class FixLink(Link):
         report. Rewinding the expected MsgSeqNum makes the session ask the hub to
         resend what came after the last committed report (PossDupFlag=Y).
         """
-        store = store_from_settings(sid, settings)
+        store = store_from_settings(sid, settings, self.store_sync)
         name = str(sid)
         epoch = _epoch_ns(store.creation_time)
         nxt = store.next_target_seq

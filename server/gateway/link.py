@@ -74,6 +74,9 @@ class Link(ABC):
 
     def __init__(self) -> None:
         self.on_message: MessageHandler = lambda msg, session: None
+        #: Called after the messages of one read were given to ``on_message`` (the gateway
+        #: journals them together, then pushes their events).
+        self.on_read_end: Callable[[], None] = lambda: None
         self.on_state: StateHandler = lambda session, up: None
         #: Per session, the mark (:meth:`inbound_mark`) of the last inbound message whose
         #: effects are committed; set before :meth:`start` so a FIX session can ask again
@@ -251,6 +254,7 @@ class LoopbackLink(Link):
                 self._cancel(cl, cl, broker)
             self._emit("N", [(115, broker), (66, list_id), (429, "5"), (82, "0"), (431, "6"), (83, "1"), (68, len(self._lists.get(list_id, []))),
                              (73, [])])
+        self.on_read_end()  # the answers of one request arrive together, as one read would bring them
 
     def _er(self, o: _SimOrder, exec_type: str, status: str, leaves: int, last_qty: int = 0,
             cl: str | None = None, orig: str | None = None, text: str | None = None) -> None:

@@ -121,6 +121,8 @@ class Metrics:
                                   registry=r)
         self.unroutable = Counter("gateway_unroutable_reports", "Reports that name no known client",
                                   registry=r)
+        self.projection_lag = Gauge("gateway_projection_lag_records",
+                                    "Journal records written but not yet in the SQLite projection", registry=r)
         self.ws_clients = Gauge("gateway_ws_connections", "Subscribed WebSocket connections", registry=r)
         self.ws_dropped = Counter("gateway_ws_dropped", "WebSocket connections dropped by the gateway, by reason",
                                   ["reason"], registry=r)

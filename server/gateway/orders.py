@@ -34,6 +34,7 @@ __all__ = [
     "Applied",
     "Execution",
     "Order",
+    "OrderList",
     "apply_cancel_reject",
     "apply_execution_report",
     "state_name",
@@ -346,3 +347,24 @@ def reject_order(order: Order, reason: str, now_ns: int) -> None:
     order.Text = reason
     order.pending = None
     order.updated_ns = now_ns
+
+
+class OrderList(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False, array_like=True):
+    """A NewOrderList (35=E) as the gateway tracks it (stored as an array, like Order: new
+    fields go at the end)."""
+
+    client_id: str
+    ListID: str
+    broker: str
+    members: list[str] = []  # ClOrdIDs in list order
+    ListStatusType: str | None = None  # last ListStatus (35=N) values
+    ListOrderStatus: str | None = None
+    Text: str | None = None
+    pending: str | None = None  # "cancel" while a ListCancelRequest is in flight
+    cancel_ids: tuple[str, ...] = ()  # a tuple: not tracked by the garbage collector
+    created_ns: int = 0
+    updated_ns: int = 0
+    body_hash: str = ""
+    fix_body: bytes | None = None  # the NewOrderList body as sent, until its first ListStatus/report
+    cancel_body: bytes | None = None  # the ListCancelRequest as sent while a cancel is pending
+

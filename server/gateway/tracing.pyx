@@ -9,14 +9,19 @@ send and receive times beside them):
 ==============  ==============================================================
 ``received``    the REST request reached the RSGI handler
 ``validated``   decoded, checked, mapped to FIX (about to be persisted)
-``persisted``   the group commit holding the order is durable
+``persisted``   the journal record holding the order is written (its durable point)
 ``fix_written`` the FIX session stored the NewOrderSingle and wrote it
 ``er_read``     the first report about the order came out of the FIX session
-``ws_written``  that report, durable, is being written to the client's WebSocket(s)
+``ws_written``  that report, journaled, is being written to the client's WebSocket(s)
 ==============  ==============================================================
 
 The last report about the order (a fill, a cancel) is kept too, with its own
 ``er_read``/``ws_written`` pair, and the number of reports.
+
+Hops are also counted (:meth:`Tracer.count_passes`, off by default because it keeps
+the event loop from sleeping): the event-loop passes and the thread changes
+between ``received`` and ``fix_written``, and between ``er_read`` and
+``ws_written``. A run-to-completion path shows zero of both.
 
 Records live in a bounded ring of C integers allocated once and overwritten in
 place (the oldest order is forgotten); per-hop histograms are C bucket counters
@@ -30,6 +35,7 @@ the hot path except the key that finds an order's record from its reports.
 import time
 
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.pythread cimport PyThread_get_thread_ident
 from libc.stdint cimport int64_t
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from prometheus_client.metrics_core import HistogramMetricFamily
@@ -42,7 +48,7 @@ HOP_NAMES = ("received", "validated", "persisted", "fix_written", "er_read", "ws
 # Histograms: name -> what it measures.
 HOPS = {
     "validate": "received -> validated (decode, checks, JSON->FIX)",
-    "persist": "validated -> persisted (group commit)",
+    "persist": "validated -> persisted (journal write)",
     "fix_write": "persisted -> FIX written (session store + socket write)",
     "hub": "FIX written -> first report read (hub, broker and FIX session inbound)",
     "er_to_ws": "report read -> WebSocket frame written (every report)",
@@ -66,7 +72,15 @@ cdef enum:
     _ER_LAST = 8
     _WS_LAST = 9
     _SEQ_LAST = 10
-    _COLS = 11
+    _P_RECV = 11  # loop pass (see count_passes) and thread of four hops
+    _P_FIX = 12
+    _P_ER = 13
+    _P_WS = 14
+    _T_RECV = 15
+    _T_FIX = 16
+    _T_ER = 17
+    _T_WS = 18
+    _COLS = 19
 
 # Histograms, in the order of HOPS.
 cdef enum:
@@ -126,6 +140,9 @@ cdef class Tracer:
     # Set by the gateway when an inbound FIX message arrives; everything that
     # follows for that message runs synchronously, so one slot is enough.
     cdef public int64_t inbound_ns
+    cdef public int64_t passes  # event-loop passes counted so far (0 unless count_passes runs)
+    cdef public bint counting
+    cdef object _loop
     cdef int64_t _wall_offset  # monotonic reading -> wall-clock time (for display only)
 
     def __cinit__(self, Py_ssize_t ring_size=65536, bint enabled=True):
@@ -175,6 +192,8 @@ cdef class Tracer:
             rec[i] = 0
         rec[_RECV] = received_ns
         rec[_VAL] = now
+        rec[_P_RECV] = self.passes
+        rec[_T_RECV] = <int64_t>PyThread_get_thread_ident()
         self._by_key[key] = slot
         self._obs(_H_VALIDATE, now - received_ns)
         return slot
@@ -192,6 +211,8 @@ cdef class Tracer:
         cdef int64_t* r = self._rows + <Py_ssize_t>rec * _COLS
         cdef int64_t t = _clock()
         r[_FIX] = t
+        r[_P_FIX] = self.passes
+        r[_T_FIX] = <int64_t>PyThread_get_thread_ident()
         self._obs(_H_FIX, t - (r[_PERS] or r[_VAL]))
         self._obs(_H_REST_FIX, t - r[_RECV])
 
@@ -209,6 +230,8 @@ cdef class Tracer:
             if not r[_ER]:
                 r[_ER] = t
                 r[_SEQ] = seq
+                r[_P_ER] = self.passes
+                r[_T_ER] = <int64_t>PyThread_get_thread_ident()
                 if r[_FIX]:
                     self._obs(_H_HUB, t - r[_FIX])
             r[_NREP] += 1
@@ -240,9 +263,27 @@ cdef class Tracer:
             # the record may have been reused by a newer order meanwhile: the sequence numbers tell
             if r[_SEQ] == seq and not r[_WS]:
                 r[_WS] = t
+                r[_P_WS] = self.passes
+                r[_T_WS] = <int64_t>PyThread_get_thread_ident()
                 self._obs(_H_REST_WS, t - r[_RECV])
             if r[_SEQ_LAST] == seq:
                 r[_WS_LAST] = t
+
+    # ------------------------------------------------------------------ hop counting
+    def count_passes(self, loop) -> None:
+        """Count event-loop passes from now on: a callback that reschedules itself runs once
+        per pass. It keeps the loop from sleeping (a busy loop): for measurements only."""
+        self._loop = loop
+        self.counting = True
+        loop.call_soon(self._tick)
+
+    def stop_counting(self) -> None:
+        self.counting = False
+
+    def _tick(self) -> None:
+        if self.counting:
+            self.passes += 1
+            self._loop.call_soon(self._tick)
 
     # ------------------------------------------------------------------ reading
     def trace(self, str client_id, str cl_ord_id):
@@ -274,6 +315,12 @@ cdef class Tracer:
             if row[_SEQ_LAST] != row[_SEQ]:
                 reports.append({"seq": row[_SEQ_LAST], "er_read": row[_ER_LAST],
                                 "ws_written": row[_WS_LAST] or None, "er_to_ws_us": us(row[_ER_LAST], row[_WS_LAST])})
+        def hops_between(int a, int b, int ta, int tb):
+            if not row[ta] or not row[tb]:
+                return None
+            return {"loop_passes": (row[b] - row[a]) if self.counting or self.passes else None,
+                    "thread_changes": int(row[ta] != row[tb])}
+
         wall = t0 + self._wall_offset
         return {
             "ClOrdID": cl_ord_id,
@@ -283,6 +330,8 @@ cdef class Tracer:
             "hops_us": hops,
             "report_count": row[_NREP],
             "reports": reports,
+            "hop_counts": {"rest_to_fix": hops_between(_P_RECV, _P_FIX, _T_RECV, _T_FIX),
+                           "er_to_ws": hops_between(_P_ER, _P_WS, _T_ER, _T_WS)},
         }
 
     def histograms(self):

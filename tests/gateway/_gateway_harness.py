@@ -86,12 +86,16 @@ class GatewayProcess:
         self.rest = 0
         self.ws = 0
 
-    def start(self, timeout: float = 30.0) -> GatewayProcess:
+    def start(self, timeout: float = 30.0, hook: str | None = None) -> GatewayProcess:
+        """Start the process; ``hook`` names a crash hook of ``_hooked_gateway.py``."""
         ports = self.workdir / "ports.json"
         ports.unlink(missing_ok=True)
         log = open(self.workdir / "gateway.log", "ab")  # noqa: SIM115 - closed with the process
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen([sys.executable, "-m", "fastfix.cli", "gateway", "--config", str(self.config)],
+        cmd = [sys.executable, "-m", "fastfix.cli", "gateway"]
+        if hook is not None:
+            cmd = [sys.executable, str(Path(__file__).with_name("_hooked_gateway.py")), hook]
+        self.proc = subprocess.Popen([*cmd, "--config", str(self.config)],
                                      cwd=self.workdir, stdout=log, stderr=log, env=env)
         log.close()
         deadline = time.monotonic() + timeout

@@ -1,8 +1,8 @@
 """Orders and cancels committed but never handed to the FIX session (the process died in between) are sent at restart.
 
-``FASTFIX_GATEWAY_CRASH_AFTER_PERSIST=1`` makes the gateway SIGKILL itself right after a
-group commit, before the commit's orders reach the FIX session: the client gets no
-answer, the order is in the database, the FIX store has no such message. After a
+The ``crash-after-journal`` hook (``_hooked_gateway.py``) makes the gateway SIGKILL
+itself right after journaling a request, before it reaches the FIX session: the client
+gets no answer, the order is in the journal, the FIX store has no such message. After a
 restart (without the hook) the gateway finds the order and sends it, once. An order
 that did reach the session before a kill is not sent again.
 """
@@ -66,13 +66,11 @@ async def _started_with(p: GatewayProcess, path: str, body: dict[str, Any]) -> N
         assert (await h.call("POST", path, body))[0] == 202
 
 
-async def _killed_after_commit(p: GatewayProcess, monkeypatch: pytest.MonkeyPatch, path: str,
+async def _killed_after_commit(p: GatewayProcess, path: str,
                                body: dict[str, Any] | None) -> None:
     """Start the gateway with the crash hook and POST: it dies right after committing the
     request, before handing it to FIX (the client gets no answer)."""
-    monkeypatch.setenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST", "1")
-    await _in_thread(p.start)
-    monkeypatch.delenv("FASTFIX_GATEWAY_CRASH_AFTER_PERSIST")
+    await _in_thread(lambda: p.start(hook="crash-after-journal"))
     await _ready(p)
     async with Http(p.rest, A) as h:
         with pytest.raises((OSError, asyncio.IncompleteReadError, ValueError, IndexError)):
@@ -94,8 +92,7 @@ def _sent_in_store(tmp: Path, wire_id: bytes) -> int:
         store.close()
 
 
-def test_order_committed_but_not_sent_is_sent_after_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_order_committed_but_not_sent_is_sent_after_restart(tmp_path: Path) -> None:
     async def go() -> None:
         acceptor, hub = await start_hub(tmp_path)
         p = _gateway(tmp_path, acceptor.port)
@@ -106,7 +103,7 @@ def test_order_committed_but_not_sent_is_sent_after_restart(tmp_path: Path, monk
             assert rc == 0
 
             # Second run: dies right after committing the next order, before handing it to FIX.
-            await _killed_after_commit(p, monkeypatch, "/v1/orders", order("lost-1"))
+            await _killed_after_commit(p, "/v1/orders", order("lost-1"))
             assert _received(hub, "alpha:lost-1") == []
             assert _sent_in_store(tmp_path, b"alpha:lost-1") == 0
 
@@ -174,7 +171,7 @@ def test_order_sent_before_a_kill_is_not_sent_again(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["order", "list"])
-def test_cancel_committed_but_not_sent_is_sent_after_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_cancel_committed_but_not_sent_is_sent_after_restart(tmp_path: Path,
                                                              kind: str) -> None:
     """The same for an OrderCancelRequest and a ListCancelRequest: the pending cancel keeps
     its FIX body in the database, the restart finds the session never had it and sends it
@@ -211,7 +208,7 @@ def test_cancel_committed_but_not_sent_is_sent_after_restart(tmp_path: Path, mon
             assert await _in_thread(p.stop) == 0
 
             # Second run: dies right after committing the cancel, before handing it to FIX.
-            await _killed_after_commit(p, monkeypatch, *cancel)
+            await _killed_after_commit(p, *cancel)
             assert cancels(hub) == []
 
             # Third run: the cancel goes out at logon (no PossResend: the store proves it new).

@@ -1,8 +1,7 @@
-"""Gateway configuration, authentication, throttling, tick sizes and the SQLite store."""
+"""Gateway configuration, authentication, throttling and tick sizes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -16,14 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastfix.codec import encode, parse, utc_timestamp
-from fastfix.errors import ConfigError, StoreError
+from fastfix.errors import ConfigError
 from server.gateway._intake import check_id, iso, namespace, order_answer
 from server.gateway._reports import envelope, strip_namespace, text_fields
 from server.gateway.auth import Authenticator, TokenBucket, hash_key
 from server.gateway.checks import check_order_fields, krx_tick
 from server.gateway.config import ClientConfig, load_config
-from server.gateway.orders import Execution, Order, _dec, _fmt
-from server.gateway.store import OrderFilter, SQLiteStore
+from server.gateway.orders import Order, _dec, _fmt
 
 
 def write(tmp: Path, text: str) -> Path:
@@ -256,207 +254,3 @@ def test_order_answers() -> None:
     assert json.loads(order_answer(r))["created"] == "1970-01-01T00:00:00.000000Z"
 
 
-def test_store_group_commit_and_reopen(tmp_path: Path) -> None:
-    async def first() -> int:
-        store = SQLiteStore(tmp_path / "s.db", inline=False)  # the writer-thread path
-        store.start()
-
-        async def one(i: int) -> None:
-            o = Order(client_id="c", ClOrdID=f"o{i}", broker="B", Symbol="005930", created_ns=i, updated_ns=i)
-            store.put_order(o)
-            store.put_event("c", i + 1, b'{"seq":%d}' % (i + 1), i)
-            await store.commit()
-
-        await asyncio.gather(*(one(i) for i in range(200)))
-        commits = store.commits
-        o = Order(client_id="c", ClOrdID="o0", broker="B", Symbol="005930", OrdStatus="2", created_ns=0,
-                  updated_ns=5)
-        store.put_order(o)
-        store.put_execution(o, Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=5))
-        store.put_execution(o, Execution(ExecID="E1", ExecType="F", OrdStatus="2", received_ns=6))
-        store.put_alias("c", "o0-cxl", "o0", "cancel")
-        await store.commit()
-        await store.close()
-        return commits
-
-    commits = asyncio.run(first())
-    assert commits < 200  # concurrent writers shared transactions
-
-    async def second() -> None:
-        store = SQLiteStore(tmp_path / "s.db")
-        store.start()
-        try:
-            assert store.last_seqs() == {"c": 200}
-            assert [r.seq for r in store.events_since("c", 195, 10)] == [196, 197, 198, 199, 200]
-            assert store.get_order("c", "o0").OrdStatus == "2"  # type: ignore[union-attr]
-            assert len(store.executions("c", "o0")) == 1  # the same ExecID once
-            assert store.get_alias("c", "o0-cxl") == ("o0", "cancel")
-            assert len(list(store.open_orders())) == 199
-            o10 = store.get_order("c", "o10")
-            assert o10 is not None and o10.num > 0
-            page = store.list_orders("c", OrderFilter(limit=3, after=(10, o10.num)))
-            assert [o.ClOrdID for o in page] == ["o11", "o12", "o13"]
-            assert store.list_orders("c", OrderFilter(status="2"))[0].ClOrdID == "o0"
-            assert store.list_orders("other", OrderFilter()) == []
-        finally:
-            await store.close()
-
-    asyncio.run(second())
-
-
-def test_store_batches_a_trickle_only_when_busy(tmp_path: Path) -> None:
-    """Writes arriving one per loop iteration: a quiet store commits each at once; after a
-    large batch (a busy gateway) the flush waits a few iterations and commits them together.
-    Every write is durable either way."""
-
-    async def main() -> tuple[int, int]:
-        store = SQLiteStore(tmp_path / "t.db")
-        store.start()
-        loop = asyncio.get_running_loop()
-
-        def trickle(first: int, n: int) -> asyncio.Future[None]:
-            done = loop.create_future()
-
-            def step(i: int) -> None:
-                store.put_order(Order(client_id="c", ClOrdID=f"o{i}", broker="B", created_ns=i, updated_ns=i))
-                if i + 1 < first + n:
-                    loop.call_soon(step, i + 1)
-                else:
-                    done.set_result(None)
-
-            loop.call_soon(step, first)
-            return done
-
-        try:
-            before = store.commits
-            await trickle(0, 5)
-            await store.commit()
-            quiet = store.commits - before
-            for i in range(100, 120):  # a large batch: the store is busy
-                store.put_order(Order(client_id="c", ClOrdID=f"o{i}", broker="B", created_ns=i, updated_ns=i))
-            await store.commit()
-            before = store.commits
-            await trickle(200, 5)
-            await store.commit()
-            busy = store.commits - before
-            for i in (*range(5), *range(100, 120), *range(200, 205)):
-                assert store.get_order("c", f"o{i}") is not None
-            return quiet, busy
-        finally:
-            await store.close()
-
-    quiet, busy = asyncio.run(main())
-    assert quiet == 5  # a quiet store never holds a write back
-    assert 1 <= busy < 5
-
-
-def test_store_numbers_orders_whatever_their_ids(tmp_path: Path) -> None:
-    """Orders are stored by number in intake order: random ClOrdIDs (UUIDs) are found again
-    after a restart, pages of a listing hold each order once, executions follow their order."""
-    import uuid
-
-    ids = [str(uuid.UUID(int=(i * 0x9E3779B97F4A7C15) % 2**128)) for i in range(300)]
-
-    async def first() -> None:
-        store = SQLiteStore(tmp_path / "u.db")
-        store.start()
-        for i, cl in enumerate(ids):
-            o = Order(client_id="c" if i % 3 else "d", ClOrdID=cl, broker="B", created_ns=1000 + i // 7,
-                      updated_ns=1000)
-            store.put_order(o)
-            if i % 10 == 0:
-                store.put_execution(o, Execution(ExecID=f"X{i}", ExecType="0", OrdStatus="0", received_ns=i))
-            if i % 25 == 0:
-                await store.commit()
-        await store.commit()
-        again = Order(client_id="c", ClOrdID=ids[1], broker="B", OrdStatus="2", created_ns=1000, updated_ns=9)
-        store.put_order(again)  # a new object for a stored order: the same row
-        await store.commit()
-        assert again.num == 2
-        await store.close()
-
-    async def second() -> None:
-        store = SQLiteStore(tmp_path / "u.db")
-        store.start()
-        try:
-            for i, cl in enumerate(ids):
-                o = store.get_order("c" if i % 3 else "d", cl)
-                assert o is not None and o.ClOrdID == cl and o.num == i + 1
-                assert store.get_order("d" if i % 3 else "c", cl) is None  # another client's order
-            assert store.get_order("c", ids[1]).OrdStatus == "2"  # type: ignore[union-attr]
-            assert [e.ExecID for e in store.executions("d", ids[30])] == ["X30"]
-            assert store.executions("c", ids[30]) == []
-            seen: list[str] = []
-            flt = OrderFilter(limit=17)
-            for _ in range(100):
-                page = store.list_orders("c", flt)
-                seen += [o.ClOrdID for o in page]
-                if len(page) < flt.limit:
-                    break
-                flt.after = (page[-1].created_ns, page[-1].num)
-            assert seen == [cl for i, cl in enumerate(ids) if i % 3]
-            o = Order(client_id="c", ClOrdID="new", broker="B")
-            store.put_order(o)
-            assert o.num == len(ids) + 1  # numbering goes on after a restart
-        finally:
-            await store.close()
-
-    asyncio.run(first())
-    asyncio.run(second())
-
-
-def test_store_order_numbers_survive_a_hash_shared_by_two_ids(tmp_path: Path) -> None:
-    """Two (client, ClOrdID) keys with the same hash: each keeps its own order."""
-
-    async def run() -> None:
-        store = SQLiteStore(tmp_path / "h.db")
-        store.start()
-        try:
-            a = Order(client_id="c", ClOrdID="a", broker="B", created_ns=1, updated_ns=1)
-            store.put_order(a)
-            await store.commit()
-            store._nums[hash(("c", "b"))] = a.num  # as if "b" hashed like "a"
-            assert store.get_order("c", "b") is None  # the row found is a's: not b
-            b = Order(client_id="c", ClOrdID="b", broker="B", created_ns=2, updated_ns=2)
-            store.put_order(b)
-            await store.commit()
-            assert b.num != a.num
-            assert store.get_order("c", "b").num == b.num  # type: ignore[union-attr]
-            assert store.get_order("c", "a").num == a.num  # type: ignore[union-attr]
-            b2 = Order(client_id="c", ClOrdID="b", broker="B", OrdStatus="4", created_ns=2, updated_ns=3)
-            store.put_order(b2)  # an update of b through a new object: b's row
-            await store.commit()
-            assert b2.num == b.num and store.get_order("c", "b").OrdStatus == "4"  # type: ignore[union-attr]
-        finally:
-            await store.close()
-
-    asyncio.run(run())
-
-def test_store_refuses_records_of_another_format(tmp_path: Path) -> None:
-    """A database holding orders but no record format (or another one) is refused at start,
-    with the file named, instead of being misread; a new one is stamped with the format."""
-    import sqlite3
-
-    async def fresh() -> None:
-        store = SQLiteStore(tmp_path / "new.db")
-        store.start()
-        store.put_order(Order(client_id="c", ClOrdID="o1", broker="B", created_ns=1, updated_ns=1))
-        await store.commit()
-        await store.close()
-        store = SQLiteStore(tmp_path / "new.db")  # reopened: same format
-        store.start()
-        assert store.get_order("c", "o1") is not None
-        await store.close()
-
-    async def start() -> None:
-        SQLiteStore(tmp_path / "new.db").start()
-
-    asyncio.run(fresh())
-    with sqlite3.connect(tmp_path / "new.db") as conn:
-        conn.execute("DELETE FROM meta WHERE key = 'format'")
-    with pytest.raises(StoreError, match=r"new\.db: order records in format unknown"):
-        asyncio.run(start())
-    with sqlite3.connect(tmp_path / "new.db") as conn:
-        conn.execute("INSERT INTO meta VALUES ('format', '1')")
-    with pytest.raises(StoreError, match="in format 1, this gateway reads format 3"):
-        asyncio.run(start())

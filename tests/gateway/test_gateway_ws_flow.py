@@ -11,7 +11,7 @@ from picows import WSCloseCode
 from server.gateway.auth import Authenticator
 from server.gateway.config import ClientConfig
 from server.gateway.metrics import Metrics
-from server.gateway.store import EventRow
+from server.gateway.projection import EventRow
 from server.gateway.ws import StreamServer, _Connection
 
 

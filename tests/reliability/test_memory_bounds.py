@@ -3,7 +3,7 @@
 Found by the soak test: the gateway process grew by about 2 KiB per order because
 orders stayed in its in-memory table after they were filled, cancelled, rejected
 or replaced. Closed orders now leave memory once their final state is committed;
-reads, late reports and duplicates then go to the store.
+reads, late reports and duplicates then go to the projection.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from server.gateway.config import parse_config
 from server.gateway.fixjson import JsonMapper
 from server.gateway.metrics import Metrics
 from server.gateway.service import Gateway
-from server.gateway.store import SQLiteStore
 
 assert "_rel_helpers" in sys.modules
 
@@ -30,10 +29,8 @@ assert "_rel_helpers" in sys.modules
 def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
     async def go() -> None:
         cfg = parse_config(tomllib.loads(gateway_toml()), tmp_path / "gw.toml")
-        store = SQLiteStore(cfg.database, cfg.sync)
-        store.start()
         link = build_link(cfg)
-        gw = Gateway(cfg, store, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
+        gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
         gw.recover()
         await link.start()
         alpha = cfg.clients["alpha"]
@@ -48,11 +45,10 @@ def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
                        for i in range(0, 40, 2)) and len(gw.orders) <= 20:
                     break
                 await asyncio.sleep(0.01)
-            await store.commit()
-            await asyncio.sleep(0.05)
+            await gw.projection.wait_applied()
             open_ids = {k[1] for k in gw.orders}
             assert open_ids == {f"m-{i}" for i in range(1, 40, 2)}, sorted(open_ids)  # the resting ones
-            # closed orders are still served from the store, with their executions
+            # closed orders are still served from the projection, with their executions
             detail = json.loads(await gw.order_detail(alpha, "m-0"))
             assert detail["state"] == "Filled" and detail["CumQty"] == "10" and len(detail["executions"]) >= 3
             # a late duplicate of a fill changes nothing and is not pushed again
@@ -64,7 +60,6 @@ def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
                 (39, "2"), (55, "005930"), (54, "1"), (38, "10"), (32, "5"), (31, "70000"), (151, "0"),
                 (14, "10"), (6, "70000")]))
             gw.on_message(dup, "LOOPBACK")
-            await store.commit()
             assert gw.seq.get("alpha", 0) == seq_before
             assert json.loads(await gw.order_detail(alpha, "m-0"))["CumQty"] == "10"
             assert ("alpha", "m-0") not in gw.orders
@@ -79,6 +74,6 @@ def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
             assert json.loads(await gw.order_detail(alpha, "m-1"))["state"] == "Canceled"
         finally:
             await link.stop()
-            await store.close()
+            await gw.close()
 
     asyncio.run(asyncio.wait_for(go(), 60))

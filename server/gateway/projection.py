@@ -1,0 +1,492 @@
+"""The query projection: orders, executions, lists and the event log in SQLite.
+
+The journal (``journal.py``) is the durable point; this database is derived from
+it, for queries (``GET /v1/orders``), for event cursors older than memory, and to
+load open orders at start-up. Its writer thread applies journal records in
+batches (one transaction each, WAL), recording the last journal position applied
+(``meta.journal_position``) in the same transaction, and copies the WAL into the
+database about once a second. The event loop only hands it rows; reads use their
+own connection (WAL lets them see committed data while the writer works).
+
+After a crash, :meth:`Projection.catch_up` applies the journal records past the
+recorded position before anything else reads the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from fastfix.errors import StoreError
+from server.gateway.journal import (
+    ALIASES,
+    EVENTS,
+    EXECUTIONS,
+    LISTS,
+    ORDERS,
+    RESUME,
+    JournalFile,
+    Rows,
+)
+from server.gateway.orders import TERMINAL, Execution, Order, OrderList
+
+__all__ = ["EventRow", "OrderFilter", "Projection"]
+
+log = logging.getLogger("fastfix.gateway.projection")
+
+CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints (by the writer thread)
+BATCH_RECORDS = 1024  # journal records applied per transaction at most
+RETRY_DELAY = 0.5  # seconds before a failed transaction is tried again
+
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+# Orders are keyed by their number (Order.num, given in intake order), not by ClOrdID:
+# client ClOrdIDs are often random (UUIDs), and a b-tree keyed by them takes each new
+# order on a random page (11 KB of WAL per order at 10^5 orders); numbered rows are
+# appended. The projection finds an order's number from its (client, ClOrdID) in memory.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    num INTEGER PRIMARY KEY, client_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, status TEXT NOT NULL,
+    symbol TEXT NOT NULL, broker TEXT NOT NULL, created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (client_id, created_ns, num);
+CREATE TABLE IF NOT EXISTS executions (
+    num INTEGER NOT NULL, exec_id TEXT NOT NULL, client_id TEXT NOT NULL,
+    ns INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (num, exec_id));
+CREATE TABLE IF NOT EXISTS order_lists (
+    client_id TEXT NOT NULL, list_id TEXT NOT NULL, open INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (client_id, list_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, ns INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (client_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases (
+    client_id TEXT NOT NULL, alias TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL,
+    PRIMARY KEY (client_id, alias)) WITHOUT ROWID;
+"""
+
+# One statement per table, in the order of a journal record's row lists.
+_STATEMENTS = {
+    ORDERS: "INSERT INTO orders (num, client_id, cl_ord_id, status, symbol, broker, created_ns, updated_ns,"
+            " data) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (num) DO UPDATE SET"
+            " status=excluded.status, updated_ns=excluded.updated_ns, data=excluded.data",
+    LISTS: "INSERT INTO order_lists (client_id, list_id, open, data) VALUES (?,?,?,?)"
+           " ON CONFLICT (client_id, list_id) DO UPDATE SET open=excluded.open, data=excluded.data",
+    EXECUTIONS: "INSERT OR IGNORE INTO executions (num, exec_id, client_id, ns, data) VALUES (?,?,?,?,?)",
+    EVENTS: "INSERT OR IGNORE INTO events (client_id, seq, ns, data) VALUES (?,?,?,?)",
+    ALIASES: "INSERT OR IGNORE INTO aliases (client_id, alias, target, kind) VALUES (?,?,?,?)",
+}
+_UPSERT_META = "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO UPDATE SET value=excluded.value"
+_RESUME_PREFIX = "fix_in:"  # meta key of a link session's resume point
+_POSITION_KEY = "journal_position"
+
+# Format of the tables and records (meta key "format"): 3 = orders keyed by number,
+# records as MessagePack arrays (see Order). A database without the key but with orders
+# was written in another format: refused at start rather than misread.
+_FORMAT = "3"
+_DATA_TABLES = ("orders", "order_lists", "executions", "events", "aliases")
+
+_order_dec = msgspec.msgpack.Decoder(Order)
+_exec_dec = msgspec.msgpack.Decoder(Execution)
+_list_dec = msgspec.msgpack.Decoder(OrderList)
+
+
+class EventRow(msgspec.Struct, array_like=True):
+    """One pushed message in a client's event log: sequence number and envelope JSON."""
+
+    seq: int
+    data: bytes
+
+
+class OrderFilter(msgspec.Struct, kw_only=True):
+    """GET /v1/orders query; ``after`` is the paging cursor (created_ns, Order.num of the last order seen)."""
+
+    status: str | None = None  # OrdStatus code
+    symbol: str | None = None
+    broker: str | None = None
+    since_ns: int | None = None
+    after: tuple[int, int] | None = None
+    limit: int = 100
+
+
+def _apply(conn: sqlite3.Connection, records: list[tuple[int, Rows]]) -> None:
+    """One transaction for ``records``, the last position recorded with them."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, sql in _STATEMENTS.items():
+            rows = [row for _, rec in records for row in rec[table]]
+            if rows:
+                conn.executemany(sql, rows)
+        resume = [(_RESUME_PREFIX + k, v) for _, rec in records for k, v in rec[RESUME]]
+        resume.append((_POSITION_KEY, str(records[-1][0])))
+        conn.executemany(_UPSERT_META, resume)
+        conn.execute("COMMIT")
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        raise
+
+
+class Projection:
+    """The SQLite projection of the journal, with its writer thread and the reads."""
+
+    def __init__(self, path: str | Path, sync: str = "normal") -> None:
+        self.path = Path(path)
+        self.sync = sync
+        self.applied = 0  # last journal position applied and committed (written by the writer thread)
+        self.failures = 0  # transactions that failed and were retried
+        self._rconn: sqlite3.Connection | None = None
+        self._queue: queue.SimpleQueue[tuple[int, Rows] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._journal: JournalFile | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wake_due = False
+        # (client_id, ClOrdID) -> order number, for every stored order: hash(key) -> number,
+        # and the exact key for the rare key whose hash another key took first. A lookup
+        # through the hash is confirmed against the row it finds (see _find), or, for an
+        # order journaled but not yet projected, against _recent.
+        self._nums: dict[int, int] = {}
+        self._clash: dict[tuple[str, str], int] = {}
+        self._recent: dict[tuple[str, str], int] = {}
+        self._recent_order: collections.deque[tuple[int, tuple[str, str]]] = collections.deque()
+        self._next_num = 1
+        self.position = lambda: 0  # the journal's last position (set by attach)
+
+    # lifecycle ------------------------------------------------------------------------
+    def _connect(self, writer: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=" + ("FULL" if self.sync == "full" else "NORMAL"))
+        conn.execute("PRAGMA busy_timeout=30000")
+        if writer:
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the writer checkpoints on its own clock
+        return conn
+
+    def open(self) -> None:
+        """Open the database (creating it), check its format, load the order numbers."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_format()
+        conn = self._connect()
+        self._stamp_format(conn)
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (_POSITION_KEY,)).fetchone()
+        self.applied = int(row[0]) if row else 0
+        self._rconn = conn
+
+    def catch_up(self, journal: JournalFile) -> int:
+        """Apply the journal records past the recorded position (start-up, before any read);
+        returns how many were applied."""
+        conn = self._connect(writer=True)
+        n = 0
+        try:
+            batch: list[tuple[int, Rows]] = []
+            for lsn, rows in journal.records_after(self.applied):
+                batch.append((lsn, rows))
+                if len(batch) >= BATCH_RECORDS:
+                    _apply(conn, batch)
+                    n += len(batch)
+                    batch = []
+            if batch:
+                _apply(conn, batch)
+                n += len(batch)
+            if n:
+                self.applied = lsn
+        finally:
+            conn.close()
+        if self.applied > journal.last:
+            raise StoreError(f"{self.path}: the database has journal records up to {self.applied}, but the "
+                             f"journal in {journal.directory} ends at {journal.last}: it was replaced or cut")
+        self._load_numbers()
+        return n
+
+    def start(self, journal: JournalFile) -> None:
+        """Start the writer thread (on the event loop that will await :meth:`wait_applied`)."""
+        self._loop = asyncio.get_running_loop()
+        self._journal = journal
+        self.position = lambda: journal.last
+        self._thread = threading.Thread(target=self._writer, name="gateway-projection", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 60)
+            self._thread = None
+        if self._rconn is not None:
+            self._rconn.close()
+            self._rconn = None
+
+    def _check_format(self) -> None:
+        """Refuse a database in another format before anything writes to it."""
+        if not self.path.exists():
+            return
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() if "meta" in tables else None
+            if row is None and not any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                                       for t in _DATA_TABLES if t in tables):
+                return  # nothing stored yet: _stamp_format adopts it
+            found = "unknown" if row is None else row[0]
+        finally:
+            conn.close()
+        if found != _FORMAT:
+            raise StoreError(f"{self.path}: order records in format {found}, this gateway reads format "
+                             f"{_FORMAT}; start it with a new database file")
+
+    @staticmethod
+    def _stamp_format(conn: sqlite3.Connection) -> None:
+        conn.execute(_META)
+        if conn.execute("SELECT 1 FROM meta WHERE key = 'format'").fetchone() is None:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for t in _DATA_TABLES:
+                if t in tables:
+                    conn.execute(f"DROP TABLE {t}")
+            conn.execute(_UPSERT_META, ("format", _FORMAT))
+
+    # writer thread --------------------------------------------------------------------
+    def submit(self, lsn: int, rows: Rows) -> None:
+        """A journal record just written (loop thread): applied behind it by the writer."""
+        self._queue.put((lsn, rows))
+
+    def _writer(self) -> None:
+        conn = self._connect(writer=True)
+        q = self._queue
+        last_ckpt = time.monotonic()
+        stopping = False
+        while not stopping:
+            item = q.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < BATCH_RECORDS:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            while True:
+                try:
+                    _apply(conn, batch)
+                    break
+                except sqlite3.Error:
+                    # The journal has the rows: nothing is lost; the projection lags until the
+                    # database takes writes again (disk full, locked by an operator's tool).
+                    self.failures += 1
+                    log.exception("projection transaction failed; retrying in %.1f s", RETRY_DELAY)
+                    time.sleep(RETRY_DELAY)
+            self.applied = batch[-1][0]
+            if self._journal is not None:
+                self._journal.drop_projected(self.applied)
+            if self._waiters and not self._wake_due and self._loop is not None:
+                self._wake_due = True
+                self._loop.call_soon_threadsafe(self._wake)
+            now = time.monotonic()
+            if now - last_ckpt >= CHECKPOINT_INTERVAL:
+                last_ckpt = now
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.exception("WAL checkpoint failed")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        conn.close()
+
+    def _wake(self) -> None:
+        self._wake_due = False
+        applied = self.applied
+        keep = []
+        for lsn, fut in self._waiters:
+            if lsn <= applied:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((lsn, fut))
+        self._waiters = keep
+
+    def wait_applied(self, lsn: int | None = None) -> asyncio.Future[None]:
+        """A future done once the journal up to ``lsn`` (default: everything written so far)
+        is in the database: reads that must see the latest writes await it."""
+        assert self._loop is not None, "projection not started"
+        fut = self._loop.create_future()
+        target = self.position() if lsn is None else lsn
+        if target <= self.applied:
+            fut.set_result(None)
+        else:
+            self._waiters.append((target, fut))
+            if target <= self.applied:  # applied meanwhile by the writer
+                self._wake()
+        return fut
+
+    @property
+    def lag(self) -> int:
+        """Journal records written but not yet in the database."""
+        return self.position() - self.applied
+
+    # order numbers --------------------------------------------------------------------
+    def _load_numbers(self) -> None:
+        self._nums.clear()
+        self._clash.clear()
+        top = 0
+        for client_id, cl_ord_id, num in self._r.execute("SELECT client_id, cl_ord_id, num FROM orders"):
+            self._note(client_id, cl_ord_id, num)
+            top = max(top, num)
+        self._next_num = top + 1
+
+    def _note(self, client_id: str, cl_ord_id: str, num: int) -> None:
+        h = hash((client_id, cl_ord_id))
+        if h in self._nums:
+            self._clash[(client_id, cl_ord_id)] = num
+        else:
+            self._nums[h] = num
+
+    def number(self, order: Order) -> None:
+        """Give ``order`` its number: a new one, unless the same order is stored already."""
+        key = (order.client_id, order.ClOrdID)
+        h = hash(key)
+        if h not in self._nums:  # the usual new order: no number under its hash yet
+            num = self._nums[h] = self._next_num
+            self._next_num = num + 1
+        else:
+            num = self._stored_number(key)
+            if num is None:
+                num = self._next_num
+                self._next_num = num + 1
+                self._note(*key, num)
+        order.num = num
+        self._remember_recent(key, num)
+
+    def _remember_recent(self, key: tuple[str, str], num: int) -> None:
+        """Orders numbered since the last projected record: their rows may not be in the
+        database yet, so a second object for one of them must find its number here."""
+        recent = self._recent_order
+        applied = self.applied
+        while recent and recent[0][0] <= applied:
+            self._recent.pop(recent.popleft()[1], None)
+        pos = self.position() + 1  # the record that will hold the row
+        self._recent[key] = num
+        recent.append((pos, key))
+
+    def _stored_number(self, key: tuple[str, str]) -> int | None:
+        num = self._recent.get(key)
+        if num is not None:
+            return num
+        num = self._clash.get(key)
+        if num is not None:
+            return num
+        found = self._find(*key)
+        return found[0] if found else None
+
+    def _number_of(self, client_id: str, cl_ord_id: str) -> int | None:
+        if self._clash:
+            num = self._clash.get((client_id, cl_ord_id))
+            if num is not None:
+                return num
+        return self._nums.get(hash((client_id, cl_ord_id)))
+
+    def _find(self, client_id: str, cl_ord_id: str) -> tuple[int, bytes] | None:
+        """(number, record) of a projected order."""
+        num = self._number_of(client_id, cl_ord_id)
+        if num is None:
+            return None
+        row = self._r.execute("SELECT cl_ord_id, data FROM orders WHERE num=? AND client_id=?",
+                              (num, client_id)).fetchone()
+        if row is None or row[0] != cl_ord_id:  # not projected, or the hash of another order
+            return None
+        return num, row[1]
+
+    # reads ----------------------------------------------------------------------------
+    @property
+    def _r(self) -> sqlite3.Connection:
+        assert self._rconn is not None, "projection not open"
+        return self._rconn
+
+    def get_order(self, client_id: str, cl_ord_id: str) -> Order | None:
+        found = self._find(client_id, cl_ord_id)  # a ClOrdID never stored costs no database read
+        return _order_dec.decode(found[1]) if found else None
+
+    def list_orders(self, client_id: str, flt: OrderFilter, conn: sqlite3.Connection | None = None) -> list[Order]:
+        """Orders of a client matching ``flt`` (on ``conn``: a reader thread's own connection)."""
+        sql = ["SELECT data FROM orders WHERE client_id=?"]
+        args: list[Any] = [client_id]
+        if flt.status is not None:
+            sql.append("AND status=?")
+            args.append(flt.status)
+        if flt.symbol is not None:
+            sql.append("AND symbol=?")
+            args.append(flt.symbol)
+        if flt.broker is not None:
+            sql.append("AND broker=?")
+            args.append(flt.broker)
+        if flt.since_ns is not None:
+            sql.append("AND created_ns>=?")
+            args.append(flt.since_ns)
+        if flt.after is not None:
+            sql.append("AND (created_ns, num) > (?, ?)")
+            args.extend(flt.after)
+        sql.append("ORDER BY created_ns, num LIMIT ?")
+        args.append(flt.limit)
+        return [_order_dec.decode(r[0]) for r in (conn or self._r).execute(" ".join(sql), args)]
+
+    def executions(self, client_id: str, cl_ord_id: str) -> list[Execution]:
+        found = self._find(client_id, cl_ord_id)
+        if found is None:
+            return []
+        rows = self._r.execute("SELECT data FROM executions WHERE num=? ORDER BY ns, rowid", (found[0],))
+        return [_exec_dec.decode(r[0]) for r in rows]
+
+    def get_list(self, client_id: str, list_id: str) -> OrderList | None:
+        row = self._r.execute(
+            "SELECT data FROM order_lists WHERE client_id=? AND list_id=?", (client_id, list_id)
+        ).fetchone()
+        return _list_dec.decode(row[0]) if row else None
+
+    def events_since(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
+        rows = self._r.execute(
+            "SELECT seq, data FROM events WHERE client_id=? AND seq>? ORDER BY seq LIMIT ?",
+            (client_id, seq, limit),
+        )
+        return [EventRow(s, d) for s, d in rows]
+
+    def resume_points(self) -> dict[str, str]:
+        rows = self._r.execute("SELECT key, value FROM meta WHERE key LIKE ?", (_RESUME_PREFIX + "%",))
+        return {k[len(_RESUME_PREFIX):]: v for k, v in rows}
+
+    def last_seqs(self) -> dict[str, int]:
+        rows = self._r.execute("SELECT client_id, MAX(seq) FROM events GROUP BY client_id")
+        return {c: s for c, s in rows}
+
+    def open_orders(self) -> Iterable[Order]:
+        marks = ",".join("?" * len(TERMINAL))
+        rows = self._r.execute(f"SELECT data FROM orders WHERE status NOT IN ({marks})", tuple(TERMINAL))
+        return [_order_dec.decode(r[0]) for r in rows]
+
+    def open_lists(self) -> Iterable[OrderList]:
+        return [_list_dec.decode(r[0]) for r in self._r.execute("SELECT data FROM order_lists WHERE open=1")]
+
+    def get_alias(self, client_id: str, alias: str) -> tuple[str, str] | None:
+        row = self._r.execute(
+            "SELECT target, kind FROM aliases WHERE client_id=? AND alias=?", (client_id, alias)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def iter_records(self, journal: JournalFile) -> Iterator[tuple[int, Rows]]:
+        """Journal records not yet applied (for tools and tests)."""
+        return journal.records_after(self.applied)

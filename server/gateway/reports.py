@@ -1,0 +1,256 @@
+"""Reports in: what the hub sends back changes orders and becomes client events.
+
+ExecutionReport (8), OrderCancelReject (9), ListStatus (N) and
+BusinessMessageReject (j) update the order state and are published as events.
+Everything one read from the hub carried is journaled in one record when the
+read is done (:meth:`ReportsIn.read_done`), then its events are pushed: a report
+is journaled, applied and pushed in the callback that read it.
+
+The last inbound sequence number goes into the same record (the link's resume
+point): after a crash the FIX session asks the hub again for what was read but
+not journaled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from server.gateway._reports import text_fields as _text_fields
+from server.gateway.config import GatewayConfig
+from server.gateway.fanout import Fanout
+from server.gateway.journal import Journal
+from server.gateway.link import InboundMessage, Link
+from server.gateway.metrics import Metrics
+from server.gateway.orders import (
+    ER_TAGS,
+    Order,
+    apply_cancel_reject,
+    apply_execution_report,
+    apply_replaced,
+    reject_order,
+)
+from server.gateway.state import OrderState
+from server.gateway.tracing import Tracer
+
+__all__ = ["ReportsIn"]
+
+log = logging.getLogger("fastfix.gateway")
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+class ReportsIn:
+    """Applies reports from the hub to the order state and publishes them."""
+
+    def __init__(self, cfg: GatewayConfig, state: OrderState, journal: Journal, fanout: Fanout,
+                 link: Link, metrics: Metrics, tracer: Tracer) -> None:
+        self.cfg = cfg
+        self.state = state
+        self.journal = journal
+        self.fanout = fanout
+        self.link = link
+        self.metrics = metrics
+        self.tracer = tracer
+        self.on_failure = lambda exc: None  # told when the journal refuses a write
+        # Called before a read's reports are journaled (crash tests kill the process here).
+        self.before_journal: Callable[[], None] | None = None
+
+    def _split(self, value: bytes | None) -> tuple[str, str] | None:
+        """``<client>:<id>`` on the wire -> (client, id) for a configured client."""
+        if not value:
+            return None
+        text = value.decode("latin-1")
+        client_id, sep, ident = text.partition(":")
+        if not sep or client_id not in self.cfg.clients:
+            return None
+        return client_id, ident
+
+    def on_message(self, msg: InboundMessage, session: str) -> None:
+        """A report from the hub: apply it and stage its event (pushed at :meth:`read_done`)."""
+        self.tracer.inbound_ns = time.perf_counter_ns()
+        mark = self.link.inbound_mark(session, msg)
+        if mark is not None:  # journaled with this message's effects: a restart resumes after it
+            self.journal.put_resume_point(session, mark)
+        mt = msg.msg_type
+        self.metrics.fix_in.labels(mt.decode()).inc()
+        try:
+            if mt == b"8":
+                self._execution_report(msg)
+            elif mt == b"9":
+                self._cancel_reject(msg)
+            elif mt == b"N":
+                self._list_status(msg)
+            elif mt == b"j":
+                self._business_reject(msg)
+        except Exception:  # one bad report must not stop the stream of the others
+            log.exception("failed to process inbound %s", mt)
+            self.metrics.unroutable.inc()
+
+    def read_done(self) -> None:
+        """End of one read from the hub: one journal record for all of it, then the pushes."""
+        if self.before_journal is not None and self.journal.staged:
+            self.before_journal()
+        try:
+            position = self.journal.commit()
+        except Exception as exc:
+            self.fanout.drop_staged()
+            self.on_failure(exc)
+            raise  # the FIX connection drops; the hub resends after a restart (resume point)
+        self.fanout.flush(position)
+        self.state.evict_projected()
+
+    # ------------------------------------------------------------------ per type
+    def _store(self, order: Order) -> None:
+        self.journal.put_order(order)
+        if order.terminal:
+            self.state.closed(order, self.journal.position + 1)  # the record this read will write
+
+    def _execution_report(self, msg: InboundMessage) -> None:
+        ids = self._split(msg.get(11))
+        if ids is None:
+            self.metrics.unroutable.inc()
+            log.warning("ExecutionReport for an unknown client: ClOrdID %r", msg.get(11))
+            return
+        client_id, cl = ids
+        state = self.state
+        er = _text_fields(msg, ER_TAGS)
+        orig_ids = self._split(msg.get(41))
+        orig_cl = orig_ids[1] if orig_ids and orig_ids[0] == client_id else None
+        now = _now_ns()
+        order = state.get_order(client_id, cl)
+        if order is None:
+            alias = state.get_alias(client_id, cl)
+            if alias is not None:
+                order = state.get_order(client_id, alias[0])
+            elif orig_cl is not None:
+                order = state.get_order(client_id, orig_cl)
+        if order is None:
+            log.warning("ExecutionReport for unknown order %s of %s", cl, client_id)
+            self.fanout.publish(client_id, msg, now)
+            return
+        exec_type = er.get(150, "")
+        replaces = order.MsgType == "G" and order.OrigClOrdID
+        old = state.get_order(client_id, order.OrigClOrdID) if replaces and order.OrigClOrdID else None
+        if exec_type == "5" and old is not None:
+            res = apply_replaced(old, order, er, now)
+            if not res.duplicate:
+                self._store(old)
+        else:
+            res = apply_execution_report(order, er, now)
+            if old is not None:
+                if exec_type == "E":
+                    old.pending = "replace"
+                elif exec_type == "8" and old.pending == "replace":
+                    old.pending = None
+                    self.journal.put_order(old)
+        if res.duplicate:
+            self.metrics.duplicates.inc()
+            return
+        order.fix_body = None  # the hub has it: nothing to send again after a restart
+        self._store(order)
+        if res.execution is not None:
+            self.journal.put_execution(order, res.execution)
+        if order.terminal:
+            self._maybe_close_list(client_id, order)
+        self.fanout.publish(client_id, msg, now)
+
+    def _maybe_close_list(self, client_id: str, order: Order) -> None:
+        if order.ListID is None:
+            return
+        ol = self.state.lists.get((client_id, order.ListID))
+        if ol is None:
+            return
+        if all((o := self.state.get_order(client_id, m)) is not None and o.terminal for m in ol.members):
+            ol.ListOrderStatus = ol.ListOrderStatus if ol.ListOrderStatus in ("6", "7") else "6"
+            ol.pending = None
+            ol.updated_ns = _now_ns()
+            self.journal.put_list(ol)
+
+    def _cancel_reject(self, msg: InboundMessage) -> None:
+        ids = self._split(msg.get(11)) or self._split(msg.get(41))
+        if ids is None:
+            self.metrics.unroutable.inc()
+            return
+        client_id, cl = ids
+        f = _text_fields(msg, (11, 39, 41, 58, 102, 434))
+        now = _now_ns()
+        orig_ids = self._split(msg.get(41))
+        order = None
+        if orig_ids is not None and orig_ids[0] == client_id:
+            order = self.state.get_order(client_id, orig_ids[1])
+        if f.get(434) == "2":
+            new = self.state.get_order(client_id, cl)
+            if new is not None and new.MsgType == "G" and not new.terminal:
+                reject_order(new, f.get(58, "replace rejected"), now)
+                self._store(new)
+        if order is not None:
+            apply_cancel_reject(order, f, now)
+            order.fix_body = None
+            self._store(order)
+        self.fanout.publish(client_id, msg, now)
+
+    def _list_status(self, msg: InboundMessage) -> None:
+        ids = self._split(msg.get(66))
+        if ids is None:
+            self.metrics.unroutable.inc()
+            return
+        client_id, list_id = ids
+        ol = self.state.get_list(client_id, list_id)
+        if ol is not None:
+            f = _text_fields(msg, (429, 431, 444))
+            ol.ListStatusType = f.get(429, ol.ListStatusType)
+            ol.ListOrderStatus = f.get(431, ol.ListOrderStatus)
+            if ol.ListOrderStatus in ("6", "7") or ol.ListStatusType == "5":
+                ol.pending = None
+            ol.fix_body = None
+            ol.updated_ns = _now_ns()
+            self.journal.put_list(ol)
+        self.fanout.publish(client_id, msg, _now_ns())
+
+    def _business_reject(self, msg: InboundMessage) -> None:
+        ids = self._split(msg.get(379))
+        if ids is None:
+            self.metrics.unroutable.inc()
+            log.warning("BusinessMessageReject without a routable BusinessRejectRefID: %r", msg.get(379))
+            return
+        client_id, ref = ids
+        state = self.state
+        ref_type = (msg.get(372) or b"").decode("latin-1")
+        text = (msg.get(58) or b"business message rejected").decode("latin-1")
+        now = _now_ns()
+        if ref_type in ("D", "G"):
+            o = state.get_order(client_id, ref)
+            if o is not None and not o.terminal:
+                reject_order(o, text, now)
+                self._store(o)
+                if o.OrigClOrdID:
+                    old = state.get_order(client_id, o.OrigClOrdID)
+                    if old is not None:
+                        old.pending = None
+                        self.journal.put_order(old)
+        elif ref_type == "F":
+            alias = state.get_alias(client_id, ref)
+            o = state.get_order(client_id, alias[0]) if alias else None
+            if o is not None:
+                o.pending = None
+                o.Text = text
+                self.journal.put_order(o)
+        elif ref_type in ("E", "K"):
+            ol = state.get_list(client_id, ref)
+            if ol is not None:
+                ol.pending = None
+                ol.Text = text
+                ol.fix_body = None
+                if ref_type == "E":
+                    ol.ListOrderStatus = "7"
+                    for m in ol.members:
+                        o = state.get_order(client_id, m)
+                        if o is not None and not o.terminal:
+                            reject_order(o, text, now)
+                            self._store(o)
+                self.journal.put_list(ol)
+        self.fanout.publish(client_id, msg, now)
