@@ -37,6 +37,9 @@ __all__ = [
     "OrderList",
     "apply_cancel_reject",
     "apply_execution_report",
+    "apply_replaced",
+    "apply_report",
+    "reject_order",
     "state_name",
 ]
 
@@ -320,6 +323,30 @@ def apply_replaced(old: Order, new: Order, er: dict[int, str], now_ns: int) -> A
         # FIX 4.2 reports the replaced order's status as 5; the new order is live.
         er[39] = "1" if (_dec(er.get(14)) or _ZERO) > 0 else "0"
     return apply_execution_report(new, er, now_ns)
+
+
+def apply_report(order: Order, original: Order | None, er: dict[int, str], now_ns: int) -> tuple[Applied, bool]:
+    """A report about ``order``; ``original`` is the order it replaces, when it is a
+    replacement (MsgType G). Returns what the report did to ``order`` and whether
+    ``original`` changed and must be stored too.
+
+    The pairing: Replaced (5) ends the original and carries its fills over; PendingReplace
+    (E) marks the original as having a replace in flight; a Rejected replacement (8) ends
+    that.
+    """
+    exec_type = er.get(150, "")
+    if original is None:
+        return apply_execution_report(order, er, now_ns), False
+    if exec_type == "5":
+        res = apply_replaced(original, order, er, now_ns)
+        return res, not res.duplicate
+    res = apply_execution_report(order, er, now_ns)
+    if exec_type == "E":
+        original.pending = "replace"  # in memory only: the replace request stored it already
+    elif exec_type == "8" and original.pending == "replace":
+        original.pending = None
+        return res, True
+    return res, False
 
 
 def apply_cancel_reject(order: Order, cxl: dict[int, str], now_ns: int) -> bool:

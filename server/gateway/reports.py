@@ -27,8 +27,7 @@ from server.gateway.orders import (
     ER_TAGS,
     Order,
     apply_cancel_reject,
-    apply_execution_report,
-    apply_replaced,
+    apply_report,
     reject_order,
 )
 from server.gateway.state import OrderState
@@ -132,21 +131,11 @@ class ReportsIn:
             log.warning("ExecutionReport for unknown order %s of %s", cl, client_id)
             self.fanout.publish(client_id, msg, now)
             return
-        exec_type = er.get(150, "")
-        replaces = order.MsgType == "G" and order.OrigClOrdID
-        old = state.get_order(client_id, order.OrigClOrdID) if replaces and order.OrigClOrdID else None
-        if exec_type == "5" and old is not None:
-            res = apply_replaced(old, order, er, now)
-            if not res.duplicate:
-                self._store(old)
-        else:
-            res = apply_execution_report(order, er, now)
-            if old is not None:
-                if exec_type == "E":
-                    old.pending = "replace"
-                elif exec_type == "8" and old.pending == "replace":
-                    old.pending = None
-                    self.journal.put_order(old)
+        original = (state.get_order(client_id, order.OrigClOrdID)
+                    if order.MsgType == "G" and order.OrigClOrdID else None)
+        res, original_changed = apply_report(order, original, er, now)
+        if original_changed and original is not None:
+            self._store(original)
         if res.duplicate:
             self.metrics.duplicates.inc()
             return

@@ -11,6 +11,7 @@ from server.gateway.orders import (
     apply_cancel_reject,
     apply_execution_report,
     apply_replaced,
+    apply_report,
     reject_order,
 )
 
@@ -184,6 +185,28 @@ def test_replace_duplicate_is_ignored() -> None:
     rep = er("5", "0", "0", "100", "0", exec_id="R1")
     apply_replaced(old, new, rep, 1)
     assert apply_replaced(old, new, dict(rep), 2).duplicate
+
+
+def test_replace_pairing_marks_ends_and_releases_the_original() -> None:
+    """apply_report pairs a replacement's reports with its original: PendingReplace marks
+    the original (not stored again), Replaced ends it (stored), a rejected replacement
+    releases it (stored), and a duplicate changes neither."""
+    old = order(pending="replace")
+    new = order(cl="o2", MsgType="G", OrigClOrdID="o1", OrdStatus="E")
+    res, stored = apply_report(new, old, er("E", "E", "0", "100", "0"), 1)
+    assert not stored and old.pending == "replace" and new.state == "PendingReplace"
+    rej = order(cl="o3", MsgType="G", OrigClOrdID="o1", OrdStatus="E")
+    res, stored = apply_report(rej, old, er("8", "8", "0", "0", "0", text="no"), 2)
+    assert stored and old.pending is None and rej.state == "Rejected" and not old.terminal
+    old.pending = "replace"
+    rep = er("5", "0", "0", "100", "0", exec_id="R9")
+    res, stored = apply_report(new, old, rep, 3)
+    assert stored and old.state == "Replaced" and new.state == "New"
+    res, stored = apply_report(new, old, dict(rep), 4)
+    assert res.duplicate and not stored
+    plain = order(cl="o4")
+    res, stored = apply_report(plain, None, er("0", "0", "0", "100", "0"), 5)
+    assert not stored and plain.state == "New"
 
 
 def test_cancel_reject_restores_reported_status() -> None:
