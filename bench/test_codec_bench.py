@@ -75,7 +75,7 @@ ER = encode("FIX.4.4", "8", ER_FIELDS)
 CASES = {"nos": ("D", NOS_FIELDS, NOS), "er": ("8", ER_FIELDS, ER)}
 
 
-# The figures in README refer to these sizes.
+# The figures in docs/performance.md refer to these sizes.
 assert len(NOS) == 238 and len(ER) == 294, (len(NOS), len(ER))
 
 

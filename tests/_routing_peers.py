@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from helpers import ALL_DAY, acceptor, fix_settings, session
+
 from fastfix.codec import utc_timestamp
 from fastfix.engine import Application, Initiator
 from fastfix.settings import SessionSettings
@@ -19,13 +21,10 @@ def hub_files(tmp: Path, parties: dict[str, str], *, default_policy: str = "reje
               port: int = 0, begin: str = "FIX.4.4", stores: bool = True) -> Path:
     """Write hub.toml + hub.cfg for ``parties`` (CompID -> role); returns the TOML path."""
     policies = policies or {}
-    store = f"FileStorePath={tmp / 'hub' / 'store'}\nFileLogPath={tmp / 'hub' / 'log'}\n" if stores else ""
-    cfg = ["[DEFAULT]", "ConnectionType=acceptor", "SocketAcceptAddress=127.0.0.1",
-           f"SocketAcceptPort={port}", "StartTime=00:00:00", "EndTime=00:00:00", "HeartBtInt=30",
-           "SenderCompID=HUB", "UseDataDictionary=Y", store]
-    for comp in parties:
-        cfg += ["[SESSION]", f"BeginString={begin}", f"TargetCompID={comp}", ""]
-    (tmp / "hub.cfg").write_text("\n".join(cfg))
+    store = {"FileStorePath": tmp / "hub" / "store", "FileLogPath": tmp / "hub" / "log"} if stores else {}
+    (tmp / "hub.cfg").write_text(fix_settings(
+        *(session(begin, target=comp) for comp in parties), **acceptor(port), **ALL_DAY, HeartBtInt=30,
+        SenderCompID="HUB", UseDataDictionary=True, **store))
     toml = ["[hub]", 'fix_settings = "hub.cfg"', f'on_destination_down = "{default_policy}"',
             f"hold_timeout = {hold_timeout}", f'database = "{tmp / "hub" / "hub.db"}"',
             f'ports_file = "{tmp / "hub.ports.json"}"', ""]

@@ -33,9 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from acceptance_runner import load_formats, parse_def, run_steps  # noqa: E402
+from acceptance_runner import load_formats, parse_def, run_steps
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SUITE = SHARED / "fix" / "acceptance"

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ if not CHROMIUM.exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 async_api = pytest.importorskip("playwright.async_api")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "gateway"))
 from _fix_hub import HubDouble, acceptor_settings, initiator_settings_text  # noqa: E402
 from _gateway_harness import KEYS, GatewayProcess, Http, gateway_toml  # noqa: E402
 

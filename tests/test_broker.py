@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 from _routing_peers import Parties, hub_files, order
+from helpers import ALL_DAY, acceptor, fix_settings, initiator, run, session
 
 from fastfix.codec import utc_timestamp
 from server.broker.config import AccountConfig, load_config
@@ -22,34 +22,14 @@ from server.hub.service import HubServer
 CASH = 10_000_000
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
-
-
 def s(v: bytes | None) -> str | None:
     return None if v is None else v.decode()
 
 
 def broker_files(tmp: Path, comp: str, exchange_comp: str, exchange_begin: str) -> Path:
-    (tmp / f"{comp}.cfg").write_text(f"""
-[DEFAULT]
-ConnectionType=initiator
-SocketConnectHost=127.0.0.1
-SocketConnectPort=1
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=30
-ReconnectInterval=1
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID={comp}
-TargetCompID=HUB
-[SESSION]
-BeginString={exchange_begin}
-SenderCompID={exchange_comp}
-TargetCompID=KRX
-""")
+    (tmp / f"{comp}.cfg").write_text(fix_settings(
+        session("FIX.4.4", comp, "HUB"), session(exchange_begin, exchange_comp, "KRX"),
+        **initiator(1), **ALL_DAY, HeartBtInt=30, UseDataDictionary=True))
     (tmp / f"{comp}.toml").write_text(f"""
 [broker]
 fix_settings = "{comp}.cfg"
@@ -73,22 +53,9 @@ class Chain:
         self.brokers: dict[str, BrokerServer] = {}
 
     async def start(self, tmp: Path) -> None:
-        (tmp / "exchange.cfg").write_text("""
-[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptAddress=127.0.0.1
-SocketAcceptPort=0
-StartTime=00:00:00
-EndTime=00:00:00
-SenderCompID=KRX
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-TargetCompID=BROKER1
-[SESSION]
-BeginString=FIX.4.2
-TargetCompID=BROKER2
-""")
+        (tmp / "exchange.cfg").write_text(fix_settings(
+            session("FIX.4.4", target="BROKER1"), session("FIX.4.2", target="BROKER2"),
+            **acceptor(), **ALL_DAY, SenderCompID="KRX", UseDataDictionary=True))
         self.exchange = ExchangeServer(parse_config(
             {"exchange": {"fix_settings": "exchange.cfg", "clock": "always-open", "liquidity_seed": 7,
                           "fix_port": 0}}, tmp / "exchange.toml"))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _routing_peers import Parties, exec_report, hub_files, order
+from helpers import run
 
 from fastfix.codec import utc_timestamp
 from fastfix.engine import RejectMessage
@@ -22,10 +23,6 @@ BUY = ("GATEWAY", "AM1")
 BROKERS = ("KIWOOM", "MIRAE", "SAMSUNG")
 PARTIES = {**{b: "buy-side" for b in BUY}, **{b: "broker" for b in BROKERS},
            "SHINHAN": "broker", "HANA": "broker"}  # never connected by default
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def start_hub(tmp: Path, **kw: Any) -> HubServer:

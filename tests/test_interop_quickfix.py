@@ -16,14 +16,10 @@ from typing import Any
 
 import pytest
 import simplefix
+from quickfix_peer import SKIP_REASON, QuickFixPeer, available
 
 from fastfix.settings import SessionID, SessionSettings
 from fastfix.store import FileStore
-
-try:  # tests/ is on sys.path (rootdir-relative imports) unless it becomes a package
-    from quickfix_peer import SKIP_REASON, QuickFixPeer, available
-except ImportError:
-    from tests.quickfix_peer import SKIP_REASON, QuickFixPeer, available
 
 pytestmark = pytest.mark.skipif(not available("executor"), reason=SKIP_REASON)
 

@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.loadgen.report import markdown_run, markdown_sweep, plot_sweep, write_run
+from bench.loadgen.run import HOP_CHAIN, summarize
+from bench.loadgen.scenario import OPS, krx_tick, load_scenario
+from bench.loadgen.worker import _Http
 
-from bench.loadgen.report import markdown_run, markdown_sweep, plot_sweep, write_run  # noqa: E402
-from bench.loadgen.run import HOP_CHAIN, summarize  # noqa: E402
-from bench.loadgen.scenario import OPS, krx_tick, load_scenario  # noqa: E402
-from bench.loadgen.worker import _Http  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SCENARIOS = sorted((REPO / "bench" / "loadgen" / "scenarios").glob("*.toml"))
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ALL_DAY, acceptor, fix_settings, initiator, session
 
 engine_mod = pytest.importorskip("fastfix.engine")
 
@@ -18,39 +19,13 @@ from server.exchange.service import ExchangeServer, load_config, parse_config  #
 
 TIMEOUT = 10.0
 
-ACCEPTOR_CFG = """
-[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptAddress=127.0.0.1
-SocketAcceptPort=0
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=30
-SenderCompID=KRX
-[SESSION]
-BeginString=FIX.4.4
-TargetCompID=BROKER1
-[SESSION]
-BeginString=FIX.4.2
-TargetCompID=BROKER2
-"""
+ACCEPTOR_CFG = fix_settings(session("FIX.4.4", target="BROKER1"), session("FIX.4.2", target="BROKER2"),
+                            **acceptor(), **ALL_DAY, HeartBtInt=30, SenderCompID="KRX")
 
 
 def initiator_settings(port: int, begin: str, sender: str) -> SessionSettings:
-    return SessionSettings.from_string(f"""
-[DEFAULT]
-ConnectionType=initiator
-SocketConnectHost=127.0.0.1
-SocketConnectPort={port}
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=30
-ReconnectInterval=1
-[SESSION]
-BeginString={begin}
-SenderCompID={sender}
-TargetCompID=KRX
-""")
+    return SessionSettings.from_string(fix_settings(session(begin, sender, "KRX"), **initiator(port),
+                                                    **ALL_DAY, HeartBtInt=30))
 
 
 class Client(engine_mod.Application):

@@ -20,12 +20,9 @@ from _gateway_harness import (
     ws_connect,
     ws_next,
 )
+from helpers import run
 
 A, B = KEYS["alpha"], KEYS["beta"]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 120))
 
 
 async def start_gateway(tmp: Path, hub_port: int, begin: str = "FIX.4.4", extra: str = "") -> GatewayProcess:

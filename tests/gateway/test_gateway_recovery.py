@@ -18,16 +18,13 @@ from typing import Any
 import pytest
 from _fix_hub import HubDouble, initiator_settings_text, start_hub
 from _gateway_harness import KEYS, GatewayProcess, Http, gateway_toml, order
+from helpers import run
 
 from fastfix.codec import parse
 from fastfix.settings import SessionID
 from fastfix.store import FileStore
 
 A = KEYS["alpha"]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 120))
 
 
 def _gateway(tmp: Path, hub_port: int) -> GatewayProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,10 @@ from _gateway_harness import (
     ws_connect,
     ws_next,
 )
+from helpers import run
 
 A, B, G = KEYS["alpha"], KEYS["beta"], KEYS["gamma"]
-
-
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    p = GatewayProcess(tmp_path_factory.mktemp("gw"), gateway_toml(extra="max_body_bytes = 8192"))
-    p.start()
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
+GATEWAY_EXTRA = "max_body_bytes = 8192"  # for the module's gateway, the `gw` fixture
 
 
 async def wait_state(h: Http, cl: str, state: str, tries: int = 200) -> dict[str, Any]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from _gateway_harness import KEYS, GatewayProcess, Http, gateway_toml, order, ws_connect, ws_next
+from _gateway_harness import KEYS, GatewayProcess, Http, order, ws_connect, ws_next
+from helpers import run
 from prometheus_client import CollectorRegistry, generate_latest
 
 from server.gateway.tracing import BUCKETS_NS, HOP_NAMES, HOPS, Tracer
@@ -112,20 +111,6 @@ def test_bucket_placement_and_prometheus_exposition() -> None:
 # ---------------------------------------------------------------- through the gateway process
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    p = GatewayProcess(tmp_path_factory.mktemp("gwtrace"), gateway_toml())
-    p.start()
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
-def _run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
 def test_trace_endpoint_and_metrics(gw: GatewayProcess) -> None:
     async def go() -> None:
         ws = await ws_connect(gw.ws, KEYS["alpha"])
@@ -162,4 +147,4 @@ def test_trace_endpoint_and_metrics(gw: GatewayProcess) -> None:
         finally:
             await ws.close()
 
-    _run(go())
+    run(go())

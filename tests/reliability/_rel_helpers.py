@@ -15,17 +15,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-_GATEWAY_TESTS = Path(__file__).resolve().parents[1] / "gateway"
-if str(_GATEWAY_TESTS) not in sys.path:
-    sys.path.insert(0, str(_GATEWAY_TESTS))
+from _fix_hub import HubDouble, initiator_settings_text
+from _gateway_harness import KEYS, GatewayProcess, Http, gateway_toml, ws_connect
+from helpers import ALL_DAY, acceptor, fix_settings, session
 
-from _fix_hub import HubDouble, initiator_settings_text  # noqa: E402
-from _gateway_harness import KEYS, GatewayProcess, Http, gateway_toml, ws_connect  # noqa: E402
-
-from fastfix.codec import parse  # noqa: E402
-from fastfix.engine import Acceptor  # noqa: E402
-from fastfix.settings import SessionID, SessionSettings  # noqa: E402
-from server._service import stop_process  # noqa: E402
+from fastfix.codec import parse
+from fastfix.engine import Acceptor
+from fastfix.settings import SessionID, SessionSettings
+from server._service import stop_process
 
 __all__ = [
     "KEYS", "GatewayProcess", "Http", "gateway_toml", "ws_connect", "initiator_settings_text",
@@ -99,21 +96,9 @@ class DedupHub(HubDouble):
 
 def hub_settings(workdir: Path, begin: str = "FIX.4.4", heartbeat: int = 5) -> SessionSettings:
     """Acceptor HUB<-GATEWAY with a durable file store (the store survives gateway crashes)."""
-    return SessionSettings.from_string(f"""
-[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptPort=0
-SocketAcceptAddress=127.0.0.1
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt={heartbeat}
-UseDataDictionary=Y
-FileStorePath={workdir / "hubstore"}
-[SESSION]
-BeginString={begin}
-SenderCompID=HUB
-TargetCompID=GATEWAY
-""")
+    return SessionSettings.from_string(fix_settings(
+        session(begin, "HUB", "GATEWAY"), **acceptor(), **ALL_DAY, HeartBtInt=heartbeat,
+        UseDataDictionary=True, FileStorePath=workdir / "hubstore"))
 
 
 async def start_file_hub(workdir: Path, begin: str = "FIX.4.4") -> tuple[Acceptor, DedupHub]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from _rel_helpers import ServiceProcess, wait_for
+from helpers import ALL_DAY, acceptor, fix_settings, initiator, session
 
 from fastfix.codec import parse, utc_timestamp
 from fastfix.engine import Application, Initiator
@@ -63,37 +64,12 @@ class BuySide(Application):
 
 
 def _files(tmp: Path) -> None:
-    (tmp / "exchange.cfg").write_text("""
-[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptAddress=127.0.0.1
-SocketAcceptPort=0
-StartTime=00:00:00
-EndTime=00:00:00
-SenderCompID=KRX
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-TargetCompID=BROKER1
-""")
-    (tmp / "hub.cfg").write_text(f"""
-[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptAddress=127.0.0.1
-SocketAcceptPort=0
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=5
-SenderCompID=HUB
-FileStorePath={tmp / "hubstore"}
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-TargetCompID=GATEWAY
-[SESSION]
-BeginString=FIX.4.4
-TargetCompID=KIWOOM
-""")
+    (tmp / "exchange.cfg").write_text(fix_settings(
+        session("FIX.4.4", target="BROKER1"), **acceptor(), **ALL_DAY, SenderCompID="KRX",
+        UseDataDictionary=True))
+    (tmp / "hub.cfg").write_text(fix_settings(
+        session("FIX.4.4", target="GATEWAY"), session("FIX.4.4", target="KIWOOM"), **acceptor(),
+        **ALL_DAY, HeartBtInt=5, SenderCompID="HUB", FileStorePath=tmp / "hubstore", UseDataDictionary=True))
     (tmp / "hub.toml").write_text(f"""[hub]
 fix_settings = "hub.cfg"
 on_destination_down = "hold"
@@ -110,26 +86,9 @@ role = "broker"
 
 
 def _broker_files(tmp: Path, hub_port: int, exchange_port: int) -> Path:
-    (tmp / "kiwoom.cfg").write_text(f"""
-[DEFAULT]
-ConnectionType=initiator
-SocketConnectHost=127.0.0.1
-SocketConnectPort=1
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=5
-ReconnectInterval=1
-FileStorePath={tmp / "brokerstore"}
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID=KIWOOM
-TargetCompID=HUB
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID=BROKER1
-TargetCompID=KRX
-""")
+    (tmp / "kiwoom.cfg").write_text(fix_settings(
+        session("FIX.4.4", "KIWOOM", "HUB"), session("FIX.4.4", "BROKER1", "KRX"), **initiator(1),
+        **ALL_DAY, HeartBtInt=5, FileStorePath=tmp / "brokerstore", UseDataDictionary=True))
     path = tmp / "kiwoom.toml"
     path.write_text(f"""[broker]
 fix_settings = "kiwoom.cfg"
@@ -178,20 +137,9 @@ def test_broker_kill9_under_load(tmp_path: Path) -> None:
         await hub.start()
         broker = ServiceProcess("broker", tmp_path, _broker_files(tmp_path, hub.port, exchange.port))
         app = BuySide()
-        gw = Initiator(SessionSettings.from_string(f"""
-[DEFAULT]
-ConnectionType=initiator
-SocketConnectHost=127.0.0.1
-SocketConnectPort={hub.port}
-HeartBtInt=5
-ReconnectInterval=1
-FileStorePath={tmp_path / "gwstore"}
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID=GATEWAY
-TargetCompID=HUB
-"""), app)
+        gw = Initiator(SessionSettings.from_string(fix_settings(
+            session("FIX.4.4", "GATEWAY", "HUB"), **initiator(hub.port), HeartBtInt=5,
+            FileStorePath=tmp_path / "gwstore", UseDataDictionary=True)), app)
         loop = asyncio.get_running_loop()
         sent = 0
         try:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from _rel_helpers import ServiceProcess, wait_for
+from helpers import ALL_DAY, acceptor, fix_settings, initiator, session
 
 from fastfix.codec import encode, parse, utc_timestamp
 from fastfix.engine import Application, Initiator
@@ -71,20 +72,9 @@ class Party(Application):
 
 
 def _initiator_settings(comp_id: str, port: int, store: Path) -> SessionSettings:
-    return SessionSettings.from_string(f"""
-[DEFAULT]
-ConnectionType=initiator
-SocketConnectHost=127.0.0.1
-SocketConnectPort={port}
-HeartBtInt=5
-ReconnectInterval=1
-FileStorePath={store}
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID={comp_id}
-TargetCompID=HUB
-""")
+    return SessionSettings.from_string(fix_settings(
+        session("FIX.4.4", comp_id, "HUB"), **initiator(port), HeartBtInt=5, FileStorePath=store,
+        UseDataDictionary=True))
 
 
 class HubProcess(ServiceProcess):
@@ -93,23 +83,9 @@ class HubProcess(ServiceProcess):
     def __init__(self, workdir: Path, port: int) -> None:
         super().__init__("hub", workdir, "hub.toml")
         self.port = port
-        (workdir / "hub.cfg").write_text("""[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptAddress=127.0.0.1
-SocketAcceptPort=0
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=5
-SenderCompID=HUB
-FileStorePath=store
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-TargetCompID=GATEWAY
-[SESSION]
-BeginString=FIX.4.4
-TargetCompID=KIWOOM
-""")
+        (workdir / "hub.cfg").write_text(fix_settings(
+            session("FIX.4.4", target="GATEWAY"), session("FIX.4.4", target="KIWOOM"), **acceptor(),
+            **ALL_DAY, HeartBtInt=5, SenderCompID="HUB", FileStorePath="store", UseDataDictionary=True))
         (workdir / "hub.toml").write_text(f"""[hub]
 fix_settings = "hub.cfg"
 on_destination_down = "hold"

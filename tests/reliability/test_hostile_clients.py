@@ -28,12 +28,9 @@ from _rel_helpers import (
     wait_for,
     ws_connect,
 )
+from helpers import run
 
 A, B, G = KEYS["alpha"], KEYS["beta"], KEYS["gamma"]
-
-
-def run(coro: Any, timeout: float = 90) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 def _raise_nofile(want: int) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from _fault_proxy import C2S, S2C, FaultProxy
 from _rel_helpers import wait_for
+from helpers import acceptor, fix_settings, initiator, session
 
 from fastfix.codec import parse, utc_timestamp
 from fastfix.engine import Acceptor, Application, Initiator
@@ -31,19 +32,9 @@ HUB = SessionID("FIX.4.4", "HUB", "GW")
 
 def _settings(kind: str, store: Path, port: int) -> SessionSettings:
     me, them = ("GW", "HUB") if kind == "initiator" else ("HUB", "GW")
-    where = (f"SocketConnectHost=127.0.0.1\nSocketConnectPort={port}\nReconnectInterval=1\n"
-             if kind == "initiator" else f"SocketAcceptPort={port}\nSocketAcceptAddress=127.0.0.1\n")
-    return SessionSettings.from_string(f"""
-[DEFAULT]
-ConnectionType={kind}
-HeartBtInt=5
-{where}FileStorePath={store}
-UseDataDictionary=Y
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID={me}
-TargetCompID={them}
-""")
+    where = initiator(port) if kind == "initiator" else acceptor(port)
+    return SessionSettings.from_string(fix_settings(
+        session("FIX.4.4", me, them), **where, HeartBtInt=5, FileStorePath=store, UseDataDictionary=True))
 
 
 class Receiver(Application):

@@ -8,18 +8,13 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
-import sys
 from pathlib import Path
 from typing import Any
 
-_GATEWAY_TESTS = Path(__file__).resolve().parents[1] / "gateway"
-if str(_GATEWAY_TESTS) not in sys.path:
-    sys.path.insert(0, str(_GATEWAY_TESTS))
-
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 class Issued:

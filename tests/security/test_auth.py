@@ -24,13 +24,10 @@ from typing import Any
 
 import pytest
 from _gateway_harness import KEYS, GatewayProcess, Http, gateway_toml, order, ws_connect, ws_next
+from helpers import run
 
 A, B = KEYS["alpha"], KEYS["beta"]
 WRONG = "key-wrong-0123456789"
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from _sec_helpers import Issued, client_context, https, issue, make_ca
+from helpers import acceptor, fix_settings, initiator, session
 
 from fastfix.codec import utc_timestamp
 from fastfix.engine import Acceptor, Application, Initiator
@@ -62,18 +63,8 @@ class _Echo(Application):
 
 def _fix_settings(kind: str, port: int, tls: dict[str, str]) -> SessionSettings:
     me, them = ("GW", "HUB") if kind == "initiator" else ("HUB", "GW")
-    where = (f"SocketConnectHost=127.0.0.1\nSocketConnectPort={port}\nReconnectInterval=1\n"
-             if kind == "initiator" else "SocketAcceptPort=0\nSocketAcceptAddress=127.0.0.1\n")
-    extra = "".join(f"{k}={v}\n" for k, v in tls.items())
-    return SessionSettings.from_string(f"""
-[DEFAULT]
-ConnectionType={kind}
-HeartBtInt=5
-{where}{extra}[SESSION]
-BeginString=FIX.4.4
-SenderCompID={me}
-TargetCompID={them}
-""")
+    where = initiator(port) if kind == "initiator" else acceptor()
+    return SessionSettings.from_string(fix_settings(session("FIX.4.4", me, them), **where, HeartBtInt=5, **tls))
 
 
 async def _fix_pair(server_tls: dict[str, str], client_tls: dict[str, str], expect_logon: bool
