@@ -14,7 +14,7 @@ _COLS = ("p50", "p90", "p99", "p99_9", "max")
 _HOP_TEXT = {
     "client_to_rest": "client sent → REST received",
     "validate": "REST received → validated",
-    "persist": "validated → persisted (group commit)",
+    "persist": "validated → persisted (journal write)",
     "fix_write": "persisted → FIX written",
     "hub": "FIX written → report read (hub double)",
     "er_to_ws": "report read → WebSocket frame written",
