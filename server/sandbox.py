@@ -32,7 +32,7 @@ from fastfix.errors import ConfigError
 from server._config import Port, Table, convert, existing_file, read_toml
 from server._service import stop_process
 
-__all__ = ["Sandbox", "SandboxConfig", "default_config_path", "load_config", "main"]
+__all__ = ["Sandbox", "SandboxConfig", "default_config_path", "load_config", "main", "parse_config"]
 
 STOP_GRACE = 10.0  # seconds a child gets to log out and close its stores
 
@@ -104,9 +104,15 @@ class _File(Table, kw_only=True):
 
 def load_config(path: str | Path, var: str | Path | None = None, ephemeral: bool = False) -> SandboxConfig:
     """Read a sandbox TOML file; ``ephemeral`` sets every port to 0 (any free port)."""
+    return parse_config(read_toml(path), Path(path), var, ephemeral)
+
+
+def parse_config(data: dict[str, Any], path: Path, var: str | Path | None = None,
+                 ephemeral: bool = False) -> SandboxConfig:
+    """Check a parsed sandbox TOML document read from ``path``, and the role files it names."""
     p = Path(path).resolve()
     name = p.name
-    doc = convert(read_toml(p), _File, name, p.parent)
+    doc = convert(data, _File, name, p.parent)
     roles = {"exchange": doc.exchange, "hub": doc.hub, "gateway": doc.gateway,
              **{f"brokers[{i}]": b for i, b in enumerate(doc.brokers)}}
     for where, role in roles.items():

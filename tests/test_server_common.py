@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import importlib
 import json
 import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
@@ -85,6 +89,46 @@ def test_convert_names_file_and_key_path() -> None:
     }
     for message, data in cases.items():
         assert _error(data) == message
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _tables(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every table of a parsed TOML document (arrays of tables too), with its key path."""
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        items = [(path, value)] if isinstance(value, dict) else \
+            [(f"{path}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else []
+        for where, table in items:
+            if isinstance(table, dict):
+                yield where, table
+                yield from _tables(table, where)
+
+
+@pytest.mark.parametrize("example,module", [
+    ("gateway.toml", "server.gateway.config"),
+    ("hub.toml", "server.hub.config"),
+    ("broker-kiwoom.toml", "server.broker.config"),
+    ("exchange.toml", "server.exchange.config"),
+    ("sandbox.toml", "server.sandbox"),
+])
+def test_unknown_key_in_any_table_names_file_and_key(example: str, module: str) -> None:
+    parse = importlib.import_module(module).parse_config
+    path = EXAMPLES / example
+    data = read_toml(path)
+    parse(copy.deepcopy(data), path)  # valid as shipped
+    tables = [where for where, _ in _tables(data)]
+    assert len(tables) >= 2
+    for n, where in enumerate(tables):
+        doc = copy.deepcopy(data)
+        list(_tables(doc))[n][1]["bogus_key"] = 1
+        with pytest.raises(ConfigError) as err:
+            parse(doc, path)
+        # tables keyed by short code report the code as an unknown instrument
+        assert re.search(rf"{example}: {re.escape(where)}\.bogus_key: unknown (key|instrument)$", str(err.value))
+    with pytest.raises(ConfigError, match=rf"{example}: bogus_table: unknown table$"):
+        parse({**data, "bogus_table": {"a": 1}}, path)
 
 
 def test_status_file_written_whole_and_removed(tmp_path: Path) -> None:
