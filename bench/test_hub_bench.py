@@ -9,7 +9,7 @@ measured by the session benchmarks.
 from __future__ import annotations
 
 from fastfix.codec import encode, parse
-from server.hub.routing import forward_fields
+from server.hub.fix_app import forward_fields
 
 # A NewOrderSingle from a gateway, addressed through the hub to a broker.
 INBOUND = encode("FIX.4.4", "D", [

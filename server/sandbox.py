@@ -24,13 +24,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from fastfix.errors import ConfigError
-from server._config import read_toml
+from server._config import Port, Table, convert, existing_file, read_toml
 from server._service import stop_process
 
-__all__ = ["Sandbox", "SandboxConfig", "default_config_path", "load_config", "main"]
+__all__ = ["Sandbox", "SandboxConfig", "default_config_path", "load_config", "main", "parse_config"]
 
 STOP_GRACE = 10.0  # seconds a child gets to log out and close its stores
 
@@ -59,48 +61,74 @@ def default_config_path() -> Path:
     return Path(__file__).resolve().parents[1] / "examples" / "sandbox.toml"
 
 
+RoleFile = Annotated[Path, msgspec.Meta(description="that role's TOML file")]
+
+
+class _Sandbox(Table):
+    var: str = "var"  # relative to the current directory, not to the file
+    startup_timeout: Annotated[float, msgspec.Meta(gt=0, description="seconds")] = 60.0
+
+
+class _FixRole(Table):
+    config: RoleFile
+    fix_port: Port | None = None  # None: the role's documented port
+
+
+class _Broker(Table):
+    config: RoleFile
+
+
+class _Gateway(Table):
+    config: RoleFile
+    rest_port: Port = 8080
+    ws_port: Port = 8081
+
+
+class _Demo(Table):
+    """What the banner's curl example uses (checked against the role configurations)."""
+
+    client: str = ""
+    api_key: str = ""
+    broker: str = ""
+    account: str = ""
+
+
+class _File(Table, kw_only=True):
+    sandbox: _Sandbox = msgspec.field(default_factory=_Sandbox)
+    exchange: _FixRole
+    hub: _FixRole
+    brokers: Annotated[list[_Broker], msgspec.Meta(min_length=1, description="at least one [[brokers]] entry")]
+    gateway: _Gateway
+    demo: _Demo | None = None
+
+
 def load_config(path: str | Path, var: str | Path | None = None, ephemeral: bool = False) -> SandboxConfig:
     """Read a sandbox TOML file; ``ephemeral`` sets every port to 0 (any free port)."""
+    return parse_config(read_toml(path), Path(path), var, ephemeral)
+
+
+def parse_config(data: dict[str, Any], path: Path, var: str | Path | None = None,
+                 ephemeral: bool = False) -> SandboxConfig:
+    """Check a parsed sandbox TOML document read from ``path``, and the role files it names."""
     p = Path(path).resolve()
-    data = read_toml(p)
     name = p.name
+    doc = convert(data, _File, name, p.parent)
+    roles = {"exchange": doc.exchange, "hub": doc.hub, "gateway": doc.gateway,
+             **{f"brokers[{i}]": b for i, b in enumerate(doc.brokers)}}
+    for where, role in roles.items():
+        existing_file(name, f"{where}.config", role.config)
 
-    def table(key: str) -> dict[str, Any]:
-        t = data.get(key)
-        if not isinstance(t, dict):
-            raise ConfigError(f"{name}: missing [{key}] table")
-        return t
+    def port(value: int | None, default: int) -> int:
+        return 0 if ephemeral else default if value is None else value
 
-    def config(t: dict[str, Any], where: str) -> Path:
-        c = t.get("config")
-        if not isinstance(c, str):
-            raise ConfigError(f"{name}: {where}.config: is required (that role's TOML file)")
-        f = (p.parent / c).resolve()
-        if not f.is_file():
-            raise ConfigError(f"{name}: {where}.config: file not found: {f}")
-        return f
-
-    def port(t: dict[str, Any], key: str, where: str, default: int) -> int:
-        v = t.get(key, default)
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 65535:
-            raise ConfigError(f"{name}: {where}.{key}: must be a TCP port (0 = any free port)")
-        return 0 if ephemeral else v
-
-    sb = data.get("sandbox", {})
-    cfg = SandboxConfig(path=p, var=Path(var if var is not None else sb.get("var", "var")).resolve())
-    cfg.startup_timeout = float(sb.get("startup_timeout", 60))
-    ex, hub, gw = table("exchange"), table("hub"), table("gateway")
-    cfg.exchange, cfg.exchange_port = config(ex, "exchange"), port(ex, "fix_port", "exchange", 9878)
-    cfg.hub, cfg.hub_port = config(hub, "hub"), port(hub, "fix_port", "hub", 9880)
-    brokers = data.get("brokers")
-    if not isinstance(brokers, list) or not brokers:
-        raise ConfigError(f"{name}: brokers: at least one [[brokers]] entry is required")
-    cfg.brokers = [config(b, f"brokers[{i}]") for i, b in enumerate(brokers)]
-    cfg.gateway = config(gw, "gateway")
-    cfg.rest_port = port(gw, "rest_port", "gateway", 8080)
-    cfg.ws_port = port(gw, "ws_port", "gateway", 8081)
-    demo = data.get("demo", {})
-    cfg.demo = {k: str(v) for k, v in demo.items()}
+    cfg = SandboxConfig(path=p, var=Path(var if var is not None else doc.sandbox.var).resolve(),
+                        startup_timeout=doc.sandbox.startup_timeout)
+    cfg.exchange, cfg.exchange_port = doc.exchange.config.resolve(), port(doc.exchange.fix_port, 9878)
+    cfg.hub, cfg.hub_port = doc.hub.config.resolve(), port(doc.hub.fix_port, 9880)
+    cfg.brokers = [b.config.resolve() for b in doc.brokers]
+    cfg.gateway = doc.gateway.config.resolve()
+    cfg.rest_port, cfg.ws_port = port(doc.gateway.rest_port, 8080), port(doc.gateway.ws_port, 8081)
+    cfg.demo = msgspec.structs.asdict(doc.demo) if doc.demo is not None else {}
     _check_demo(cfg)
     return cfg
 

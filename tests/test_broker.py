@@ -15,7 +15,8 @@ from fastfix.codec import utc_timestamp
 from server.broker.config import AccountConfig, load_config
 from server.broker.ledger import BrokerOrder, Ledger
 from server.broker.service import BrokerServer
-from server.exchange.service import ExchangeServer, parse_config
+from server.exchange.config import parse_config
+from server.exchange.service import ExchangeServer
 from server.hub.config import load_config as load_hub_config
 from server.hub.service import HubServer
 

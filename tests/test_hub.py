@@ -16,7 +16,7 @@ from fastfix.codec import utc_timestamp
 from fastfix.engine import RejectMessage
 from fastfix.errors import ConfigError
 from server.hub.config import load_config
-from server.hub.routing import forward_fields
+from server.hub.fix_app import forward_fields
 from server.hub.service import HubServer
 
 BUY = ("GATEWAY", "AM1")

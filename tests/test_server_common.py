@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import importlib
 import json
 import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
+import msgspec
 import pytest
 
 from fastfix.errors import ConfigError
-from server._config import read_toml, service_table, settings_file
+from server._config import FixSettings, Port, Table, convert, read_toml
 from server._service import Periodic, remove_file, run_until_stopped, write_json_atomic
 
 
@@ -30,25 +36,99 @@ def test_read_toml_errors_name_the_file(tmp_path: Path) -> None:
         read_toml(tmp_path / "missing.toml")
 
 
-def test_settings_file_is_required_and_relative_to_the_config(tmp_path: Path) -> None:
-    (tmp_path / "x.cfg").write_text("[DEFAULT]\n")
-    assert settings_file("x.toml: x.fix_settings", "x.cfg", tmp_path) == tmp_path / "x.cfg"
-    with pytest.raises(ConfigError, match=r"^x\.toml: x\.fix_settings: is required"):
-        settings_file("x.toml: x.fix_settings", None, tmp_path)
-    with pytest.raises(ConfigError, match=r"^x\.toml: x\.fix_settings: file not found: .*nope\.cfg"):
-        settings_file("x.toml: x.fix_settings", "nope.cfg", tmp_path)
+class _Party(Table):
+    comp_id: Annotated[str, msgspec.Meta(min_length=1)]
+    role: Literal["buy-side", "broker"] = "broker"
+    limits: dict[str, Annotated[int, msgspec.Meta(gt=0)]] = msgspec.field(default_factory=dict)
 
 
-def test_service_table_rejects_what_it_does_not_know() -> None:
-    doc = {"hub": {"fix_settings": "hub.cfg"}, "parties": []}
-    assert service_table(doc, "hub.toml", "hub", {"fix_settings"}, {"hub", "parties"}) == doc["hub"]
-    with pytest.raises(ConfigError, match=r"^hub\.toml: missing \[hub\] table$"):
-        service_table({"parties": []}, "hub.toml", "hub", {"fix_settings"})
-    with pytest.raises(ConfigError, match=r"^hub\.toml: extra: unknown table$"):
-        service_table({**doc, "extra": {}}, "hub.toml", "hub", {"fix_settings"}, {"hub", "parties"})
-    assert service_table({**doc, "extra": {}}, "hub.toml", "hub", {"fix_settings"})  # tables not checked
-    with pytest.raises(ConfigError, match=r"^hub\.toml: hub\.bogus: unknown key$"):
-        service_table({"hub": {"fix_settings": "x", "bogus": 1}}, "hub.toml", "hub", {"fix_settings"})
+class _Section(Table):
+    fix_settings: FixSettings
+    port: Port | None = None
+    database: Path = Path("x.db")
+
+
+class _Doc(Table):
+    x: _Section
+    parties: list[_Party] = msgspec.field(default_factory=list)
+
+
+def _error(data: dict, where: str = "x.toml") -> str:
+    with pytest.raises(ConfigError) as err:
+        convert(data, _Doc, where, Path("/etc/x"))
+    return str(err.value)
+
+
+def test_convert_names_file_and_key_path() -> None:
+    ok = {"x": {"fix_settings": "x.cfg"}, "parties": [{"comp_id": "A", "limits": {"005930": 5}}]}
+    doc = convert(ok, _Doc, "x.toml", Path("/etc/x"))
+    assert doc.x.fix_settings == Path("/etc/x/x.cfg") and doc.x.database == Path("/etc/x/x.db")
+    assert doc.parties[0].limits == {"005930": 5}
+    assert convert({"x": {"fix_settings": "/abs/x.cfg"}}, _Doc, "x.toml", Path("/etc")).x.fix_settings \
+        == Path("/abs/x.cfg")
+    good_party = {"comp_id": "A"}
+    cases = {
+        "x.toml: missing [x] table": {"parties": []},
+        "x.toml: extra: unknown table": {**ok, "extra": {"a": 1}},
+        "x.toml: stray: unknown key": {**ok, "stray": 1},
+        "x.toml: x.bogus: unknown key": {"x": {"fix_settings": "x.cfg", "bogus": 1}},
+        "x.toml: x.fix_settings: is required (a QuickFIX-style settings file)": {"x": {}},
+        "x.toml: x.port: Expected int <= 65535 (a TCP port, 0 = any free port)":
+            {"x": {"fix_settings": "x.cfg", "port": 70000}},
+        "x.toml: x.port: Expected int | null, got bool (a TCP port, 0 = any free port)":
+            {"x": {"fix_settings": "x.cfg", "port": True}},
+        "x.toml: x.database: Expected a path (a non-empty string), got 5":
+            {"x": {"fix_settings": "x.cfg", "database": 5}},
+        "x.toml: parties[1].comp_id: is required": {**ok, "parties": [good_party, {}]},
+        "x.toml: parties[1].role: Invalid enum value 'dealer' (one of: 'buy-side', 'broker')":
+            {**ok, "parties": [good_party, {"comp_id": "B", "role": "dealer"}]},
+        "x.toml: parties[0].limits.000660: Expected int >= 1":
+            {**ok, "parties": [{"comp_id": "A", "limits": {"005930": 5, "000660": 0}}]},
+        "x.toml: parties[0].colour: unknown key": {**ok, "parties": [{"comp_id": "A", "colour": 1}]},
+        "x.toml: parties: Expected array, got object": {**ok, "parties": {"comp_id": "A"}},
+    }
+    for message, data in cases.items():
+        assert _error(data) == message
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _tables(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every table of a parsed TOML document (arrays of tables too), with its key path."""
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        items = [(path, value)] if isinstance(value, dict) else \
+            [(f"{path}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else []
+        for where, table in items:
+            if isinstance(table, dict):
+                yield where, table
+                yield from _tables(table, where)
+
+
+@pytest.mark.parametrize("example,module", [
+    ("gateway.toml", "server.gateway.config"),
+    ("hub.toml", "server.hub.config"),
+    ("broker-kiwoom.toml", "server.broker.config"),
+    ("exchange.toml", "server.exchange.config"),
+    ("sandbox.toml", "server.sandbox"),
+])
+def test_unknown_key_in_any_table_names_file_and_key(example: str, module: str) -> None:
+    parse = importlib.import_module(module).parse_config
+    path = EXAMPLES / example
+    data = read_toml(path)
+    parse(copy.deepcopy(data), path)  # valid as shipped
+    tables = [where for where, _ in _tables(data)]
+    assert len(tables) >= 2
+    for n, where in enumerate(tables):
+        doc = copy.deepcopy(data)
+        list(_tables(doc))[n][1]["bogus_key"] = 1
+        with pytest.raises(ConfigError) as err:
+            parse(doc, path)
+        # tables keyed by short code report the code as an unknown instrument
+        assert re.search(rf"{example}: {re.escape(where)}\.bogus_key: unknown (key|instrument)$", str(err.value))
+    with pytest.raises(ConfigError, match=rf"{example}: bogus_table: unknown table$"):
+        parse({**data, "bogus_table": {"a": 1}}, path)
 
 
 def test_status_file_written_whole_and_removed(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.exchange.rules import tick_size as krx_tick  # the KRX tick table
+from server.krx import tick_size as krx_tick  # the KRX tick table
 
 __all__ = ["OPS", "ClientSpec", "Scenario", "SymbolSpec", "krx_tick", "load_scenario"]
 

@@ -27,54 +27,68 @@ is not yet in the database; after that the database is the truth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastfix.errors import ConfigError
-from server._config import read_toml, service_table, settings_file
+import msgspec
 
-__all__ = ["AccountConfig", "BrokerConfig", "load_config", "parse_config"]
+from server._config import (
+    FixSettings,
+    LogLevel,
+    Port,
+    Table,
+    config_error,
+    convert,
+    existing_file,
+    read_toml,
+)
 
-_BROKER_KEYS = {"fix_settings", "hub", "exchange", "database", "status_file", "hub_port",
-                "exchange_port", "log_level", "reference_prices"}
-_ACCOUNT_KEYS = {"id", "owners", "cash", "holdings", "name"}
+__all__ = ["AccountConfig", "BrokerConfig", "BrokerSection", "load_config", "parse_config"]
+
+CompId = Annotated[str, msgspec.Meta(min_length=1)]
+Shares = Annotated[int, msgspec.Meta(ge=0)]
 
 
-@dataclass(slots=True)
-class AccountConfig:
-    id: str
-    cash: int = 0
-    holdings: dict[str, int] = field(default_factory=dict)
-    owners: list[str] = field(default_factory=list)
+class AccountConfig(Table):
+    """An ``[[accounts]]`` entry: its opening position (the database holds the current one)."""
+
+    id: CompId
+    cash: Annotated[int, msgspec.Meta(ge=0, description="KRW")] = 0
+    holdings: dict[str, Shares] = msgspec.field(default_factory=dict)  # shares per short code
+    owners: list[CompId] = msgspec.field(default_factory=list)  # buy sides that may use it; empty = any
     name: str = ""
 
 
-@dataclass(slots=True)
-class BrokerConfig:
-    path: Path
-    fix_settings: Path
-    hub: str = "HUB"
-    exchange: str = "KRX"
+class BrokerSection(Table):
+    """The ``[broker]`` table."""
+
+    fix_settings: FixSettings  # two initiator sessions: to the hub and to the exchange
+    hub: CompId = "HUB"
+    exchange: CompId = "KRX"
     database: Path | None = None
     status_file: Path | None = None
-    hub_port: int | None = None
-    exchange_port: int | None = None
-    log_level: str = "info"
-    reference_prices: dict[str, int] = field(default_factory=dict)
-    accounts: dict[str, AccountConfig] = field(default_factory=dict)
+    hub_port: Port | None = None
+    exchange_port: Port | None = None
+    log_level: LogLevel = "info"
+    reference_prices: dict[str, Annotated[int, msgspec.Meta(gt=0)]] = msgspec.field(default_factory=dict)
+
+
+class BrokerConfig(BrokerSection, kw_only=True):
+    """Everything the broker process needs: the ``[broker]`` keys and the accounts by id."""
+
+    path: Path
+    accounts: dict[str, AccountConfig] = msgspec.field(default_factory=dict)
+
+
+class _File(Table, kw_only=True):
+    broker: BrokerSection
+    accounts: Annotated[list[AccountConfig], msgspec.Meta(min_length=1, description="at least one [[accounts]] entry")]
 
 
 def load_config(path: str | Path) -> BrokerConfig:
     """Read and check a broker TOML file; raises :class:`ConfigError` naming file and key."""
     p = Path(path)
     return parse_config(read_toml(p), p)
-
-
-def _int(where: str, v: Any, minimum: int = 0) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise ConfigError(f"{where}: expected an integer >= {minimum}, got {v!r}")
-    return v
 
 
 def parse_config(data: dict[str, Any], path: Path) -> BrokerConfig:
@@ -84,72 +98,24 @@ def parse_config(data: dict[str, Any], path: Path) -> BrokerConfig:
 
     path = Path(path).resolve()
     name = path.name
-    b = service_table(data, name, "broker", _BROKER_KEYS, {"broker", "accounts"})
-
-    def rel(value: Any, key: str) -> Path:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{name}: broker.{key}: expected a path, got {value!r}")
-        p = Path(value)
-        return p if p.is_absolute() else path.parent / p
-
-    fix = rel(b["fix_settings"], "fix_settings") if "fix_settings" in b else None
-    cfg = BrokerConfig(path=path, fix_settings=settings_file(f"{name}: broker.fix_settings", fix, path.parent))
-    for key in ("hub", "exchange", "log_level"):
-        if key in b:
-            if not isinstance(b[key], str) or not b[key]:
-                raise ConfigError(f"{name}: broker.{key}: expected a non-empty string")
-            setattr(cfg, key, b[key])
-    if cfg.log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"{name}: broker.log_level: must be debug, info, warning or error")
-    cfg.database = rel(b["database"], "database") if "database" in b else None
-    cfg.status_file = rel(b["status_file"], "status_file") if "status_file" in b else None
-    for key in ("hub_port", "exchange_port"):
-        if key in b:
-            port = _int(f"{name}: broker.{key}", b[key])
-            if port > 65535:
-                raise ConfigError(f"{name}: broker.{key}: must be a TCP port")
-            setattr(cfg, key, port)
-    prices = b.get("reference_prices", {})
-    if not isinstance(prices, dict):
-        raise ConfigError(f"{name}: broker.reference_prices: must be a table")
-    for code, price in prices.items():
+    doc = convert(data, _File, name, path.parent)
+    cfg = BrokerConfig(path=path, **msgspec.structs.asdict(doc.broker))
+    existing_file(name, "broker.fix_settings", cfg.fix_settings)
+    for code in cfg.reference_prices:
         if code not in INSTRUMENTS:
-            raise ConfigError(f"{name}: broker.reference_prices.{code}: unknown instrument")
-        cfg.reference_prices[code] = _int(f"{name}: broker.reference_prices.{code}", price, 1)
-
-    accounts = data.get("accounts", [])
-    if not isinstance(accounts, list) or not accounts:
-        raise ConfigError(f"{name}: accounts: at least one [[accounts]] entry is required")
-    for i, a in enumerate(accounts):
-        where = f"{name}: accounts[{i}]"
-        if not isinstance(a, dict):
-            raise ConfigError(f"{where}: must be a table")
-        for key in sorted(set(a) - _ACCOUNT_KEYS):
-            raise ConfigError(f"{where}.{key}: unknown key")
-        acc_id = a.get("id")
-        if not isinstance(acc_id, str) or not acc_id:
-            raise ConfigError(f"{where}.id: is required")
-        if acc_id in cfg.accounts:
-            raise ConfigError(f"{where}.id: duplicate account {acc_id!r}")
-        holdings = a.get("holdings", {})
-        if not isinstance(holdings, dict):
-            raise ConfigError(f"{where}.holdings: must be a table of short code = shares")
-        for code, qty in holdings.items():
+            raise config_error(name, f"broker.reference_prices.{code}", "unknown instrument")
+    for i, account in enumerate(doc.accounts):
+        if account.id in cfg.accounts:
+            raise config_error(name, f"accounts[{i}].id", f"duplicate account {account.id!r}")
+        for code in account.holdings:
             if code not in INSTRUMENTS:
-                raise ConfigError(f"{where}.holdings.{code}: unknown instrument")
-            _int(f"{where}.holdings.{code}", qty)
-        owners = a.get("owners", [])
-        if not isinstance(owners, list) or not all(isinstance(o, str) and o for o in owners):
-            raise ConfigError(f"{where}.owners: expected a list of CompIDs")
-        cfg.accounts[acc_id] = AccountConfig(
-            acc_id, _int(f"{where}.cash", a.get("cash", 0)), dict(holdings), list(owners),
-            str(a.get("name", "")),
-        )
+                raise config_error(name, f"accounts[{i}].holdings.{code}", "unknown instrument")
+        cfg.accounts[account.id] = account
 
     settings = SessionSettings.from_file(cfg.fix_settings)
     targets = {sid.target_comp_id for sid in settings.sessions()}
     for key in ("hub", "exchange"):
         if getattr(cfg, key) not in targets:
-            raise ConfigError(f"{name}: broker.{key}: no session with TargetCompID "
-                              f"{getattr(cfg, key)!r} in {cfg.fix_settings.name}")
+            raise config_error(name, f"broker.{key}", f"no session with TargetCompID "
+                               f"{getattr(cfg, key)!r} in {cfg.fix_settings.name}")
     return cfg

@@ -13,8 +13,8 @@ from server._service import (
     run_until_stopped,
     write_json_atomic,
 )
-from server.broker.app import BrokerApplication
 from server.broker.config import BrokerConfig
+from server.broker.fix_app import BrokerApplication
 from server.broker.ledger import Ledger
 
 __all__ = ["BrokerServer", "serve"]

@@ -22,7 +22,8 @@ from server.exchange.matching import (
     TimeInForce,
     Trade,
 )
-from server.exchange.rules import Reason, price_limits, tick_size
+from server.exchange.rules import Reason
+from server.krx import price_limits, tick_size
 
 __all__ = [
     "INSTRUMENTS",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.krx import LOT_SIZE
+
 
 def isin_check_digit(body: str) -> int:
     """Check digit of an 11-character ISIN body (ISO 6166: letters to numbers, then Luhn)."""
@@ -40,7 +42,7 @@ class Instrument:
     base_price: int
     isin: str = ""
     currency: str = "KRW"
-    lot_size: int = 1
+    lot_size: int = LOT_SIZE
 
     def __post_init__(self) -> None:
         if not self.isin:

@@ -11,7 +11,7 @@ import random
 
 from server.exchange.book import OrdType, Side
 from server.exchange.matching import Accepted, Event, MatchingEngine, NewOrder
-from server.exchange.rules import ticks_away
+from server.krx import ticks_away
 
 LIQUIDITY_OWNER = "liquidity"
 

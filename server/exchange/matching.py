@@ -21,13 +21,8 @@ from itertools import accumulate
 from server.exchange.book import BookSide, Order, OrderBook, OrdType, Side, TimeInForce
 from server.exchange.clock import AlwaysOpenClock, KrxClock, Phase
 from server.exchange.instruments import INSTRUMENTS, Instrument, lookup
-from server.exchange.rules import (
-    REASON_TEXT,
-    Reason,
-    check_limit_price,
-    price_limits,
-    ticks_away,
-)
+from server.exchange.rules import REASON_TEXT, Reason, check_limit_price
+from server.krx import is_whole_lot, price_limits, ticks_away
 
 __all__ = [
     "Accepted",
@@ -318,7 +313,7 @@ class MatchingEngine:
         if not isinstance(req.side, Side):
             return events + self._reject(req, Reason.INVALID_SIDE)
         qty = req.qty
-        if type(qty) is not int or qty <= 0 or qty % inst.lot_size:
+        if not is_whole_lot(qty, inst.lot_size):
             return events + self._reject(req, Reason.INVALID_QUANTITY)
         ord_type = req.ord_type
         tif = req.tif
@@ -464,9 +459,7 @@ class MatchingEngine:
             return events + self._cancel_reject(order_id, Reason.UNKNOWN_ORDER, True)
         new_qty = order.qty if qty is None else qty
         new_price = order.price if price is None else price
-        if type(new_qty) is not int or new_qty <= 0:
-            return events + self._cancel_reject(order_id, Reason.INVALID_QUANTITY, True)
-        if new_qty % self.instruments[order.symbol].lot_size:
+        if not is_whole_lot(new_qty, self.instruments[order.symbol].lot_size):
             return events + self._cancel_reject(order_id, Reason.INVALID_QUANTITY, True)
         if new_qty <= order.cum_qty:
             return events + self._cancel_reject(order_id, Reason.QUANTITY_BELOW_EXECUTED, True)

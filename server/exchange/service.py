@@ -1,123 +1,23 @@
-"""The exchange simulator as a service: TOML configuration, FIX acceptor, timers.
+"""The exchange simulator as a service: FIX acceptor, matching engine, timers.
 
-A TOML file names the QuickFIX-style settings file of the acceptor sessions
-and the simulator options::
-
-    [exchange]
-    fix_settings = "exchange.cfg"   # relative to this file
-    clock = "krx"                   # "krx" (Asia/Seoul session) or "always-open"
-    liquidity = true                # synthetic resting orders around the base prices
-    liquidity_seed = 7
-    liquidity_levels = 10
-    # fix_port = 0                  # overrides SocketAcceptPort (0 = any free port)
-    # ports_file = "exchange.ports" # written once listening: {"fix": PORT}
-
-    [exchange.base_prices]          # optional, previous close per short code
-    "005930" = 71000
+Its configuration is :mod:`server.exchange.config`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from fastfix.errors import ConfigError
-from server._config import read_toml, service_table, settings_file
 from server._service import Periodic, run_until_stopped, write_json_atomic
 from server.exchange.clock import AlwaysOpenClock, KrxClock
+from server.exchange.config import ExchangeConfig
 from server.exchange.fix_app import ExchangeApplication
-from server.exchange.instruments import INSTRUMENTS, Instrument
 from server.exchange.liquidity import LiquidityProvider
 from server.exchange.matching import MatchingEngine
-from server.exchange.rules import is_on_tick
 
-__all__ = ["ExchangeConfig", "ExchangeServer", "load_config", "parse_config", "serve"]
+__all__ = ["ExchangeServer", "serve"]
 
 log = logging.getLogger("fastfix.exchange")
-
-_KEYS = {
-    "fix_settings", "clock", "liquidity", "liquidity_seed", "liquidity_levels",
-    "fix_port", "ports_file", "log_level", "base_prices", "poll_interval",
-}
-
-
-@dataclass(slots=True)
-class ExchangeConfig:
-    """Everything the exchange process needs."""
-
-    path: Path
-    fix_settings: Path
-    clock: str = "krx"
-    liquidity: bool = True
-    liquidity_seed: int = 0
-    liquidity_levels: int = 10
-    fix_port: int | None = None
-    ports_file: Path | None = None
-    log_level: str = "info"
-    poll_interval: float = 1.0
-    base_prices: dict[str, int] = field(default_factory=dict)
-
-    def instruments(self) -> dict[str, Instrument]:
-        """The listed instruments with the configured base prices applied."""
-        out = dict(INSTRUMENTS)
-        for code, price in self.base_prices.items():
-            out[code] = replace(out[code], base_price=price)
-        return out
-
-
-def load_config(path: str | Path) -> ExchangeConfig:
-    """Read and check an exchange TOML file."""
-    p = Path(path)
-    return parse_config(read_toml(p), p)
-
-
-def parse_config(data: dict[str, Any], path: Path) -> ExchangeConfig:
-    """Check a parsed TOML document; errors name the file and the key."""
-    name = path.name
-
-    def err(key: str, what: str) -> ConfigError:
-        return ConfigError(f"{name}: exchange.{key}: {what}")
-
-    ex = service_table(data, name, "exchange", _KEYS)
-
-    def typed(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        v = ex.get(key, default)
-        if v is not default and (not isinstance(v, kind) or (kind is int and isinstance(v, bool))):
-            raise err(key, f"expected {getattr(kind, '__name__', kind)}, got {v!r}")
-        return v
-
-    fix = typed("fix_settings", str, None)
-    fix_path = settings_file(f"{name}: exchange.fix_settings", fix, path.parent.resolve())
-    cfg = ExchangeConfig(path=path, fix_settings=fix_path.resolve())
-    cfg.clock = typed("clock", str, "krx")
-    if cfg.clock not in ("krx", "always-open"):
-        raise err("clock", f'must be "krx" or "always-open", got {cfg.clock!r}')
-    cfg.liquidity = typed("liquidity", bool, True)
-    cfg.liquidity_seed = typed("liquidity_seed", int, 0)
-    cfg.liquidity_levels = typed("liquidity_levels", int, 10)
-    if not 1 <= cfg.liquidity_levels <= 100:
-        raise err("liquidity_levels", "must be 1-100")
-    cfg.fix_port = typed("fix_port", int, None)
-    if cfg.fix_port is not None and not 0 <= cfg.fix_port <= 65535:
-        raise err("fix_port", "must be a TCP port (0 = any free port)")
-    ports = typed("ports_file", str, None)
-    cfg.ports_file = (path.parent / ports).resolve() if ports else None
-    cfg.log_level = typed("log_level", str, "info")
-    if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise err("log_level", "must be debug, info, warning or error")
-    cfg.poll_interval = float(typed("poll_interval", (int, float), 1.0))
-    if not 0.01 <= cfg.poll_interval <= 60:
-        raise err("poll_interval", "must be 0.01-60 seconds")
-    prices = typed("base_prices", dict, {})
-    for code, price in prices.items():
-        if code not in INSTRUMENTS:
-            raise err(f"base_prices.{code}", "unknown instrument")
-        if not isinstance(price, int) or isinstance(price, bool) or not is_on_tick(price):
-            raise err(f"base_prices.{code}", f"must be a positive price on the tick grid, got {price!r}")
-    cfg.base_prices = dict(prices)
-    return cfg
 
 
 class ExchangeServer:

@@ -10,7 +10,7 @@ takes the Decimal way.
 
 from decimal import Decimal, InvalidOperation
 
-from server.exchange.rules import TICK_BANDS
+from server.krx import TICK_BANDS
 from server.gateway.errors import FieldProblem
 
 __all__ = ["krx_tick", "check_order_fields", "to_decimal", "PRICED_ORD_TYPES"]

@@ -14,8 +14,8 @@ from server._service import (
     write_json_atomic,
 )
 from server.hub.config import HubConfig
+from server.hub.fix_app import HubApplication
 from server.hub.held import HeldStore
-from server.hub.routing import HubApplication
 
 __all__ = ["HubServer", "serve", "write_json_atomic"]
 

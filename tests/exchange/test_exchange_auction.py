@@ -19,7 +19,8 @@ from server.exchange.matching import (
     TimeInForce,
     Trade,
 )
-from server.exchange.rules import Reason, price_limits
+from server.exchange.rules import Reason
+from server.krx import price_limits
 
 BUY, SELL = Side.BUY, Side.SELL
 MONDAY = (2024, 3, 4)

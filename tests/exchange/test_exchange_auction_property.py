@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from server.exchange.clock import KrxClock, ManualTime, seoul
 from server.exchange.matching import MatchingEngine, NewOrder, OrdType, Side, Trade
-from server.exchange.rules import ticks_away
+from server.krx import ticks_away
 
 SAM = "005930"  # base 70,000, limits 49,000-91,000, tick 100
 

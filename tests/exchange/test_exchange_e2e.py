@@ -15,7 +15,8 @@ from helpers import ALL_DAY, acceptor, fix_settings, initiator, session
 engine_mod = pytest.importorskip("fastfix.engine")
 
 from fastfix.settings import SessionSettings  # noqa: E402
-from server.exchange.service import ExchangeServer, load_config, parse_config  # noqa: E402
+from server.exchange.config import load_config, parse_config  # noqa: E402
+from server.exchange.service import ExchangeServer  # noqa: E402
 
 TIMEOUT = 10.0
 

@@ -8,7 +8,7 @@ from server.exchange.clock import AlwaysOpenClock, KrxClock, ManualTime, seoul
 from server.exchange.instruments import INSTRUMENTS
 from server.exchange.liquidity import LIQUIDITY_OWNER, LiquidityProvider
 from server.exchange.matching import Accepted, Expired, MatchingEngine, Side, Trade
-from server.exchange.rules import ticks_away
+from server.krx import ticks_away
 
 
 def _seeded(seed=42, levels=5):

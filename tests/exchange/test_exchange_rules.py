@@ -3,10 +3,11 @@
 import pytest
 
 from server.exchange.instruments import INSTRUMENTS, Instrument, isin_check_digit, krx_isin, lookup
-from server.exchange.rules import (
-    Reason,
-    check_limit_price,
+from server.exchange.rules import Reason, check_limit_price
+from server.krx import (
+    LOT_SIZE,
     is_on_tick,
+    is_whole_lot,
     price_limits,
     round_down_to_tick,
     round_up_to_tick,
@@ -82,6 +83,22 @@ def test_price_limits_rounded_inward(base, lower, upper):
 def test_price_limits_bad_base():
     with pytest.raises(ValueError):
         price_limits(0)
+
+
+def test_whole_lots():
+    assert LOT_SIZE == 1 and is_whole_lot(1) and is_whole_lot(250)
+    for qty in (0, -1, 1.5, True, "1", None):
+        assert not is_whole_lot(qty)
+    assert is_whole_lot(20, 10) and not is_whole_lot(15, 10)
+
+
+def test_gateway_checks_the_same_tick_table():
+    """The gateway's compiled pre-trade check reads the table of :mod:`server.krx`."""
+    from server.gateway.checks import krx_tick
+
+    for below, at, _, _ in BOUNDARIES:
+        for price in (1, below, at, at + 1, 5_000_000):
+            assert krx_tick(price) == tick_size(price)
 
 
 def test_check_limit_price():

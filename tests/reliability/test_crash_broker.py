@@ -31,8 +31,8 @@ from fastfix.codec import parse, utc_timestamp
 from fastfix.engine import Application, Initiator
 from fastfix.settings import SessionID, SessionSettings
 from fastfix.store import FileStore
+from server.exchange.config import parse_config as exchange_config
 from server.exchange.service import ExchangeServer
-from server.exchange.service import parse_config as exchange_config
 from server.hub.config import load_config as load_hub_config
 from server.hub.service import HubServer
 
@@ -205,8 +205,8 @@ def test_broker_relays_resends_as_possible_repeats(tmp_path: Path) -> None:
     and the hub resends orders the broker may already have taken: relayed reports carry
     PossResend=Y, and a resent known order is deduplicated, not refused as a duplicate."""
     from fastfix.codec import encode
-    from server.broker.app import BrokerApplication
     from server.broker.config import load_config
+    from server.broker.fix_app import BrokerApplication
     from server.broker.ledger import Ledger
 
     cfg = load_config(_broker_files(tmp_path, 1, 2))

@@ -192,8 +192,8 @@ def test_held_message_forwarded_again_after_a_crash_is_marked_possresend(tmp_pat
     release the message goes out again, and must say it may be a repeat (PossResend=Y)."""
     from server.hub.config import HubConfig
     from server.hub.config import Party as HubParty
+    from server.hub.fix_app import HubApplication
     from server.hub.held import HeldStore
-    from server.hub.routing import HubApplication
 
     cfg = HubConfig(path=tmp_path / "hub.toml", fix_settings=tmp_path / "hub.cfg", on_destination_down="hold",
                     parties={"GATEWAY": HubParty("GATEWAY", "buy-side"), "KIWOOM": HubParty("KIWOOM", "broker")})

@@ -34,7 +34,7 @@ from fastfix.session import HEADER_TAGS
 from server.broker.config import BrokerConfig
 from server.broker.ledger import BrokerOrder, Ledger, Refusal
 from server.exchange.instruments import lookup
-from server.exchange.rules import price_limits
+from server.krx import price_limits
 
 __all__ = ["BrokerApplication"]
 
