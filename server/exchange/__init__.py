@@ -2,7 +2,9 @@
 
 The matching core (:mod:`.rules`, :mod:`.book`, :mod:`.matching`, :mod:`.clock`)
 knows nothing about FIX: it takes plain requests and returns plain events.
-:mod:`.fix_app` maps FIX messages onto it.
+:mod:`.fix_app` maps FIX messages onto it, :mod:`.config` reads the TOML file and
+:mod:`.service` runs it all behind one FIX acceptor. The tick table and price
+limits are :mod:`server.krx`, shared with the gateway.
 """
 
 from server.exchange.clock import AlwaysOpenClock, KrxClock, ManualTime, Phase
