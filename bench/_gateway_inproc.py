@@ -18,8 +18,8 @@ import uvloop
 from server.gateway.app import RestApp
 from server.gateway.auth import Authenticator
 from server.gateway.config import parse_config
-from server.gateway.fixjson import JsonMapper
 from server.gateway.link import Link, SessionState
+from server.gateway.mapping import JsonMapper
 from server.gateway.metrics import Metrics
 from server.gateway.openapi import build_openapi
 from server.gateway.service import Gateway

@@ -32,7 +32,8 @@ from server._service import remove_file, stop_on_signals, write_json_atomic
 from server.gateway.auth import Authenticator
 from server.gateway.config import ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError
-from server.gateway.link import Link, LoopbackLink
+from server.gateway.link import Link
+from server.gateway.loopback import LoopbackLink
 from server.gateway.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.gateway.openapi import build_openapi, docs_page
 from server.gateway.orders import ORD_STATUS_NAMES
@@ -313,7 +314,7 @@ class _Granian(_EmbedServer):
 def build_link(cfg: GatewayConfig) -> Link:
     if cfg.link == "loopback":
         return LoopbackLink()
-    from server.gateway.fixlink import FixLink
+    from server.gateway.fix_app import FixLink
 
     assert cfg.fix_settings is not None
     return FixLink(cfg.fix_settings, queue_when_down=cfg.queue_when_down,
@@ -333,7 +334,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
                 prepare: Callable[[Gateway], None] | None = None) -> None:
     """Run the gateway until ``stop`` is set (or SIGTERM/SIGINT); ``prepare`` sees the
     :class:`Gateway` before it recovers (tests install their hooks there)."""
-    from server.gateway.fixjson import JsonMapper
+    from server.gateway.mapping import JsonMapper
 
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()

@@ -72,7 +72,7 @@ class MappingFailed(Exception):
 
 
 class Mapper(Protocol):
-    """Dictionary-driven FIX <-> JSON conversion (``server.gateway.fixjson``)."""
+    """Dictionary-driven FIX <-> JSON conversion (``server.gateway.mapping``)."""
 
     def to_body(self, msg_type: str, body: dict[str, Any]) -> bytes:
         """The validated body as encoded FIX fields (raises :class:`MappingFailed`)."""

@@ -19,7 +19,7 @@ from _rel_helpers import gateway_toml
 from fastfix.codec import encode, parse
 from server.gateway.app import build_link
 from server.gateway.config import parse_config
-from server.gateway.fixjson import JsonMapper
+from server.gateway.mapping import JsonMapper
 from server.gateway.metrics import Metrics
 from server.gateway.service import Gateway
 

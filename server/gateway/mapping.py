@@ -13,8 +13,8 @@ from fastfix.codec import parse
 from fastfix.errors import JsonMappingError
 from fastfix.jsonfix import JsonCodec
 from server.gateway.errors import FieldProblem
+from server.gateway.intake import MappingFailed
 from server.gateway.link import InboundMessage
-from server.gateway.service import MappingFailed
 
 __all__ = ["JsonMapper"]
 
