@@ -58,6 +58,7 @@ class Messages:
         self.begin_string = dd.begin_string
         self.requests: dict[str, type[msgspec.Struct]] = {}
         self.reports: dict[str, type[msgspec.Struct]] = {}
+        self.entries: dict[str, type[msgspec.Struct]] = {}  # "NewOrderList.NoOrders" -> entry Struct
         for t in REQUESTS:
             self.requests[t] = self._struct(t, request=True)
         for t in REPORTS:
@@ -93,6 +94,7 @@ class Messages:
                 # Group entries: every field optional, the gateway lists what is missing.
                 entry = self._object(f"{name}_{f.name}", m.group.members, frozenset(), top=False,
                                      doc=f"One entry of the {f.name} ({f.tag}) group.")
+                self.entries[f"{name.replace('_', '.')}.{f.name}"] = entry
                 tp: Any = list[entry]  # type: ignore[valid-type]
             else:
                 tp = str
@@ -108,6 +110,10 @@ class Messages:
     def request(self, msg_type: str) -> type[msgspec.Struct]:
         """The Struct of a request Body by MsgType (``"D"``) or name (``"NewOrderSingle"``)."""
         return self.requests[self.dictionary.message(msg_type).msg_type]
+
+    def entry(self, message: str, group: str) -> type[msgspec.Struct]:
+        """The Struct of one entry of a repeating group: ``entry("NewOrderList", "NoOrders")``."""
+        return self.entries[f"{message}.{group}"]
 
     def encode(self, body: Any) -> bytes:
         """JSON of a request Body (a Struct or a plain dict)."""
