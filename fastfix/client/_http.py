@@ -59,24 +59,28 @@ class HttpPool:
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(max_connections)
 
-    async def request(self, method: str, path: str, headers: list[tuple[str, str]],
-                      body: bytes | None = None) -> Response:
+    def headers(self, headers: list[tuple[str, str]]) -> bytes:
+        """The header lines sent with every request (encoded once, passed to :meth:`request`)."""
+        lines = [f"host: {self._host_header}\r\n"] + [f"{k}: {v}\r\n" for k, v in headers]
+        return "".join(lines).encode("latin-1")
+
+    async def request(self, method: str, path: str, headers: bytes, body: bytes | None = None) -> Response:
         """Send one request and read its answer (raises :class:`NotSent` when the request
-        never got an answer byte, :class:`OSError`/:class:`TimeoutError` otherwise)."""
-        head = [f"{method} {self.prefix}{path} HTTP/1.1\r\nhost: {self._host_header}\r\n"]
-        for k, v in headers:
-            head.append(f"{k}: {v}\r\n")
-        if body is not None:
-            head.append(f"content-length: {len(body)}\r\n")
-        head.append("\r\n")
-        data = "".join(head).encode("latin-1") + (body or b"")
+        never got an answer byte, :class:`OSError`/:class:`TimeoutError` otherwise).
+        ``headers`` comes from :meth:`headers`."""
+        line = f"{method} {self.prefix}{path} HTTP/1.1\r\n".encode("latin-1")
+        if body is None:
+            data = b"%s%s\r\n" % (line, headers)
+        else:
+            data = b"%s%scontent-length: %d\r\n\r\n%s" % (line, headers, len(body), body)
         async with self._slots:
             conn = self._idle.pop() if self._idle else None
             reused = conn is not None
             if conn is None:
                 conn = await self._connect()
             try:
-                resp, keep = await asyncio.wait_for(self._exchange(conn, data, method), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    resp, keep = await self._exchange(conn, data, method)
             except NotSent:
                 conn.close()
                 if not reused:
@@ -84,7 +88,8 @@ class HttpPool:
                 # A kept-alive connection the server had closed: one fresh try.
                 conn = await self._connect()
                 try:
-                    resp, keep = await asyncio.wait_for(self._exchange(conn, data, method), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        resp, keep = await self._exchange(conn, data, method)
                 except BaseException:
                     conn.close()
                     raise
@@ -106,36 +111,38 @@ class HttpPool:
         return _Conn(reader, writer)
 
     async def _exchange(self, conn: _Conn, data: bytes, method: str) -> tuple[Response, bool]:
+        reader = conn.reader
         try:
             conn.writer.write(data)
             await conn.writer.drain()
-            line = await conn.reader.readline()
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise ConnectionError("connection closed in the answer's header") from None
+            raise NotSent("connection closed before the answer") from None
+        except ConnectionError as exc:
             raise NotSent(str(exc)) from exc
-        if not line:
-            raise NotSent("connection closed before the answer")
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-            raise ConnectionError(f"not an HTTP/1.x answer: {line[:80]!r}")
+        except asyncio.LimitOverrunError:
+            raise ConnectionError("answer header too large") from None
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ConnectionError(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
         status = int(parts[1])
         headers: dict[str, str] = {}
-        while True:
-            h = await conn.reader.readline()
-            if h in (b"\r\n", b"\n"):
-                break
-            if not h:
-                raise ConnectionError("connection closed in the answer's header")
-            k, _, v = h.decode("latin-1").partition(":")
-            headers[k.strip().lower()] = v.strip()
+        for h in lines[1:]:
+            if h:
+                k, _, v = h.partition(":")
+                headers[k.strip().lower()] = v.strip()
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             body = b""
         elif headers.get("transfer-encoding", "").lower() == "chunked":
-            body = await self._chunked(conn.reader)
+            body = await self._chunked(reader)
         elif "content-length" in headers:
-            body = await conn.reader.readexactly(int(headers["content-length"]))
+            body = await reader.readexactly(int(headers["content-length"]))
         else:  # until the server closes
-            return Response(status, headers, await conn.reader.read()), False
-        keep = headers.get("connection", "").lower() != "close" and parts[0] != b"HTTP/1.0"
+            return Response(status, headers, await reader.read()), False
+        keep = headers.get("connection", "").lower() != "close" and parts[0] != "HTTP/1.0"
         return Response(status, headers, body), keep
 
     @staticmethod

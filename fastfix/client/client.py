@@ -251,9 +251,10 @@ class AsyncClient(_Operations):
         self.on_retry = on_retry
         self.ssl = ssl
         self._pool = HttpPool(self.url, max_connections, timeout, ssl)
-        self._headers = [("accept", "application/json"), ("content-type", "application/json")]
+        headers = [("accept", "application/json"), ("content-type", "application/json")]
         if self.api_key:
-            self._headers.append(("x-api-key", self.api_key))
+            headers.append(("x-api-key", self.api_key))
+        self._headers = self._pool.headers(headers)
 
     async def __aenter__(self) -> AsyncClient:
         return self
