@@ -119,7 +119,7 @@ class EventStream:
                     failures = 0
                 except StreamError:
                     raise
-                except (OSError, TimeoutError, Exception) as exc:  # noqa: B014 - any failure to connect
+                except Exception as exc:  # refused, reset, timed out, handshake failed: try again
                     if not self.reconnect or self._closed:
                         raise StreamError(f"cannot open the stream: {exc}") from exc
                     failures += 1

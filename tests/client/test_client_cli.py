@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KEY, SandboxRun
+from _client_sandbox import KEY, SandboxRun
 
 from fastfix.client.cli import EXIT_CODES, main
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import BETA_KEY, KEY, SandboxRun
+from _client_sandbox import BETA_KEY, KEY, SandboxRun
 
 from fastfix.client import (
     Accepted,

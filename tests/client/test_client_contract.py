@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import msgspec
 import pytest
-from conftest import KEY, SandboxRun
+from _client_sandbox import KEY, SandboxRun
 
 from fastfix.client import Accepted, AsyncClient, Order, messages
 from server.gateway.asyncapi import PUSHED, build_asyncapi
