@@ -29,13 +29,15 @@ from granian.log import LogLevels
 from granian.server.embed import Server as _EmbedServer
 
 from server._service import remove_file, stop_on_signals, write_json_atomic
+from server.gateway.apidocs import ApiDocs
+from server.gateway.asyncapi import build_asyncapi
 from server.gateway.auth import Authenticator
 from server.gateway.config import ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError
 from server.gateway.link import Link
 from server.gateway.loopback import LoopbackLink
 from server.gateway.metrics import CONTENT_TYPE_LATEST, Metrics
-from server.gateway.openapi import build_openapi, docs_page
+from server.gateway.openapi import build_openapi
 from server.gateway.orders import ORD_STATUS_NAMES
 from server.gateway.projection import OrderFilter
 from server.gateway.service import Gateway
@@ -69,7 +71,8 @@ class RestApp:
         self._known = auth.known  # API keys already verified -> client: the usual request's lookup
         self._accepted = self._counters_of("orders.new", 202)
         self._openapi = _json.encode(openapi)
-        self._docs = docs_page(openapi).encode()
+        self._docs = ApiDocs(openapi)
+        self.asyncapi = b"{}"  # the stream's AsyncAPI document, set by serve()
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         # Only HTTP reaches here: granian runs without WebSockets (the stream has its own
@@ -162,11 +165,17 @@ class RestApp:
                 return "metrics", 200, [("content-type", CONTENT_TYPE_LATEST)], self.metrics.render()
             if name == "openapi.json":
                 return "openapi", 200, _JSON, self._openapi
+            if name == "asyncapi.json":
+                return "asyncapi", 200, _JSON, self.asyncapi
             if name == "docs":
-                return "docs", 200, [("content-type", "text/html; charset=utf-8")], self._docs
+                return "docs", 200, [("content-type", "text/html; charset=utf-8")], self._docs.page
             if name == "stream-info":
                 # Where browsers open the WebSocket stream (it has its own port).
                 return "stream-info", 200, _JSON, _json.encode({"port": self.ws_port, "path": "/v1/stream"})
+        if len(parts) == 2 and parts[0] == "docs" and method in ("GET", "HEAD"):
+            asset = self._docs.asset(parts[1])  # Swagger UI's files
+            if asset is not None:
+                return "docs", 200, [("content-type", asset[0]), ("cache-control", "max-age=3600")], asset[1]
         if not parts and method in ("GET", "HEAD") and _STATIC.joinpath("index.html").is_file():
             return "index", 200, [("content-type", "text/html; charset=utf-8")], _STATIC.joinpath(
                 "index.html").read_bytes()
@@ -268,7 +277,7 @@ class RestApp:
         return _json.encode({"orders": [order_view(o) for o in orders], "next": nxt})
 
 
-_READ_ONLY = frozenset(("healthz", "readyz", "metrics", "openapi.json", "docs", "stream-info"))
+_READ_ONLY = frozenset(("healthz", "readyz", "metrics", "openapi.json", "asyncapi.json", "docs", "stream-info"))
 
 
 def _method_not_allowed(allowed: str) -> ApiError:
@@ -348,6 +357,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
     gw.recover()
     auth = Authenticator(cfg.clients)
     app = RestApp(gw, auth, build_openapi(mapper, link.begin_string))
+    app.asyncapi = _json.encode(build_asyncapi(mapper, link.begin_string))
     ws = StreamServer(gw, auth, cfg.ws_heartbeat, cfg.ws_buffer_limit, cfg.ws_replay_batch)
     sock = _bind(cfg.rest_host, cfg.rest_port)
     rest_port = sock.getsockname()[1]
