@@ -32,7 +32,7 @@ def _ref(kind: str, name: str) -> dict[str, str]:
 
 
 def build_asyncapi(mapper: Any, begin_string: str) -> dict[str, Any]:
-    """The AsyncAPI document; ``mapper`` (:class:`~server.gateway.fixjson.JsonMapper`)
+    """The AsyncAPI document; ``mapper`` (:class:`~server.gateway.mapping.JsonMapper`)
     supplies the Body schemas of the pushed messages."""
     dd = mapper.codec.dictionary
     comps = mapper.components(list(PUSHED))["schemas"]

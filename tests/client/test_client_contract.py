@@ -23,7 +23,7 @@ from _client_sandbox import KEY, SandboxRun
 
 from fastfix.client import Accepted, AsyncClient, Order, messages
 from server.gateway.asyncapi import PUSHED, build_asyncapi
-from server.gateway.fixjson import JsonMapper
+from server.gateway.mapping import JsonMapper
 from server.gateway.openapi import build_openapi
 
 
