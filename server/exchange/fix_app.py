@@ -30,6 +30,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from fastfix.engine import Application, RejectMessage, UnsupportedMessageType
 from server.exchange.book import Order, OrdType, Side, TimeInForce
 from server.exchange.liquidity import LiquidityProvider
 from server.exchange.matching import (
@@ -47,12 +48,6 @@ from server.exchange.matching import (
     average_price,
 )
 from server.exchange.rules import REASON_TEXT, Reason
-
-try:  # The FIX engine's application base class and reject exceptions.
-    from fastfix.engine import Application, RejectMessage, UnsupportedMessageType
-except ImportError:  # pragma: no cover - the package always ships it
-    Application = object  # type: ignore[assignment,misc]
-    RejectMessage = UnsupportedMessageType = None  # type: ignore[assignment,misc]
 
 __all__ = ["ExchangeApplication", "Sender"]
 
