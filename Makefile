@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-PYX    := $(shell find fastfix server -name '*.pyx' -o -name '*.pxd')
+# Cython sources, the files they include, and fastfix/tags.py (setup.py writes _tags.pxd from it).
+PYX    := $(shell find fastfix server -name '*.pyx' -o -name '*.pxd') fastfix/tags.py
 
 .PHONY: all setup build test demo bench bench-gate lint clean acceptance
 .PHONY: bench-session-gate bench-gateway-gate bench-compare perf-setup bench-report profile bench-smoke

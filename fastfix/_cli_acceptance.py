@@ -15,10 +15,9 @@ import signal
 import sys
 from typing import Any
 
+from fastfix import tags
 from fastfix.engine import Acceptor, Application, UnsupportedMessageType, run
-from fastfix.session import HEADER_TAGS
-
-_DROP = frozenset({8, 9, 35, 10})
+from fastfix.tags import FRAME_TAGS, HEADER_TAGS
 
 
 class EchoApplication(Application):
@@ -36,11 +35,11 @@ class EchoApplication(Application):
             raise UnsupportedMessageType()
         if mt == b"D":
             seen = self._seen.setdefault(session_id, set())
-            clordid = msg.get(11)
-            if msg.get(97) == b"Y" and clordid in seen:
+            clordid = msg.get(tags.CL_ORD_ID)
+            if msg.get(tags.POSS_RESEND) == b"Y" and clordid in seen:
                 return
             seen.add(clordid)
-        fields = [f for f in msg.fields() if f[0] not in _DROP]
+        fields = [f for f in msg.fields() if f[0] not in FRAME_TAGS]
         header = [f for f in fields if f[0] in HEADER_TAGS]
         body = [f for f in fields if f[0] not in HEADER_TAGS]
         # QuickFIX writes a message body in tag order (groups excepted): so does

@@ -26,6 +26,8 @@ cimport cython
 from libc.stdint cimport int32_t, uint64_t
 from libc.string cimport memcpy
 
+from fastfix._buffer cimport write_uint
+
 
 cdef enum:
     # Field slots stored inside the Message object itself; longer messages
@@ -116,23 +118,6 @@ cdef class Tokenizer:
 
 
 # Framing helpers shared by the serializers (here and in fastfix._jsonfix).
-
-cdef inline int write_uint(char* o, uint64_t v) noexcept nogil:
-    """Decimal digits of ``v`` at ``o`` (room for 20); returns how many."""
-    cdef char tmp[24]
-    cdef int k = 0, n
-    while True:
-        tmp[k] = <char>(48 + v % 10)
-        v //= 10
-        k += 1
-        if v == 0:
-            break
-    n = k
-    while k > 0:
-        k -= 1
-        o[n - 1 - k] = tmp[k]
-    return n
-
 
 cdef inline Py_ssize_t prefix_len(Py_ssize_t bs_len, Py_ssize_t body_len) noexcept nogil:
     """Length of ``8=<bs><SOH>9=<body_len><SOH>``."""

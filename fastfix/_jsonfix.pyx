@@ -19,10 +19,13 @@ from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcpy, memset
 
+from fastfix._buffer cimport Buf, buf_free, buf_init_heap, buf_need, buf_put, buf_put1, buf_put_int
 from fastfix._codec cimport Message, byte_sum, prefix_len, put_checksum, put_prefix
+from fastfix._tags cimport BEGIN_STRING, BODY_LENGTH, CHECK_SUM, MSG_TYPE
 import msgspec
 
 from fastfix.errors import EncodeError, JsonMappingError, ParseError
+from fastfix.tags import FRAME_TAGS
 
 
 cdef extern from "Python.h":
@@ -87,15 +90,11 @@ cdef enum:
 
 @cython.final
 cdef class _Buf:
-    """A growable byte buffer written at C speed, with the scratch tables of one conversion
+    """The output of one conversion (``w``, a heap :c:type:`Buf`) with its scratch tables
     (field offsets for FIX -> JSON, the field segment stack for JSON -> FIX)."""
 
     def __cinit__(self, Py_ssize_t cap=1024):
-        self.p = <char*>malloc(cap)
-        if self.p == NULL:
-            raise MemoryError()
-        self.n = 0
-        self.cap = cap
+        buf_init_heap(&self.w, cap)
         self.f_tag = NULL
         self.f_start = NULL
         self.f_end = NULL
@@ -106,7 +105,7 @@ cdef class _Buf:
         self.seg_cap = 0
 
     def __dealloc__(self):
-        free(self.p)
+        buf_free(&self.w)
         free(self.f_tag)
         free(self.f_start)
         free(self.f_end)
@@ -148,48 +147,6 @@ cdef class _Buf:
         self.nseg += 3
         return 0
 
-    cdef int grow(self, Py_ssize_t extra) except -1:
-        cdef Py_ssize_t cap = self.cap * 2
-        while cap < self.n + extra:
-            cap *= 2
-        cdef char* q = <char*>realloc(self.p, cap)
-        if q == NULL:
-            raise MemoryError()
-        self.p = q
-        self.cap = cap
-        return 0
-
-    cdef inline int put(self, const char* s, Py_ssize_t k) except -1:
-        if self.n + k > self.cap:
-            self.grow(k)
-        memcpy(self.p + self.n, s, k)
-        self.n += k
-        return 0
-
-    cdef inline int put1(self, char c) except -1:
-        if self.n + 1 > self.cap:
-            self.grow(1)
-        self.p[self.n] = c
-        self.n += 1
-        return 0
-
-    cdef int put_int(self, long long v) except -1:
-        cdef char tmp[24]
-        cdef int i = 24
-        cdef unsigned long long u
-        cdef bint neg = v < 0
-        u = <unsigned long long>(-v) if neg else <unsigned long long>v
-        while True:
-            i -= 1
-            tmp[i] = <char>(48 + u % 10)
-            u //= 10
-            if u == 0:
-                break
-        if neg:
-            i -= 1
-            tmp[i] = b'-'
-        return self.put(tmp + i, 24 - i)
-
 
 # ---------------------------------------------------------------------------
 # JSON string escaping
@@ -229,15 +186,14 @@ cdef inline int _utf8_seq(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     return 0
 
 
-cdef int put_json_str(_Buf b, const unsigned char* s, Py_ssize_t n) except -1:
+cdef int put_json_str(Buf* b, const unsigned char* s, Py_ssize_t n) except -1:
     """Write s as a JSON string (with quotes).
 
     Control characters, quote and backslash are escaped; valid UTF-8 is copied
     as is; every byte that is not part of a valid UTF-8 sequence becomes U+FFFD
     (written ``\\ufffd``), so the output is always valid JSON.
     """
-    if b.n + 6 * n + 2 > b.cap:
-        b.grow(6 * n + 2)
+    buf_need(b, 6 * n + 2)
     cdef char* o = b.p + b.n
     cdef Py_ssize_t i = 0
     cdef unsigned char c
@@ -737,10 +693,10 @@ cdef class CodecCore:
 
         mark(header, SEC_HEADER)
         mark(trailer, SEC_TRAILER)
-        self.section[8] = SEC_HEADER
-        self.section[35] = SEC_HEADER
-        self.section[9] = SEC_SKIP
-        self.section[10] = SEC_SKIP
+        self.section[BEGIN_STRING] = SEC_HEADER
+        self.section[MSG_TYPE] = SEC_HEADER
+        self.section[BODY_LENGTH] = SEC_SKIP
+        self.section[CHECK_SUM] = SEC_SKIP
 
         # input plans -------------------------------------------------------
         in_groups = [None] * len(groups)
@@ -762,7 +718,7 @@ cdef class CodecCore:
             ctx.msgtype_field = b"35=" + msg_type.encode() + b"\x01"
             self.in_ctx[msg_type] = ctx
             self.in_ctx.setdefault(name, ctx)
-        skip = {8, 9, 35, 10}
+        skip = FRAME_TAGS
         self.in_header = _InCtx("the Header")
         self._fill_ctx(self.in_header, [m for m in header if m[0] not in skip], in_group)
         self.in_trailer = _InCtx("the Trailer")
@@ -859,10 +815,10 @@ cdef class CodecCore:
 
     cdef int _put_key(self, _Buf out, int tag) except -1:
         if tag < self.ntags and self.key_len[tag]:
-            return out.put(self.key_ptr[tag], self.key_len[tag])
-        out.put1(b'"')
-        out.put_int(tag)
-        return out.put(b'":', 2)
+            return buf_put(&out.w, self.key_ptr[tag], self.key_len[tag])
+        buf_put1(&out.w, b'"')
+        buf_put_int(&out.w, tag)
+        return buf_put(&out.w, b'":', 2)
 
     cdef Py_ssize_t _emit(self, _Buf out, const unsigned char* raw, Py_ssize_t pos,
                           Py_ssize_t n, _Group ctx, bint entry) except -1:
@@ -877,7 +833,7 @@ cdef class CodecCore:
             if entry and ((tag == ctx.delim and pos != start) or not ctx.member(tag)):
                 break
             if not first:
-                out.put1(b',')
+                buf_put1(&out.w, b',')
             first = False
             self._put_key(out, tag)
             sub = None
@@ -885,18 +841,18 @@ cdef class CodecCore:
                 sub = ctx.sub(tag)
             pos += 1
             if sub is None:
-                put_json_str(out, raw + out.f_start[k], out.f_end[k] - out.f_start[k])
+                put_json_str(&out.w, raw + out.f_start[k], out.f_end[k] - out.f_start[k])
                 continue
-            out.put1(b'[')
+            buf_put1(&out.w, b'[')
             efirst = True
             while pos < n and out.f_tag[out.f_idx[pos]] == sub.delim:
                 if not efirst:
-                    out.put1(b',')
+                    buf_put1(&out.w, b',')
                 efirst = False
-                out.put1(b'{')
+                buf_put1(&out.w, b'{')
                 pos = self._emit(out, raw, pos, n, sub, True)
-                out.put1(b'}')
-            out.put1(b']')
+                buf_put1(&out.w, b'}')
+            buf_put1(&out.w, b']')
         return pos
 
     cdef Py_ssize_t _select(self, _Buf out, Py_ssize_t nf, int sec) noexcept:
@@ -913,7 +869,7 @@ cdef class CodecCore:
         cdef Py_ssize_t i
         cdef PyObject* plan
         for i in range(nf):
-            if out.f_tag[i] == 35:
+            if out.f_tag[i] == MSG_TYPE:
                 key = PyBytes_FromStringAndSize(<const char*>raw + out.f_start[i],
                                                 out.f_end[i] - out.f_start[i])
                 plan = PyDict_GetItem(self.out_plans, key)
@@ -929,7 +885,7 @@ cdef class CodecCore:
             return _Buf(1024)
         self.busy = True
         out = self.buf
-        out.n = 0
+        out.w.n = 0
         out.nseg = 0
         return out
 
@@ -940,22 +896,22 @@ cdef class CodecCore:
     cdef bytes _emit_all(self, _Buf out, const unsigned char* raw, Py_ssize_t nf, bint whole):
         cdef Py_ssize_t m
         if whole:
-            out.put(b'{"Header":{', 11)
+            buf_put(&out.w, b'{"Header":{', 11)
             m = self._select(out, nf, SEC_HEADER)
             self._emit(out, raw, 0, m, self.out_header, False)
-            out.put(b'},"Body":{', 10)
+            buf_put(&out.w, b'},"Body":{', 10)
         else:
-            out.put1(b'{')
+            buf_put1(&out.w, b'{')
         m = self._select(out, nf, SEC_BODY)
         self._emit(out, raw, 0, m, self._body_plan(out, raw, nf), False)
         if whole:
-            out.put(b'},"Trailer":{', 13)
+            buf_put(&out.w, b'},"Trailer":{', 13)
             m = self._select(out, nf, SEC_TRAILER)
             self._emit(out, raw, 0, m, self.out_any, False)
-            out.put(b'}}', 2)
+            buf_put(&out.w, b'}}', 2)
         else:
-            out.put1(b'}')
-        return PyBytes_FromStringAndSize(out.p, out.n)
+            buf_put1(&out.w, b'}')
+        return PyBytes_FromStringAndSize(out.w.p, out.w.n)
 
     cdef bytes _to_json(self, object msg, bint whole):
         cdef Message m
@@ -1024,13 +980,13 @@ cdef class CodecCore:
             s[3 * j + 3] = a
             s[3 * j + 4] = b
             s[3 * j + 5] = c
-        tmp = <char*>malloc(out.n - start)
+        tmp = <char*>malloc(out.w.n - start)
         if tmp == NULL:
             raise MemoryError()
-        memcpy(tmp, out.p + start, out.n - start)
+        memcpy(tmp, out.w.p + start, out.w.n - start)
         j = start
         for i in range(cnt):
-            memcpy(out.p + j, tmp + (s[3 * i + 1] - start), s[3 * i + 2] - s[3 * i + 1])
+            memcpy(out.w.p + j, tmp + (s[3 * i + 1] - start), s[3 * i + 2] - s[3 * i + 1])
             j += s[3 * i + 2] - s[3 * i + 1]
         free(tmp)
         return 0
@@ -1123,12 +1079,12 @@ cdef class CodecCore:
                     return 0
         if f.length_f is not None:
             # a DATA field carries its own size: written here, right before it
-            out.put(PyBytes_AS_STRING(f.length_f.prefix), PyBytes_GET_SIZE(f.length_f.prefix))
-            out.put_int(n)
-            out.put1(1)
-        out.put(PyBytes_AS_STRING(f.prefix), PyBytes_GET_SIZE(f.prefix))
-        out.put(s, n)
-        out.put1(1)
+            buf_put(&out.w, PyBytes_AS_STRING(f.length_f.prefix), PyBytes_GET_SIZE(f.length_f.prefix))
+            buf_put_int(&out.w, n)
+            buf_put1(&out.w, 1)
+        buf_put(&out.w, PyBytes_AS_STRING(f.prefix), PyBytes_GET_SIZE(f.prefix))
+        buf_put(&out.w, s, n)
+        buf_put1(&out.w, 1)
         return 0
 
     cdef int _check_length(self, _InField f, object val, dict obj, str path, str key,
@@ -1152,7 +1108,7 @@ cdef class CodecCore:
 
     cdef int _walk(self, _Buf out, dict obj, _InCtx ctx, str path, list errors, int depth,
                    bint top) except -1:
-        cdef Py_ssize_t pos = 0, start = out.n, base = out.nseg, fstart
+        cdef Py_ssize_t pos = 0, start = out.w.n, base = out.nseg, fstart
         cdef PyObject* pkey
         cdef PyObject* pval
         cdef PyObject* pm
@@ -1171,7 +1127,7 @@ cdef class CodecCore:
                     continue
             if m.required:
                 seen_required += 1
-            fstart = out.n
+            fstart = out.w.n
             if m.group is not None:
                 self._put_group(out, <object>pval, m, path, errors, depth)
             elif m.f.data_f is not None:
@@ -1182,7 +1138,7 @@ cdef class CodecCore:
                 self._put_value(out, m.f, <object>pval, path, <str>key, errors, depth)
             # fields are put in dictionary order: a group entry must start with its
             # delimiter, and a field after a group must not be read as part of it
-            out.push_seg(m.index, fstart, out.n)
+            out.push_seg(m.index, fstart, out.w.n)
         if seen_required < ctx.nrequired:
             for m in ctx.required:
                 if m.f.name in obj or m is ctx.delim:
@@ -1208,9 +1164,9 @@ cdef class CodecCore:
                         f"nesting deeper than {self.max_depth} levels")
             return 0
         n = PyList_GET_SIZE(val)
-        out.put(PyBytes_AS_STRING(m.f.prefix), PyBytes_GET_SIZE(m.f.prefix))
-        out.put_int(n)
-        out.put1(1)
+        buf_put(&out.w, PyBytes_AS_STRING(m.f.prefix), PyBytes_GET_SIZE(m.f.prefix))
+        buf_put_int(&out.w, n)
+        buf_put1(&out.w, 1)
         for i in range(n):
             entry = <object>PyList_GET_ITEM(val, i)
             epath = f"{path}.{name}[{i}]"
@@ -1230,12 +1186,12 @@ cdef class CodecCore:
         cdef long long iv
         for tag, value in header:
             t = type(value)
-            out.put_int(tag)
-            out.put1(b'=')
+            buf_put_int(&out.w, tag)
+            buf_put1(&out.w, b'=')
             if t is int:
                 iv = value
-                out.put_int(iv)
-                out.put1(1)
+                buf_put_int(&out.w, iv)
+                buf_put1(&out.w, 1)
                 continue
             if t is str:
                 s = PyUnicode_AsUTF8AndSize(value, &n)
@@ -1254,8 +1210,8 @@ cdef class CodecCore:
                 s = PyBytes_AS_STRING(text)
             if n == 0 or memchr(s, 1, n) != NULL:
                 raise EncodeError(f"header field {tag}: empty value or SOH in {value!r}")
-            out.put(s, n)
-            out.put1(1)
+            buf_put(&out.w, s, n)
+            buf_put1(&out.w, 1)
         return 0
 
     def _format_other(self, value) -> bytes:
@@ -1264,11 +1220,11 @@ cdef class CodecCore:
 
     cdef bytes _finish(self, bytes begin, _Buf out):
         """8=... 9=len <out> 10=sum: the whole message."""
-        cdef Py_ssize_t blen = PyBytes_GET_SIZE(begin), n = out.n
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(begin), n = out.w.n
         res = PyBytes_FromStringAndSize(NULL, prefix_len(blen, n) + n + 7)
         cdef char* q = PyBytes_AS_STRING(res)
         cdef Py_ssize_t head = put_prefix(q, PyBytes_AS_STRING(begin), blen, n)
-        memcpy(q + head, out.p, n)
+        memcpy(q + head, out.w.p, n)
         put_checksum(q + head + n, byte_sum(<const unsigned char*>q, head + n))
         return res
 
@@ -1334,14 +1290,14 @@ cdef class CodecCore:
         out = self._acquire()
         try:
             if begin is not None:
-                out.put(PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
+                buf_put(&out.w, PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
                 if header:
                     self._put_header(out, header)
             self._walk(out, <dict>obj, ctx, "$", errors, 1, True)
             if errors:
                 raise JsonMappingError(errors)
             if begin is None:
-                return PyBytes_FromStringAndSize(out.p, out.n)
+                return PyBytes_FromStringAndSize(out.w.p, out.w.n)
             return self._finish(begin, out)
         finally:
             self._release(out)
@@ -1352,7 +1308,7 @@ cdef class CodecCore:
         cdef list errors = []
         cdef _Buf out = self._acquire()
         try:
-            out.put(PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
+            buf_put(&out.w, PyBytes_AS_STRING(ctx.msgtype_field), PyBytes_GET_SIZE(ctx.msgtype_field))
             self._put_header(out, header)
             self._walk(out, hdr, self.in_header, "$.Header", errors, 2, True)
             self._walk(out, body, ctx, "$.Body", errors, 2, True)

@@ -16,7 +16,9 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from fastfix._codec cimport Message
+from fastfix._tags cimport BEGIN_STRING, BODY_LENGTH, CHECK_SUM, MSG_TYPE, SIGNATURE, SIGNATURE_LENGTH
 from fastfix.dictionary import REJECT_TEXT, ValidationError
+from fastfix.tags import HEADER_TAGS, HOPS_GROUP_TAGS, TRAILER_TAGS
 
 # Field flags
 cdef enum:
@@ -75,9 +77,10 @@ cdef dict _TYPE_CODES = {
     "MONTHYEAR": T_MONTHYEAR, "DAYOFMONTH": T_DAYOFMONTH,
 }
 
-_STD_HEADER = (8, 9, 35, 49, 56, 115, 128, 90, 91, 34, 50, 142, 57, 143, 116, 144,
-               129, 145, 43, 97, 52, 122, 212, 213, 347, 369, 370, 1128, 1129, 627)
-_STD_TRAILER = (93, 89, 10)
+# Header and trailer fields recognised whatever the dictionary says, as QuickFIX does.
+# A member of a header group is a header field only inside its group's entries.
+_STD_HEADER = tuple(sorted(HEADER_TAGS - HOPS_GROUP_TAGS))
+_STD_TRAILER = tuple(sorted(TRAILER_TAGS))
 
 _OPTION_BITS = (
     ("check_fields_out_of_order", O_ORDER),
@@ -537,7 +540,7 @@ cdef class Validator:
         cdef object err
         # 1. Split into header / body / trailer and attach group entries (QuickFIX's parser).
         for i in range(n):
-            if f[i].tag == 35:
+            if f[i].tag == MSG_TYPE:
                 msg_type = <bytes>p[f[i].start:f[i].end]
                 mt = self._messages.get(msg_type)
                 break
@@ -771,19 +774,19 @@ cdef class Validator:
 cdef inline int _key(int tag, int owner) noexcept:
     # QuickFIX's header_order / trailer_order / numeric body order.
     if owner == OWNER_HEADER:
-        if tag == 8:
+        if tag == BEGIN_STRING:
             return -3
-        if tag == 9:
+        if tag == BODY_LENGTH:
             return -2
-        if tag == 35:
+        if tag == MSG_TYPE:
             return -1
         return tag
     if owner == OWNER_TRAILER:
-        if tag == 10:
+        if tag == CHECK_SUM:
             return 2147483647
-        if tag == 93:
+        if tag == SIGNATURE_LENGTH:
             return -2
-        if tag == 89:
+        if tag == SIGNATURE:
             return -1
         return tag
     return tag

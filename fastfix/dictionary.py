@@ -27,6 +27,7 @@ import msgspec
 
 from fastfix._reject_text import REJECT_TEXT as REJECT_TEXT  # re-exported: validation texts
 from fastfix.errors import ConfigError
+from fastfix.tags import HEADER_TAGS, TRAILER_TAGS
 
 __all__ = [
     "DataDictionary",
@@ -442,11 +443,6 @@ class ValidationOptions(msgspec.Struct, frozen=True):
 
 DEFAULT_OPTIONS = ValidationOptions()
 
-# Header and trailer fields QuickFIX recognises whatever the dictionary says.
-_STD_HEADER = frozenset({8, 9, 35, 49, 56, 115, 128, 90, 91, 34, 50, 142, 57, 143, 116, 144,
-                         129, 145, 43, 97, 52, 122, 212, 213, 347, 369, 370, 1128, 1129, 627})
-_STD_TRAILER = frozenset({93, 89, 10})
-
 
 # --------------------------------------------------------------------------- dictionary
 
@@ -554,11 +550,11 @@ class DataDictionary:
 
     def is_header_field(self, tag: int) -> bool:
         """Whether ``tag`` belongs to the standard header."""
-        return tag in self._header_tags or tag in _STD_HEADER
+        return tag in self._header_tags or tag in HEADER_TAGS
 
     def is_trailer_field(self, tag: int) -> bool:
         """Whether ``tag`` belongs to the standard trailer."""
-        return tag in self._trailer_tags or tag in _STD_TRAILER
+        return tag in self._trailer_tags or tag in TRAILER_TAGS
 
     @property
     def data_fields(self) -> dict[int, int]:

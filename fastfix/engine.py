@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from fastfix import tags
 from fastfix.session import (
     BusinessReject,
     DoNotSend,
@@ -585,7 +586,7 @@ class Acceptor(_Engine):
         if item.msg_type != b"A":
             conn.abort()
             return None
-        key = (item.begin_string, item.get(56) or b"", item.get(49) or b"")
+        key = (item.begin_string, item.get(tags.TARGET_COMP_ID) or b"", item.get(tags.SENDER_COMP_ID) or b"")
         session = self._by_key.get(key)
         if session is None or session.is_connected:
             # Unknown CompIDs, or a second connection for a session already in use.

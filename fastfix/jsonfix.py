@@ -42,8 +42,6 @@ __all__ = ["JsonCodec", "JsonMappingError", "FieldError", "decode_error_text"]
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Tags reserved for user-defined fields start here; such a field may be keyed by its number.
 _USER_DEFINED_MIN = 5000
-_SKIP_HEADER = frozenset({8, 9, 35})
-_SKIP_TRAILER = frozenset({10})
 
 # Value patterns (JSON Schema, ECMA-262 syntax) matching the checks made in C.
 _TS = r"[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])"

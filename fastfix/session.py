@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from fastfix._reject_text import REJECT_TEXT
 from fastfix.errors import FixError
+from fastfix.tags import ADMIN_MSG_TYPES as _ADMIN_TYPES
+from fastfix.tags import HEADER_TAGS
+from fastfix.tags import SESSION_HEADER_TAGS as _SESSION_HEADER
 
 if TYPE_CHECKING:
     from fastfix.log import Log
@@ -107,16 +110,6 @@ class RejectLogon(FixError):
 
 # --------------------------------------------------------------------------- constants
 
-#: Standard header tags (FIX 4.0 - 4.4 and FIXT): never part of a message body.
-HEADER_TAGS = frozenset({
-    8, 9, 35, 34, 43, 49, 50, 52, 56, 57, 90, 91, 97, 115, 116, 122, 128, 129, 142, 143,
-    144, 145, 212, 213, 347, 369, 370, 627, 628, 629, 630, 1128, 1129, 1156,
-})  # fmt: skip
-
-
-_ADMIN_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
-# Header tags the session writes itself; dropped from the header fields an application gives.
-_SESSION_HEADER = frozenset({8, 9, 35, 34, 49, 52, 56, 43, 122})
 # Routing tags swapped on a reply: OnBehalfOf* <-> DeliverTo*.
 _REVERSE_ROUTE = ((115, 128), (116, 129), (128, 115), (129, 116))
 _REVERSE_LOCATION = ((144, 145), (145, 144))

@@ -240,6 +240,13 @@ def test_header_group_hops() -> None:
     check(dd, make("FIX.4.4", good.replace("629=<TS>", "629=later")), (6, 629, "0"))
 
 
+def test_hop_fields_belong_to_the_header_only_inside_no_hops() -> None:
+    # HopCompID is a header tag (fastfix.tags.HEADER_TAGS), but outside a NoHops entry it
+    # is a body field like any other, as in QuickFIX's parser.
+    dd = DataDictionary.load("FIX.4.4")
+    check(dd, make("FIX.4.4", f"35=0|{HDR}|112=T|628=H1"), (2, 628, "0"))
+
+
 def test_custom_dialect_validation(tmp_path: Path) -> None:
     xml = Path(__file__).parent / "data" / "krx44_dialect.xml"
     base = DataDictionary.load("FIX.4.4")

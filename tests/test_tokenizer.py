@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastfix.codec import Garbled, Message, Tokenizer, checksum, encode
+from fastfix.tags import HEADER_TAGS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ACCEPTANCE = SHARED / "fix" / "acceptance" / "fix44"
@@ -415,32 +416,6 @@ def test_acceptance_framing(name, size):
 
 # --------------------------------------------------------------------------- properties and fuzz
 
-HEADER_TAGS = {
-    49,
-    56,
-    115,
-    128,
-    34,
-    50,
-    142,
-    57,
-    143,
-    116,
-    144,
-    129,
-    145,
-    43,
-    97,
-    52,
-    122,
-    347,
-    369,
-    370,
-    627,
-    1128,
-    1129,
-    1156,
-}
 _values = st.binary(min_size=0, max_size=20).filter(lambda b: b"\x01" not in b)
 _fieldsets = st.lists(
     st.tuples(

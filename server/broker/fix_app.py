@@ -30,7 +30,49 @@ from typing import Any
 
 from fastfix.codec import utc_timestamp
 from fastfix.engine import Application, BusinessReject, UnsupportedMessageType
-from fastfix.session import HEADER_TAGS
+from fastfix.tags import (
+    ACCOUNT,
+    AVG_PX,
+    CL_ORD_ID,
+    CUM_QTY,
+    CXL_QTY,
+    CXL_REJ_REASON,
+    CXL_REJ_RESPONSE_TO,
+    DELIVER_TO_COMP_ID,
+    DELIVER_TO_SUB_ID,
+    EXEC_ID,
+    EXEC_TRANS_TYPE,
+    EXEC_TYPE,
+    HANDL_INST,
+    HEADER_TAGS,
+    LAST_PX,
+    LEAVES_QTY,
+    LIST_ID,
+    LIST_ORDER_STATUS,
+    LIST_STATUS_TEXT,
+    LIST_STATUS_TYPE,
+    NO_ORDERS,
+    NO_RPTS,
+    ON_BEHALF_OF_COMP_ID,
+    ON_BEHALF_OF_SUB_ID,
+    ORD_REJ_REASON,
+    ORD_STATUS,
+    ORD_TYPE,
+    ORDER_ID,
+    ORDER_QTY,
+    ORIG_CL_ORD_ID,
+    POSS_DUP_FLAG,
+    POSS_RESEND,
+    PRICE,
+    RPT_SEQ,
+    SECURITY_ID,
+    SIDE,
+    SYMBOL,
+    TEXT,
+    TOT_NO_ORDERS,
+    TRAILER_TAGS,
+    TRANSACT_TIME,
+)
 from server.broker.config import BrokerConfig
 from server.broker.ledger import BrokerOrder, Ledger, Refusal
 from server.exchange.instruments import lookup
@@ -41,7 +83,6 @@ __all__ = ["BrokerApplication"]
 log = logging.getLogger("fastfix.broker")
 
 Fields = list[tuple[int, Any]]
-_TRAILER = frozenset({10, 89, 93})
 _DONE_STATUS = frozenset({b"2", b"3", b"4", b"8", b"C"})  # filled, done for day, cancelled, rejected, expired
 _LIMIT_TYPES = frozenset({b"2", b"I"})
 
@@ -83,11 +124,11 @@ def _allowed_tags(begin: str, msg_type: str) -> frozenset[int] | None:
 
 def _resent(msg: Any) -> bool:
     """PossDupFlag or PossResend: the sender may have sent this message before."""
-    return msg.get(43) == b"Y" or msg.get(97) == b"Y"
+    return msg.get(POSS_DUP_FLAG) == b"Y" or msg.get(POSS_RESEND) == b"Y"
 
 
 def _body(msg: Any) -> Fields:
-    return [f for f in msg.fields() if f[0] not in HEADER_TAGS and f[0] not in _TRAILER]
+    return [f for f in msg.fields() if f[0] not in HEADER_TAGS and f[0] not in TRAILER_TAGS]
 
 
 def _adapt(fields: Fields, msg_type: str, src: str, dst: str) -> Fields:
@@ -97,20 +138,21 @@ def _adapt(fields: Fields, msg_type: str, src: str, dst: str) -> Fields:
     out = list(fields)
     if msg_type == "8":
         tags = dict(out)
-        exec_type = tags.get(150)
-        status = tags.get(39)
+        exec_type = tags.get(EXEC_TYPE)
+        status = tags.get(ORD_STATUS)
         if dst >= "FIX.4.3":
-            out = [f for f in out if f[0] != 20]
+            out = [f for f in out if f[0] != EXEC_TRANS_TYPE]
             if exec_type in (b"1", b"2"):  # partial fill / fill -> Trade
-                out = [(150, "F") if f[0] == 150 else f for f in out]
+                out = [(EXEC_TYPE, "F") if f[0] == EXEC_TYPE else f for f in out]
         else:
             trans = "3" if exec_type == b"I" else "0"
             if exec_type in (b"F", b"I") and status:
-                out = [(150, status) if f[0] == 150 else f for f in out]
-            if 20 not in tags:
-                out.insert(next((i for i, f in enumerate(out) if f[0] == 150), len(out)), (20, trans))
-    if msg_type == "D" and dst < "FIX.4.3" and not any(f[0] == 21 for f in out):
-        out.append((21, "1"))  # HandlInst is required before FIX 4.3: automated, no intervention
+                out = [(EXEC_TYPE, status) if f[0] == EXEC_TYPE else f for f in out]
+            if EXEC_TRANS_TYPE not in tags:
+                at = next((i for i, f in enumerate(out) if f[0] == EXEC_TYPE), len(out))
+                out.insert(at, (EXEC_TRANS_TYPE, trans))
+    if msg_type == "D" and dst < "FIX.4.3" and not any(f[0] == HANDL_INST for f in out):
+        out.append((HANDL_INST, "1"))  # HandlInst is required before FIX 4.3: automated, no intervention
     allowed = _allowed_tags(dst, msg_type)
     if allowed is not None:
         out = [f for f in out if f[0] in allowed or f[0] >= 5000]
@@ -191,10 +233,10 @@ class BrokerApplication(Application):
                    maybe_sent: bool = False) -> None:
         out = _adapt(fields, msg_type, src or self._hub_begin, self._hub_begin)
         if maybe_sent:  # relaying a resend: we may have relayed it before our last restart
-            out.append((97, "Y"))
-        out.append((128, origin))
+            out.append((POSS_RESEND, "Y"))
+        out.append((DELIVER_TO_COMP_ID, origin))
         if sub:
-            out.append((129, sub))
+            out.append((DELIVER_TO_SUB_ID, sub))
         self.send(self.hub_sid, msg_type, out)
 
     def _reference_price(self, symbol: str) -> int | None:
@@ -218,56 +260,59 @@ class BrokerApplication(Application):
     def _reject_order(self, origin: str, sub: str, req: dict[int, bytes], refusal: Refusal,
                       list_id: str = "") -> None:
         """ExecutionReport 150=8/39=8 for a request the broker refuses itself."""
-        qty = _s(req.get(38)) or "0"
-        fields: Fields = [(37, "NONE"), (11, _s(req.get(11))), (17, self.ledger.next_id(f"{self.comp_id}-R")),
-                          (150, "8"), (39, "8")]
+        qty = _s(req.get(ORDER_QTY)) or "0"
+        fields: Fields = [(ORDER_ID, "NONE"), (CL_ORD_ID, _s(req.get(CL_ORD_ID))),
+                          (EXEC_ID, self.ledger.next_id(f"{self.comp_id}-R")),
+                          (EXEC_TYPE, "8"), (ORD_STATUS, "8")]
         if self._hub_begin < "FIX.4.3":
-            fields.insert(3, (20, "0"))
-        if req.get(1):
-            fields.append((1, _s(req.get(1))))
-        fields += [(55, _s(req.get(55)) or "?"), (54, _s(req.get(54)) or "1"), (38, qty)]
+            fields.insert(3, (EXEC_TRANS_TYPE, "0"))
+        if req.get(ACCOUNT):
+            fields.append((ACCOUNT, _s(req.get(ACCOUNT))))
+        fields += [(SYMBOL, _s(req.get(SYMBOL)) or "?"), (SIDE, _s(req.get(SIDE)) or "1"), (ORDER_QTY, qty)]
         for tag in (40, 44):
             if req.get(tag):
                 fields.append((tag, _s(req.get(tag))))
         if list_id:
-            fields.append((66, list_id))
-        fields += [(151, 0), (14, 0), (6, 0), (60, utc_timestamp()), (103, self._rej_code(refusal.kind)),
-                   (58, refusal.text)]
-        log.info("refused %s from %s: %s", _s(req.get(11)), origin, refusal.text)
+            fields.append((LIST_ID, list_id))
+        fields += [(LEAVES_QTY, 0), (CUM_QTY, 0), (AVG_PX, 0), (TRANSACT_TIME, utc_timestamp()),
+                   (ORD_REJ_REASON, self._rej_code(refusal.kind)), (TEXT, refusal.text)]
+        log.info("refused %s from %s: %s", _s(req.get(CL_ORD_ID)), origin, refusal.text)
         self._to_client(origin, sub, "8", fields)
 
     def _cancel_reject(self, origin: str, sub: str, msg: Any, code: int, text: str,
                        order: BrokerOrder | None) -> None:
-        fields: Fields = [(37, "NONE"), (11, _s(msg.get(11))), (41, _s(msg.get(41))),
-                          (39, ("0" if order.open else "4") if order else "8"),
-                          (434, "2" if msg.msg_type == b"G" else "1"), (102, code), (58, text)]
+        fields: Fields = [(ORDER_ID, "NONE"), (CL_ORD_ID, _s(msg.get(CL_ORD_ID))),
+                          (ORIG_CL_ORD_ID, _s(msg.get(ORIG_CL_ORD_ID))),
+                          (ORD_STATUS, ("0" if order.open else "4") if order else "8"),
+                          (CXL_REJ_RESPONSE_TO, "2" if msg.msg_type == b"G" else "1"),
+                          (CXL_REJ_REASON, code), (TEXT, text)]
         self._to_client(origin, sub, "9", fields)
 
     def _check_new(self, origin: str, req: dict[int, bytes], extra_cash: int = 0,
                    extra_shares: int = 0) -> tuple[Refusal | None, int, int]:
         """(refusal, qty, price held per share) for one new order."""
-        symbol = _s(req.get(55) or req.get(48))
+        symbol = _s(req.get(SYMBOL) or req.get(SECURITY_ID))
         ref = self._reference_price(symbol)
         if ref is None:
             return Refusal("unknown-symbol", f"unknown symbol {symbol!r}"), 0, 0
-        qty = _int(req.get(38))
+        qty = _int(req.get(ORDER_QTY))
         if not qty:
-            return Refusal("other", f"invalid OrderQty {_s(req.get(38))!r}"), 0, 0
-        side = _s(req.get(54))
-        price = _int(req.get(44)) if req.get(40) in _LIMIT_TYPES else None
+            return Refusal("other", f"invalid OrderQty {_s(req.get(ORDER_QTY))!r}"), 0, 0
+        side = _s(req.get(SIDE))
+        price = _int(req.get(PRICE)) if req.get(ORD_TYPE) in _LIMIT_TYPES else None
         if not price:
             price = price_limits(ref)[1]  # market-like: what it may cost at worst today
-        refusal = self.ledger.check_order(origin, _s(req.get(1)) or None, lookup(symbol).code, side,  # type: ignore[union-attr]
+        refusal = self.ledger.check_order(origin, _s(req.get(ACCOUNT)) or None, lookup(symbol).code, side,  # type: ignore[union-attr]
                                           qty, price, extra_cash, extra_shares)
         return refusal, qty, price
 
     def _new_broker_order(self, origin: str, sub: str, req: dict[int, bytes], qty: int, price: int,
                           client_list: str = "") -> BrokerOrder:
         bid = self.ledger.next_id(f"{self.comp_id}-")
-        symbol = lookup(_s(req.get(55) or req.get(48)))
-        order = BrokerOrder(key=bid, origin=origin, origin_sub=sub, client_clordid=_s(req.get(11)),
-                            broker_clordid=bid, account=_s(req.get(1)), symbol=symbol.code if symbol else "",
-                            side=_s(req.get(54)), qty=qty, reserve_price=price, client_list_id=client_list)
+        symbol = lookup(_s(req.get(SYMBOL) or req.get(SECURITY_ID)))
+        order = BrokerOrder(key=bid, origin=origin, origin_sub=sub, client_clordid=_s(req.get(CL_ORD_ID)),
+                            broker_clordid=bid, account=_s(req.get(ACCOUNT)), symbol=symbol.code if symbol else "",
+                            side=_s(req.get(SIDE)), qty=qty, reserve_price=price, client_list_id=client_list)
         self.ledger.add_order(order)
         self.ledger.add_request(bid, order, order.client_clordid)
         return order
@@ -275,10 +320,10 @@ class BrokerApplication(Application):
     # ------------------------------------------------------------------ from the hub
 
     def _from_hub(self, msg: Any) -> None:
-        origin = _s(msg.get(115))
+        origin = _s(msg.get(ON_BEHALF_OF_COMP_ID))
         if not origin:
-            raise BusinessReject(5, 115, "OnBehalfOfCompID (115) required: the broker answers the origin")
-        sub = _s(msg.get(116))
+            raise BusinessReject(5, ON_BEHALF_OF_COMP_ID, "OnBehalfOfCompID (115) required: the broker answers the origin")
+        sub = _s(msg.get(ON_BEHALF_OF_SUB_ID))
         mt = msg.msg_type
         if mt == b"D":
             self._new_order(msg, origin, sub)
@@ -300,10 +345,10 @@ class BrokerApplication(Application):
 
     def _new_order(self, msg: Any, origin: str, sub: str) -> None:
         req = dict(reversed(_body(msg)))  # first occurrence wins
-        if self.ledger.find(origin, _s(req.get(11))) is not None:
+        if self.ledger.find(origin, _s(req.get(CL_ORD_ID))) is not None:
             if _resent(msg):
                 return  # a resend of an order already taken (and answered): deduplicated by ClOrdID
-            self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID {_s(req.get(11))!r}"))
+            self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID {_s(req.get(CL_ORD_ID))!r}"))
             return
         refusal, qty, price = self._check_new(origin, req)
         refusal = refusal or self._exchange_down()
@@ -311,29 +356,29 @@ class BrokerApplication(Application):
             self._reject_order(origin, sub, req, refusal)
             return
         order = self._new_broker_order(origin, sub, req, qty, price)
-        fields = [(11, order.broker_clordid) if f[0] == 11 else f for f in _body(msg)]
+        fields = [(CL_ORD_ID, order.broker_clordid) if f[0] == CL_ORD_ID else f for f in _body(msg)]
         self._to_exchange("D", fields)
 
     def _cancel_replace(self, msg: Any, origin: str, sub: str) -> None:
-        if _resent(msg) and self.ledger.find(origin, _s(msg.get(11))) is not None:
+        if _resent(msg) and self.ledger.find(origin, _s(msg.get(CL_ORD_ID))) is not None:
             return  # a resend of a request already taken
-        order = self.ledger.find(origin, _s(msg.get(41)))
+        order = self.ledger.find(origin, _s(msg.get(ORIG_CL_ORD_ID)))
         if order is None:
-            self._cancel_reject(origin, sub, msg, 1, f"unknown order {_s(msg.get(41))!r}", None)
+            self._cancel_reject(origin, sub, msg, 1, f"unknown order {_s(msg.get(ORIG_CL_ORD_ID))!r}", None)
             return
         if not order.open:
             self._cancel_reject(origin, sub, msg, 0, "too late: the order is done", order)
             return
-        if self.ledger.find(origin, _s(msg.get(11))) is not None:
+        if self.ledger.find(origin, _s(msg.get(CL_ORD_ID))) is not None:
             self._cancel_reject(origin, sub, msg, 99 if self._hub_begin >= "FIX.4.3" else 2,
-                                f"duplicate ClOrdID {_s(msg.get(11))!r}", order)
+                                f"duplicate ClOrdID {_s(msg.get(CL_ORD_ID))!r}", order)
             return
         if not self.up["exchange"]:
             self._cancel_reject(origin, sub, msg, 2, "the broker's exchange session is not available", order)
             return
         if msg.msg_type == b"G":
-            new_qty = _int(msg.get(38)) or order.qty
-            new_price = _int(msg.get(44)) or order.reserve_price
+            new_qty = _int(msg.get(ORDER_QTY)) or order.qty
+            new_price = _int(msg.get(PRICE)) or order.reserve_price
             leaves_after = max(new_qty - order.cum_qty, 0)
             if order.is_buy:
                 extra = leaves_after * new_price - order.leaves * order.reserve_price
@@ -350,25 +395,25 @@ class BrokerApplication(Application):
                                         f"more {order.symbol}, {have:,} available", order)
                     return
         bid = self.ledger.next_id(f"{self.comp_id}-")
-        self.ledger.add_request(bid, order, _s(msg.get(11)))
+        self.ledger.add_request(bid, order, _s(msg.get(CL_ORD_ID)))
         fields: Fields = []
         for tag, value in _body(msg):
-            if tag == 11:
+            if tag == CL_ORD_ID:
                 value = bid
-            elif tag == 41:
+            elif tag == ORIG_CL_ORD_ID:
                 value = order.broker_clordid
-            elif tag == 66:
+            elif tag == LIST_ID:
                 continue  # ours differs; the exchange finds the order by OrigClOrdID
             fields.append((tag, value))
         self._to_exchange(msg.msg_type.decode(), fields)
 
     def _new_list(self, msg: Any, origin: str, sub: str) -> None:
         body = _body(msg)
-        client_list = _s(msg.get(66))
+        client_list = _s(msg.get(LIST_ID))
         if _resent(msg) and self.ledger.lists_by_client.get((origin, client_list)):
             return  # a resend of a list already taken
         entries = _group_entries(body, 73, 11)
-        account_default = msg.get(1)
+        account_default = msg.get(ACCOUNT)
         extra_cash: dict[str, int] = {}
         extra_shares: dict[tuple[str, str], int] = {}
         checked: list[tuple[dict[int, bytes], int, int]] = []
@@ -376,14 +421,14 @@ class BrokerApplication(Application):
         for entry in entries:
             if 1 not in entry and account_default:
                 entry[1] = account_default
-            acct = _s(entry.get(1))
-            sym = _s(entry.get(55))
+            acct = _s(entry.get(ACCOUNT))
+            sym = _s(entry.get(SYMBOL))
             r, qty, price = self._check_new(origin, entry, extra_cash.get(acct, 0),
                                             extra_shares.get((acct, sym), 0))
             if r is not None:
                 refusal = r
                 break
-            if entry.get(54) == b"1":
+            if entry.get(SIDE) == b"1":
                 extra_cash[acct] = extra_cash.get(acct, 0) + qty * price
             else:
                 extra_shares[(acct, sym)] = extra_shares.get((acct, sym), 0) + qty
@@ -397,7 +442,7 @@ class BrokerApplication(Application):
             for entry in entries:
                 self._reject_order(origin, sub, entry, refusal, client_list)
             self._list_reject(origin, sub, client_list, refusal.text,
-                              [(_s(e.get(11)), _s(e.get(38)) or "0") for e in entries])
+                              [(_s(e.get(CL_ORD_ID)), _s(e.get(ORDER_QTY)) or "0") for e in entries])
             return
         broker_list = self.ledger.next_id(f"{self.comp_id}-L")
         self.ledger.add_list(broker_list, origin, sub, client_list)
@@ -406,37 +451,40 @@ class BrokerApplication(Application):
         fields: Fields = []
         inside = False
         for tag, value in body:
-            if tag == 66:
+            if tag == LIST_ID:
                 value = broker_list
-            elif tag == 73:
+            elif tag == NO_ORDERS:
                 inside = True
-            elif tag == 11 and inside:
+            elif tag == CL_ORD_ID and inside:
                 value = next(ids)
             fields.append((tag, value))
         self._to_exchange("E", fields)
 
     def _list_reject(self, origin: str, sub: str, client_list: str, text: str,
                      orders: list[tuple[str, str]]) -> None:
-        group = [[(11, cl), (14, 0), (39, "8"), (151, 0), (84, qty), (6, 0)] for cl, qty in orders]
-        fields: Fields = [(66, client_list), (429, "2"), (82, 1), (431, "7"), (83, 1), (444, text),
-                          (60, utc_timestamp()), (68, len(group)), (73, group)]
+        group = [[(CL_ORD_ID, cl), (CUM_QTY, 0), (ORD_STATUS, "8"), (LEAVES_QTY, 0), (CXL_QTY, qty),
+                  (AVG_PX, 0)] for cl, qty in orders]
+        fields: Fields = [(LIST_ID, client_list), (LIST_STATUS_TYPE, "2"), (NO_RPTS, 1),
+                          (LIST_ORDER_STATUS, "7"), (RPT_SEQ, 1), (LIST_STATUS_TEXT, text),
+                          (TRANSACT_TIME, utc_timestamp()), (TOT_NO_ORDERS, len(group)),
+                          (NO_ORDERS, group)]
         self._to_client(origin, sub, "N", fields)
 
     def _list_cancel(self, msg: Any, origin: str, sub: str) -> None:
-        client_list = _s(msg.get(66))
+        client_list = _s(msg.get(LIST_ID))
         broker_list = self.ledger.lists_by_client.get((origin, client_list))
         if broker_list is None or not self.up["exchange"]:
             text = f"unknown ListID {client_list!r}" if broker_list is None else \
                 "the broker's exchange session is not available"
             self._list_reject(origin, sub, client_list, text, [])
             return
-        self._to_exchange("K", [(66, broker_list) if f[0] == 66 else f for f in _body(msg)])
+        self._to_exchange("K", [(LIST_ID, broker_list) if f[0] == LIST_ID else f for f in _body(msg)])
 
     def _status(self, msg: Any, origin: str) -> None:
-        order = self.ledger.find(origin, _s(msg.get(11)))
+        order = self.ledger.find(origin, _s(msg.get(CL_ORD_ID)))
         if order is None:
-            raise BusinessReject(0, 11, f"unknown order {_s(msg.get(11))!r}")
-        fields = [(11, order.broker_clordid) if f[0] == 11 else f for f in _body(msg)]
+            raise BusinessReject(0, CL_ORD_ID, f"unknown order {_s(msg.get(CL_ORD_ID))!r}")
+        fields = [(CL_ORD_ID, order.broker_clordid) if f[0] == CL_ORD_ID else f for f in _body(msg)]
         self._to_exchange("H", fields)
 
     # ------------------------------------------------------------------ from the exchange
@@ -448,28 +496,28 @@ class BrokerApplication(Application):
         elif mt == b"N":
             self._list_status(msg)
         elif mt == b"j":
-            log.warning("exchange rejected a message of ours: %s", _s(msg.get(58)))
+            log.warning("exchange rejected a message of ours: %s", _s(msg.get(TEXT)))
         else:
             raise UnsupportedMessageType()
 
     def _report(self, msg: Any) -> None:
-        found = self.ledger.for_request(_s(msg.get(11)))
+        found = self.ledger.for_request(_s(msg.get(CL_ORD_ID)))
         if found is None:
-            log.warning("report for an unknown ClOrdID %r: ignored", _s(msg.get(11)))
+            log.warning("report for an unknown ClOrdID %r: ignored", _s(msg.get(CL_ORD_ID)))
             return
         order, client_id = found
-        orig = self.ledger.for_request(_s(msg.get(41))) if msg.get(41) else None
+        orig = self.ledger.for_request(_s(msg.get(ORIG_CL_ORD_ID))) if msg.get(ORIG_CL_ORD_ID) else None
         if msg.msg_type == b"8":
             self._apply(order, msg, client_id)
         fields: Fields = []
         for tag, value in _body(msg):
-            if tag == 11:
+            if tag == CL_ORD_ID:
                 value = client_id
-            elif tag == 41:
+            elif tag == ORIG_CL_ORD_ID:
                 if orig is None:
                     continue
                 value = orig[1]
-            elif tag == 66:
+            elif tag == LIST_ID:
                 value = order.client_list_id or value
             fields.append((tag, value))
         self._to_client(order.origin, order.origin_sub, msg.msg_type.decode(), fields, self._ex_begin,
@@ -477,27 +525,27 @@ class BrokerApplication(Application):
 
     def _apply(self, order: BrokerOrder, msg: Any, client_id: str) -> None:
         """Move cash and shares for a fill; track replaces and the end of the order."""
-        cum = _int(msg.get(14))
+        cum = _int(msg.get(CUM_QTY))
         if cum is not None and cum > order.cum_qty:
-            px = _int(msg.get(31))
+            px = _int(msg.get(LAST_PX))
             if px is None:
                 px = order.reserve_price
             self.ledger.fill(order, cum - order.cum_qty, px)
-        exec_type = msg.get(150)
+        exec_type = msg.get(EXEC_TYPE)
         if exec_type == b"5":  # replaced: the new identity, quantity and price
             order.client_clordid = client_id
-            order.broker_clordid = _s(msg.get(11))
-            order.qty = _int(msg.get(38)) or order.qty
-            order.reserve_price = _int(msg.get(44)) or order.reserve_price
+            order.broker_clordid = _s(msg.get(CL_ORD_ID))
+            order.qty = _int(msg.get(ORDER_QTY)) or order.qty
+            order.reserve_price = _int(msg.get(PRICE)) or order.reserve_price
             self.ledger.save(order)
         elif exec_type == b"4":
             order.client_clordid = client_id
-            order.broker_clordid = _s(msg.get(11))
-        if msg.get(39) in _DONE_STATUS and order.open:
+            order.broker_clordid = _s(msg.get(CL_ORD_ID))
+        if msg.get(ORD_STATUS) in _DONE_STATUS and order.open:
             self.ledger.done(order)
 
     def _list_status(self, msg: Any) -> None:
-        broker_list = _s(msg.get(66))
+        broker_list = _s(msg.get(LIST_ID))
         info = self.ledger.lists.get(broker_list)
         if info is None:
             log.warning("ListStatus for an unknown ListID %r: ignored", broker_list)
@@ -505,9 +553,9 @@ class BrokerApplication(Application):
         origin, sub, client_list = info
         fields: Fields = []
         for tag, value in _body(msg):
-            if tag == 66:
+            if tag == LIST_ID:
                 value = client_list
-            elif tag == 11:
+            elif tag == CL_ORD_ID:
                 found = self.ledger.for_request(_s(value))
                 if found is not None:
                     value = found[1]

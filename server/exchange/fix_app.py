@@ -30,6 +30,49 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from fastfix.engine import Application, RejectMessage, UnsupportedMessageType
+from fastfix.tags import (
+    ACCOUNT,
+    ACCOUNT_TYPE,
+    AVG_PX,
+    CHECK_SUM,
+    CL_ORD_ID,
+    CUM_QTY,
+    CXL_QTY,
+    CXL_REJ_REASON,
+    CXL_REJ_RESPONSE_TO,
+    EXEC_ID,
+    EXEC_INST,
+    EXEC_RESTATEMENT_REASON,
+    EXEC_TRANS_TYPE,
+    EXEC_TYPE,
+    LAST_PX,
+    LAST_QTY,
+    LEAVES_QTY,
+    LIST_ID,
+    LIST_ORDER_STATUS,
+    LIST_STATUS_TEXT,
+    LIST_STATUS_TYPE,
+    NO_ORDERS,
+    NO_RPTS,
+    ON_BEHALF_OF_TO_DELIVER_TO,
+    ORD_REJ_REASON,
+    ORD_STATUS,
+    ORD_TYPE,
+    ORDER_CAPACITY,
+    ORDER_ID,
+    ORDER_QTY,
+    ORIG_CL_ORD_ID,
+    PRICE,
+    RPT_SEQ,
+    SECURITY_ID,
+    SIDE,
+    SYMBOL,
+    TEXT,
+    TIME_IN_FORCE,
+    TOT_NO_ORDERS,
+    TRANSACT_TIME,
+)
 from server.exchange.book import Order, OrdType, Side, TimeInForce
 from server.exchange.liquidity import LiquidityProvider
 from server.exchange.matching import (
@@ -47,12 +90,6 @@ from server.exchange.matching import (
     average_price,
 )
 from server.exchange.rules import REASON_TEXT, Reason
-
-try:  # The FIX engine's application base class and reject exceptions.
-    from fastfix.engine import Application, RejectMessage, UnsupportedMessageType
-except ImportError:  # pragma: no cover - the package always ships it
-    Application = object  # type: ignore[assignment,misc]
-    RejectMessage = UnsupportedMessageType = None  # type: ignore[assignment,misc]
 
 __all__ = ["ExchangeApplication", "Sender"]
 
@@ -84,15 +121,12 @@ _REJ_44 = {
 _REJ_42 = {Reason.UNKNOWN_SYMBOL: 1, Reason.MARKET_CLOSED: 2, Reason.DUPLICATE_ORDER: 6}
 
 # Tags copied from an order onto its reports when present.
-_ECHO_TAGS = (1, 581, 528)  # Account, AccountType, OrderCapacity
-
-# A message that came through a hub names its origin in OnBehalfOf*; the answer is
-# addressed back with DeliverTo* (the session moves these into the header).
-_REVERSE_ROUTE = ((115, 128), (116, 129), (144, 145))
-
+_ECHO_TAGS = (ACCOUNT, ACCOUNT_TYPE, ORDER_CAPACITY)
 
 def _route(msg: Any) -> Fields:
-    return [(out, v) for tag, out in _REVERSE_ROUTE if (v := msg.get(tag))]
+    """A message that came through a hub names its origin in OnBehalfOf*; the answer is
+    addressed back with DeliverTo* (the session moves these into the header)."""
+    return [(out, v) for tag, out in ON_BEHALF_OF_TO_DELIVER_TO if (v := msg.get(tag))]
 
 
 # Session-level reject reasons (373).
@@ -252,13 +286,13 @@ class ExchangeApplication(Application):
         return ValueError(f"bad value for tag {tag}")
 
     def _symbol(self, get: Callable[[int], bytes | None]) -> str:
-        sym = get(55)
+        sym = get(SYMBOL)
         if sym:
             return sym.decode("ascii", "replace")
-        sec = get(48)  # SecurityID, e.g. an ISIN with IDSource 4
+        sec = get(SECURITY_ID)  # e.g. an ISIN with IDSource 4
         if sec:
             return sec.decode("ascii", "replace")
-        raise self._bad(55, _REQUIRED_MISSING)
+        raise self._bad(SYMBOL, _REQUIRED_MISSING)
 
     def _qty(self, raw: bytes | None, tag: int = 38) -> int:
         if not raw:
@@ -277,7 +311,7 @@ class ExchangeApplication(Application):
         try:
             d = Decimal(raw.decode("ascii"))
         except (InvalidOperation, UnicodeDecodeError):
-            raise self._bad(44) from None
+            raise self._bad(PRICE) from None
         if d != d.to_integral_value():
             # KRW prices have no decimals: a fraction can never be on the tick grid.
             raise _Reject(Reason.INVALID_TICK, REASON_TEXT[Reason.INVALID_TICK])
@@ -300,7 +334,7 @@ class ExchangeApplication(Application):
                 return OrdType.PRIMARY_BEST
             raise _Reject(None, "pegged orders need ExecInst P (market peg) or R (primary peg)")
         if not ord_type:
-            raise self._bad(40, _REQUIRED_MISSING)
+            raise self._bad(ORD_TYPE, _REQUIRED_MISSING)
         raise _Reject(
             Reason.ORDER_TYPE_NOT_ALLOWED, f"unsupported OrdType {ord_type.decode('ascii', 'replace')}"
         )
@@ -317,7 +351,7 @@ class ExchangeApplication(Application):
 
     def _side(self, raw: bytes | None) -> Side:
         if not raw:
-            raise self._bad(54, _REQUIRED_MISSING)
+            raise self._bad(SIDE, _REQUIRED_MISSING)
         side = _SIDES.get(raw)
         if side is None:
             raise _Reject(Reason.INVALID_SIDE, REASON_TEXT[Reason.INVALID_SIDE])
@@ -341,16 +375,16 @@ class ExchangeApplication(Application):
         known = self._by_clordid.setdefault(session_id, {})
         echo = [(t, v) for t in _ECHO_TAGS if (v := get(t))]
         info = _OrderInfo(
-            session_id, "NONE", clordid, (get(55) or get(48) or b"").decode("ascii", "replace"),
+            session_id, "NONE", clordid, (get(SYMBOL) or get(SECURITY_ID) or b"").decode("ascii", "replace"),
             Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 0, None, echo, route, list_id,
         )
         try:
-            info.side = self._side(get(54))
-            info.qty = self._qty(get(38))
+            info.side = self._side(get(SIDE))
+            info.qty = self._qty(get(ORDER_QTY))
             info.symbol = self._symbol(get)
-            info.ord_type = self._order_type(get(40), get(18))
-            info.tif = self._tif(get(59))
-            info.price = self._price(get(44))
+            info.ord_type = self._order_type(get(ORD_TYPE), get(EXEC_INST))
+            info.tif = self._tif(get(TIME_IN_FORCE))
+            info.price = self._price(get(PRICE))
             if info.ord_type not in (OrdType.LIMIT, OrdType.CONDITIONAL_LIMIT):
                 # Market-like orders are priced by the exchange; a price sent along is ignored.
                 info.price = None
@@ -374,20 +408,20 @@ class ExchangeApplication(Application):
         info.text = text
         info.rej_code = self._rej_code(info.session_id, reason)
         fields = self._report_base(info, "8", "8", info.qty, 0, 0)
-        fields.append((103, info.rej_code))
-        fields.append((58, text))
+        fields.append((ORD_REJ_REASON, info.rej_code))
+        fields.append((TEXT, text))
         self._send(info.session_id, "8", fields)
 
     # ------------------------------------------------------------------ cancel / replace
 
     def _lookup(self, msg: Any, session_id: Any) -> _OrderInfo | None:
         known = self._by_clordid.get(session_id, {})
-        orig = msg.get(41)
+        orig = msg.get(ORIG_CL_ORD_ID)
         if orig:
             info = known.get(orig.decode("ascii", "replace"))
             if info is not None:
                 return info
-        oid = msg.get(37)
+        oid = msg.get(ORDER_ID)
         if oid:
             engine_id = self._by_order_id.get(oid.decode("ascii", "replace"))
             if engine_id is not None:
@@ -400,14 +434,14 @@ class ExchangeApplication(Application):
         self, msg: Any, session_id: Any, info: _OrderInfo | None, code: int, text: str, replace: bool
     ) -> None:
         fields: Fields = [
-            (37, info.order_id if info else "NONE"),
-            (11, (msg.get(11) or b"NONE").decode("ascii", "replace")),
-            (41, (msg.get(41) or b"NONE").decode("ascii", "replace")),
-            (39, info.status if info else "8"),
+            (ORDER_ID, info.order_id if info else "NONE"),
+            (CL_ORD_ID, (msg.get(CL_ORD_ID) or b"NONE").decode("ascii", "replace")),
+            (ORIG_CL_ORD_ID, (msg.get(ORIG_CL_ORD_ID) or b"NONE").decode("ascii", "replace")),
+            (ORD_STATUS, info.status if info else "8"),
         ]
         if info and info.list_id:
-            fields.append((66, info.list_id))
-        fields += [(434, "2" if replace else "1"), (102, code), (58, text)]
+            fields.append((LIST_ID, info.list_id))
+        fields += [(CXL_REJ_RESPONSE_TO, "2" if replace else "1"), (CXL_REJ_REASON, code), (TEXT, text)]
         fields += _route(msg)
         self._send(session_id, "9", fields)
 
@@ -451,9 +485,9 @@ class ExchangeApplication(Application):
             return
         info, engine_id = live
         try:
-            qty = self._qty(msg.get(38)) if msg.get(38) else None
-            price = self._price(msg.get(44))
-            if msg.get(40) and self._order_type(msg.get(40), msg.get(18)) is not info.ord_type:
+            qty = self._qty(msg.get(ORDER_QTY)) if msg.get(ORDER_QTY) else None
+            price = self._price(msg.get(PRICE))
+            if msg.get(ORD_TYPE) and self._order_type(msg.get(ORD_TYPE), msg.get(EXEC_INST)) is not info.ord_type:
                 raise _Reject(None, "the order type cannot be changed by a replace")
         except _Reject as rej:
             self._cancel_reject(msg, session_id, info, 99 if self._is44(session_id) else 2, rej.text, True)
@@ -470,27 +504,27 @@ class ExchangeApplication(Application):
         known = self._by_clordid.get(session_id, {})
         info = known.get(clordid)
         if info is None:
-            oid = msg.get(37)
+            oid = msg.get(ORDER_ID)
             engine_id = self._by_order_id.get(oid.decode("ascii", "replace")) if oid else None
             cand = self._by_order.get(engine_id) if engine_id is not None else None
             info = cand if cand is not None and cand.session_id == session_id else None
         is44 = self._is44(session_id)
         if info is None:
-            fields: Fields = [(37, "NONE"), (11, clordid), (17, self._exec_id())]
+            fields: Fields = [(ORDER_ID, "NONE"), (CL_ORD_ID, clordid), (EXEC_ID, self._exec_id())]
             if not is44:
-                fields.append((20, "3"))
-            fields += [(150, "I" if is44 else "8"), (39, "8"), (55, self._symbol(msg.get)),
-                       (54, (msg.get(54) or b"1").decode("ascii", "replace")),
-                       (151, 0), (14, 0), (6, 0), (58, REASON_TEXT[Reason.UNKNOWN_ORDER])]
+                fields.append((EXEC_TRANS_TYPE, "3"))
+            fields += [(EXEC_TYPE, "I" if is44 else "8"), (ORD_STATUS, "8"), (SYMBOL, self._symbol(msg.get)),
+                       (SIDE, (msg.get(SIDE) or b"1").decode("ascii", "replace")),
+                       (LEAVES_QTY, 0), (CUM_QTY, 0), (AVG_PX, 0), (TEXT, REASON_TEXT[Reason.UNKNOWN_ORDER])]
             fields += _route(msg)
             self._send(session_id, "8", fields)
             return
         fields = self._report_base(info, "I" if is44 else info.status, info.status, info.leaves_qty,
                                    info.cum_qty, info.value)
         if not is44:
-            fields[fields.index((20, "0"))] = (20, "3")  # ExecTransType status
+            fields[fields.index((EXEC_TRANS_TYPE, "0"))] = (EXEC_TRANS_TYPE, "3")  # status
         if info.text:
-            fields.append((58, info.text))
+            fields.append((TEXT, info.text))
         self._send(session_id, "8", fields)
 
     # ------------------------------------------------------------------ lists
@@ -504,7 +538,7 @@ class ExchangeApplication(Application):
                               text="duplicate ListID")
             return
         if not entries:
-            raise self._bad(73, _REQUIRED_MISSING)
+            raise self._bad(NO_ORDERS, _REQUIRED_MISSING)
         lst = self._lists[key] = _ListInfo(list_id, session_id, route=_route(msg))
         for entry in entries:
             values: dict[int, bytes] = {}
@@ -543,17 +577,17 @@ class ExchangeApplication(Application):
                 continue
             statuses.append(info.status)
             entry: Fields = [
-                (11, clordid),
-                (14, info.cum_qty),
-                (39, info.status),
-                (151, info.leaves_qty),
-                (84, info.qty - info.cum_qty - info.leaves_qty if info.status != "8" else info.qty),
-                (6, average_price(info.value, info.cum_qty)),
+                (CL_ORD_ID, clordid),
+                (CUM_QTY, info.cum_qty),
+                (ORD_STATUS, info.status),
+                (LEAVES_QTY, info.leaves_qty),
+                (CXL_QTY, info.qty - info.cum_qty - info.leaves_qty if info.status != "8" else info.qty),
+                (AVG_PX, average_price(info.value, info.cum_qty)),
             ]
             if info.status == "8" and info.rej_code is not None:
-                entry.append((103, info.rej_code))
+                entry.append((ORD_REJ_REASON, info.rej_code))
             if info.text:
-                entry.append((58, info.text))
+                entry.append((TEXT, info.text))
             group.append(entry)
         if order_status is None:
             if statuses and all(s == "8" for s in statuses):
@@ -564,15 +598,15 @@ class ExchangeApplication(Application):
                 order_status = "6"  # all done
         lst.rpt_seq += 1
         fields: Fields = [
-            (66, lst.list_id),
-            (429, "2"),  # response
-            (82, 1),
-            (431, order_status),
-            (83, lst.rpt_seq),
+            (LIST_ID, lst.list_id),
+            (LIST_STATUS_TYPE, "2"),  # response
+            (NO_RPTS, 1),
+            (LIST_ORDER_STATUS, order_status),
+            (RPT_SEQ, lst.rpt_seq),
         ]
         if text:
-            fields.append((444, text))
-        fields += [(60, self._now()), (68, len(group)), (73, group)]
+            fields.append((LIST_STATUS_TEXT, text))
+        fields += [(TRANSACT_TIME, self._now()), (TOT_NO_ORDERS, len(group)), (NO_ORDERS, group)]
         fields += lst.route
         self._send(lst.session_id, "N", fields)
 
@@ -584,22 +618,24 @@ class ExchangeApplication(Application):
     ) -> Fields:
         is44 = self._is44(info.session_id)
         fields: Fields = [
-            (37, info.order_id),
-            (11, clordid or info.clordid),
-            (17, self._exec_id()),
+            (ORDER_ID, info.order_id),
+            (CL_ORD_ID, clordid or info.clordid),
+            (EXEC_ID, self._exec_id()),
         ]
         if not is44:
-            fields.append((20, "0"))
-        fields += [(150, exec_type), (39, status), (55, info.symbol), (54, _SIDE_CODE[info.side])]
-        fields.append((38, info.qty))
-        fields.append((40, _ORD_TYPE_CODE[info.ord_type]))
+            fields.append((EXEC_TRANS_TYPE, "0"))
+        fields += [(EXEC_TYPE, exec_type), (ORD_STATUS, status), (SYMBOL, info.symbol),
+                   (SIDE, _SIDE_CODE[info.side])]
+        fields.append((ORDER_QTY, info.qty))
+        fields.append((ORD_TYPE, _ORD_TYPE_CODE[info.ord_type]))
         if info.price is not None:
-            fields.append((44, info.price))
+            fields.append((PRICE, info.price))
         if info.tif is not TimeInForce.DAY:
-            fields.append((59, _TIF_CODE[info.tif]))
+            fields.append((TIME_IN_FORCE, _TIF_CODE[info.tif]))
         if info.list_id:
-            fields.append((66, info.list_id))
-        fields += [(151, leaves), (14, cum), (6, average_price(value, cum)), (60, self._now())]
+            fields.append((LIST_ID, info.list_id))
+        fields += [(LEAVES_QTY, leaves), (CUM_QTY, cum), (AVG_PX, average_price(value, cum)),
+                   (TRANSACT_TIME, self._now())]
         fields.extend(info.echo)
         fields.extend(info.route)
         return fields
@@ -659,14 +695,14 @@ class ExchangeApplication(Application):
                 self._update(info, "4", ev.qty, ev.cum_qty, 0, ev.value)
                 fields = self._report_base(info, "4", "4", 0, ev.cum_qty, ev.value)
                 if info.clordid != old:
-                    fields.insert(2, (41, old))
+                    fields.insert(2, (ORIG_CL_ORD_ID, old))
                 self._send(info.session_id, "8", fields)
             elif isinstance(ev, Expired):
                 code = "C" if ev.reason is Reason.END_OF_DAY else "4"
                 self._update(info, code, ev.qty, ev.cum_qty, 0, ev.value)
                 info.text = ev.reason and REASON_TEXT[ev.reason]
                 fields = self._report_base(info, code, code, 0, ev.cum_qty, ev.value)
-                fields.append((58, info.text))
+                fields.append((TEXT, info.text))
                 self._send(info.session_id, "8", fields)
             elif isinstance(ev, Replaced):
                 old = info.clordid
@@ -677,14 +713,14 @@ class ExchangeApplication(Application):
                 status = self._status(ev.qty, ev.cum_qty, ev.leaves_qty)
                 self._update(info, status, ev.qty, ev.cum_qty, ev.leaves_qty, ev.value)
                 fields = self._report_base(info, "5", status, ev.leaves_qty, ev.cum_qty, ev.value)
-                fields.insert(2, (41, old))
+                fields.insert(2, (ORIG_CL_ORD_ID, old))
                 self._send(info.session_id, "8", fields)
             elif isinstance(ev, Converted):
                 status = self._status(ev.qty, ev.cum_qty, ev.leaves_qty)
                 self._update(info, status, ev.qty, ev.cum_qty, ev.leaves_qty, ev.value)
                 fields = self._report_base(info, "D", status, ev.leaves_qty, ev.cum_qty, ev.value)
-                fields.append((378, 8 if self._is44(info.session_id) else 4))  # exchange option
-                fields.append((58, "conditional limit order converted to market for the closing auction"))
+                fields.append((EXEC_RESTATEMENT_REASON, 8 if self._is44(info.session_id) else 4))  # exchange option
+                fields.append((TEXT, "conditional limit order converted to market for the closing auction"))
                 self._send(info.session_id, "8", fields)
 
     def _update(self, info: _OrderInfo, status: str, qty: int, cum: int, leaves: int, value: int) -> None:
@@ -702,7 +738,7 @@ class ExchangeApplication(Application):
         is44 = self._is44(info.session_id)
         exec_type = "F" if is44 else status
         fields = self._report_base(info, exec_type, status, leaves, cum, value)
-        fields += [(31, trade.price), (32, trade.qty)]
+        fields += [(LAST_PX, trade.price), (LAST_QTY, trade.qty)]
         self._send(info.session_id, "8", fields)
 
 
@@ -718,7 +754,7 @@ def _group_entries(fields: list[tuple[int, bytes]], count_tag: int, delimiter: i
         if tag == count_tag and not inside:
             inside = True
             continue
-        if not inside or tag == 10:
+        if not inside or tag == CHECK_SUM:
             continue
         if tag == delimiter:
             entries.append([])

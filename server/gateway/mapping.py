@@ -7,9 +7,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import msgspec
-
-from fastfix.codec import parse
 from fastfix.errors import JsonMappingError
 from fastfix.jsonfix import JsonCodec
 from server.gateway.errors import FieldProblem
@@ -18,24 +15,12 @@ from server.gateway.link import InboundMessage
 
 __all__ = ["JsonMapper"]
 
-_FRAME_TAGS = frozenset((8, 9, 35, 10))
-
 
 class JsonMapper:
     """Request bodies -> FIX fields and FIX -> FIX-JSON, for one FIX version."""
 
     def __init__(self, begin_string: str, max_bytes: int = 64 * 1024) -> None:
         self.codec = JsonCodec(begin_string, max_bytes=max_bytes)
-        self._enc = msgspec.json.Encoder()
-        self._dec = msgspec.json.Decoder()
-
-    def to_fields(self, msg_type: str, body: dict[str, Any]) -> list[tuple[int, Any]]:
-        """Validated body fields in wire order (groups flattened, as on the wire)."""
-        try:
-            wire = self.codec.body_to_fix(msg_type, self._enc.encode(body))
-        except JsonMappingError as exc:
-            raise MappingFailed([FieldProblem(e.field, e.reason, e.path) for e in exc.errors]) from None
-        return [(t, v) for t, v in parse(wire).fields() if t not in _FRAME_TAGS]
 
     def to_body(self, msg_type: str, body: dict[str, Any]) -> bytes:
         """The validated body as encoded FIX (wire order, each field ending with SOH), for
@@ -48,9 +33,6 @@ class JsonMapper:
     def body_json(self, msg: InboundMessage) -> bytes:
         """The Body object of a received message as FIX-JSON (one pass in the codec)."""
         return self.codec.fix_body_to_json(msg)
-
-    def to_json(self, msg: InboundMessage) -> dict[str, Any]:
-        return self._dec.decode(self.codec.fix_to_json(msg))
 
     @functools.cache  # noqa: B019 - one mapper per process, a handful of keys
     def fields_of(self, msg_type: str, group: str | None = None) -> frozenset[str]:

@@ -43,6 +43,39 @@ from typing import Any
 
 from fastfix.codec import parse
 from fastfix.engine import Application
+from fastfix.tags import (
+    BEGIN_STRING,
+    BODY_LENGTH,
+    BUSINESS_REJECT_REASON,
+    BUSINESS_REJECT_REF_ID,
+    CHECK_SUM,
+    CL_ORD_ID,
+    DELIVER_TO_COMP_ID,
+    DELIVER_TO_LOCATION_ID,
+    DELIVER_TO_SUB_ID,
+    LAST_MSG_SEQ_NUM_PROCESSED,
+    LIST_ID,
+    MSG_SEQ_NUM,
+    MSG_TYPE,
+    ON_BEHALF_OF_COMP_ID,
+    ON_BEHALF_OF_LOCATION_ID,
+    ON_BEHALF_OF_SUB_ID,
+    ORIG_SENDING_TIME,
+    POSS_DUP_FLAG,
+    POSS_RESEND,
+    REF_MSG_TYPE,
+    REF_SEQ_NUM,
+    SENDER_COMP_ID,
+    SENDER_LOCATION_ID,
+    SENDER_SUB_ID,
+    SENDING_TIME,
+    SIGNATURE,
+    SIGNATURE_LENGTH,
+    TARGET_COMP_ID,
+    TARGET_LOCATION_ID,
+    TARGET_SUB_ID,
+    TEXT,
+)
 from server.hub.config import HubConfig
 from server.hub.held import HeldStore
 
@@ -52,14 +85,23 @@ log = logging.getLogger("fastfix.hub")
 
 # Header and trailer fields that belong to the inbound hop and are never copied.
 _HOP_TAGS = frozenset({
-    8, 9, 35, 10, 34, 43, 49, 50, 52, 56, 57, 89, 93, 97, 115, 116, 122, 128, 129,
-    142, 143, 144, 145, 369,
+    BEGIN_STRING, BODY_LENGTH, MSG_TYPE, CHECK_SUM, MSG_SEQ_NUM, POSS_DUP_FLAG, SENDER_COMP_ID,
+    SENDER_SUB_ID, SENDING_TIME, TARGET_COMP_ID, TARGET_SUB_ID, SIGNATURE, SIGNATURE_LENGTH,
+    POSS_RESEND, ON_BEHALF_OF_COMP_ID, ON_BEHALF_OF_SUB_ID, ORIG_SENDING_TIME, DELIVER_TO_COMP_ID,
+    DELIVER_TO_SUB_ID, SENDER_LOCATION_ID, TARGET_LOCATION_ID, ON_BEHALF_OF_LOCATION_ID,
+    DELIVER_TO_LOCATION_ID, LAST_MSG_SEQ_NUM_PROCESSED,
 })  # fmt: skip
 # (inbound tag, outbound tag): the origin's identity and the next hop's addressing.
-_READDRESS = ((50, 116), (142, 144), (129, 57), (145, 143))
+_READDRESS = (
+    (SENDER_SUB_ID, ON_BEHALF_OF_SUB_ID),
+    (SENDER_LOCATION_ID, ON_BEHALF_OF_LOCATION_ID),
+    (DELIVER_TO_SUB_ID, TARGET_SUB_ID),
+    (DELIVER_TO_LOCATION_ID, TARGET_LOCATION_ID),
+)
 # The field that identifies what a business reject is about, by message type.
-_REF_ID = {b"E": 66, b"K": 66, b"N": 66, b"8": 11, b"9": 11, b"D": 11, b"F": 11, b"G": 11,
-           b"H": 11, b"j": 379}
+_REF_ID = {b"E": LIST_ID, b"K": LIST_ID, b"N": LIST_ID, b"8": CL_ORD_ID, b"9": CL_ORD_ID,
+           b"D": CL_ORD_ID, b"F": CL_ORD_ID, b"G": CL_ORD_ID, b"H": CL_ORD_ID,
+           b"j": BUSINESS_REJECT_REF_ID}
 
 # BusinessRejectReason (380)
 _OTHER, _APP_NOT_AVAILABLE, _FIELD_MISSING, _NOT_AUTHORIZED = 0, 4, 5, 6
@@ -67,15 +109,15 @@ _OTHER, _APP_NOT_AVAILABLE, _FIELD_MISSING, _NOT_AUTHORIZED = 0, 4, 5, 6
 
 def forward_fields(msg: Any, origin: str) -> list[tuple[int, Any]]:
     """The fields of ``msg`` (from ``origin``) as forwarded to its DeliverToCompID."""
-    out: list[tuple[int, Any]] = [(115, origin)]
+    out: list[tuple[int, Any]] = [(ON_BEHALF_OF_COMP_ID, origin)]
     get = msg.get
     for src, dst in _READDRESS:
         v = get(src)
         if v:
             out.append((dst, v))
-    if get(43) == b"Y" or get(97) == b"Y":
+    if get(POSS_DUP_FLAG) == b"Y" or get(POSS_RESEND) == b"Y":
         # The sender may have sent it before: so may we have.
-        out.append((97, "Y"))
+        out.append((POSS_RESEND, "Y"))
     hop = _HOP_TAGS
     out.extend(f for f in msg.fields() if f[0] not in hop)
     return out
@@ -120,7 +162,7 @@ class HubApplication(Application):
 
     def from_app(self, msg: Any, session_id: Any) -> None:
         origin = session_id.target_comp_id
-        dest_raw = msg.get(128)
+        dest_raw = msg.get(DELIVER_TO_COMP_ID)
         if not dest_raw:
             self._reject(session_id, msg, _FIELD_MISSING,
                          "DeliverToCompID (128) is required: the hub routes on it")
@@ -151,9 +193,9 @@ class HubApplication(Application):
 
     def _forward(self, msg: Any, origin: str, dest: str, maybe_sent: bool = False) -> None:
         fields = forward_fields(msg, origin)
-        if maybe_sent and (97, "Y") not in fields:
+        if maybe_sent and (POSS_RESEND, "Y") not in fields:
             # A held message whose earlier forwarding may have gone out before a crash.
-            fields.insert(1, (97, "Y"))
+            fields.insert(1, (POSS_RESEND, "Y"))
         self.send(self._sid[dest], msg.msg_type, fields)
         self.forwarded += 1
 
@@ -196,15 +238,15 @@ class HubApplication(Application):
         """BusinessMessageReject about ``msg`` to the party it came from."""
         fields: list[tuple[int, Any]] = []
         if on_behalf_of:
-            fields.append((115, on_behalf_of))
+            fields.append((ON_BEHALF_OF_COMP_ID, on_behalf_of))
         if with_seq and msg.seq_num > 0:
-            fields.append((45, msg.seq_num))
-        fields.append((372, msg.msg_type))
-        ref_tag = _REF_ID.get(msg.msg_type, 11)
-        ref = msg.get(ref_tag) or msg.get(11)
+            fields.append((REF_SEQ_NUM, msg.seq_num))
+        fields.append((REF_MSG_TYPE, msg.msg_type))
+        ref_tag = _REF_ID.get(msg.msg_type, CL_ORD_ID)
+        ref = msg.get(ref_tag) or msg.get(CL_ORD_ID)
         if ref:
-            fields.append((379, ref))
-        fields += [(380, reason), (58, text)]
+            fields.append((BUSINESS_REJECT_REF_ID, ref))
+        fields += [(BUSINESS_REJECT_REASON, reason), (TEXT, text)]
         self.rejected += 1
         log.info("rejected %s from %s: %s", msg.msg_type.decode(), session_id.target_comp_id, text)
         self.send(session_id, "j", fields)
@@ -213,7 +255,7 @@ class HubApplication(Application):
         """A destination rejected (35=3) a message we forwarded: tell its origin."""
         dest = session_id.target_comp_id
         try:
-            ref_seq = int(rej.get(45) or b"0")
+            ref_seq = int(rej.get(REF_SEQ_NUM) or b"0")
         except ValueError:
             return
         if ref_seq <= 0:
@@ -225,10 +267,10 @@ class HubApplication(Application):
         if not stored:
             return  # a session message of ours: nothing to forward
         sent = parse(stored[0][1])
-        origin_raw = sent.get(115)
+        origin_raw = sent.get(ON_BEHALF_OF_COMP_ID)
         origin = origin_raw.decode("ascii", "replace") if origin_raw else ""
         sid = self._sid.get(origin)
         if sid is None:
             return
-        text = (rej.get(58) or b"rejected").decode("latin-1")
+        text = (rej.get(TEXT) or b"rejected").decode("latin-1")
         self._reject(sid, sent, _OTHER, f"rejected by {dest}: {text}", on_behalf_of=dest, with_seq=False)
