@@ -131,3 +131,19 @@ def test_harness_runs_naive_peer_end_to_end(tmp_path: Path):
     res = _run(tmp_path, ("naive",))
     _figures(res["naive"])
     assert res["skipped"] == {}
+
+
+def test_performance_page_section_comes_from_the_results():
+    from bench.loadgen.page import e2e_section
+
+    res = _result(150, 300, 100, 200, 20000, 30000, (600, 900))
+    res.update({"rounds": 2, "n": 1000, "seconds": 3.0, "client": "wrk", "pinned": True})
+    for name in ("gateway", "naive", "bare"):
+        res[name]["post_to_202_p50_us"] = 50.0
+    text = "\n".join(e2e_section(res))
+    assert "| g | 150 µs | 300 µs | 20,000 |" in text
+    assert "| n | 600 µs | 900 µs | 3,000 |" in text
+    assert "- gate: gateway p50 / bare p50 = 1.50x (at most 2.0x): PASS" in text
+    assert "gateway/bare: p50 1.50x, p99 1.50x, orders/s 0.67x" in text
+    assert "Not measured" in "\n".join(e2e_section(None))
+    assert "executor not installed" in "\n".join(e2e_section({"error": "executor not installed"}))

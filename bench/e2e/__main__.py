@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{res['rounds']} x {res['n']} round trips, {res['rounds']} x {res['seconds']:g} s pipelined):")
         print(harness.table(res))
         print(harness.ratio_line(res))
+        print(harness.answer_line(res))
         for line in lines:
             print(line)
         sys.stdout.flush()

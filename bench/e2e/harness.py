@@ -166,7 +166,7 @@ async def pipelined(t: Target, seconds: float, tag: str, cpus: set[int] | None,
                     connections: int) -> dict[str, Any]:
     """One closed-loop run (202s per second) with a subscriber on the stream; ``reports``: the
     reports it saw for this run's orders once the run's backlog drained."""
-    reader = await load.ws_reader(int(t.ws_url.split(":")[2].split("/")[0]), t.key or "-")
+    reader = await load.ws_reader(t.server.ws_port, t.key or "-")
     try:
         res = await load.closed_loop(t.server.port, seconds, tag, t.key, cpus, connections)
         if res["other_status"] or res.get("socket_errors"):
@@ -320,6 +320,13 @@ def table(res: dict[str, Any]) -> str:
             continue
         rows.append(f"| {r['label']} | {r['p50_us']:,.0f} µs | {r['p99_us']:,.0f} µs | {r['orders_per_s']:,} |")
     return "\n".join(rows) + "\n"
+
+
+def answer_line(res: dict[str, Any]) -> str:
+    """POST -> 202 p50 of each server in the round trips: how much of the round trip is the answer."""
+    parts = [f"{name} {res[name]['post_to_202_p50_us']:,.0f} µs" for name in TARGETS
+             if name in res and "post_to_202_p50_us" in res[name]]
+    return "POST -> 202 p50 in the same round trips: " + (", ".join(parts) or "not measured")
 
 
 def ratio_line(res: dict[str, Any]) -> str:

@@ -89,9 +89,12 @@ class FixApplication(fix.Application):  # type: ignore[misc]
 
 def new_order_single(order: Order) -> Any:
     """The QuickFIX message for ``order``."""
-    msg = fix44.NewOrderSingle(fix.ClOrdID(order.ClOrdID), fix.Side(order.Side), fix.TransactTime(),
-                               fix.OrdType(order.OrdType))
+    msg = fix44.NewOrderSingle()
+    msg.setField(fix.ClOrdID(order.ClOrdID))
     msg.setField(fix.HandlInst("1"))
+    msg.setField(fix.Side(order.Side))
+    msg.setField(fix.TransactTime())
+    msg.setField(fix.OrdType(order.OrdType))
     msg.setField(fix.Symbol(order.Symbol))
     msg.setField(fix.OrderQty(order.OrderQty))
     if order.Price is not None:

@@ -279,7 +279,7 @@ def e2e_section(res: dict[str, Any] | None) -> list[str]:
         + "; the QuickFIX C++ example `executor` fills every order at its price (`bench/e2e`).",
         "",
         harness.table(res),
-        harness.ratio_line(res) + ".",
+        harness.ratio_line(res) + ". " + harness.answer_line(res) + ".",
         "",
         *[f"- {line}" for line in lines],
         "",
