@@ -118,6 +118,9 @@ def test_harness_runs_gateway_and_bare_end_to_end(tmp_path: Path, monkeypatch: p
     assert "naive" not in res
     assert res["skipped"] == {"naive": "quickfix not installed (test)"}
     assert res["p50_vs_bare"] is not None and res["orders_vs_bare"] is not None
+    # where the gateway's round trip went, from its traces (GET /v1/orders/{ClOrdID}/trace)
+    assert set(res["gateway"]["trace_p50_us"]) == {name for name, _ in harness.TRACE_HOPS}
+    assert "→ report read (the executor and both FIX ends)" in (harness.hops_line(res) or "")
     ok, lines = harness.evaluate(res)
     assert "naive: skipped: quickfix not installed (test)" in lines
     table = harness.table(res)
@@ -145,5 +148,10 @@ def test_performance_page_section_comes_from_the_results():
     assert "| n | 600 µs | 900 µs | 3,000 |" in text
     assert "- gate: gateway p50 / bare p50 = 1.50x (at most 2.0x): PASS" in text
     assert "gateway/bare: p50 1.50x, p99 1.50x, orders/s 0.67x" in text
+    assert "gateway trace" not in text
+    res["gateway"]["trace_p50_us"] = {"validate": 50.0, "hub": 110.0}
+    text = "\n".join(e2e_section(res))
+    assert ("gateway trace, p50 of each hop: REST received → validated 50 µs, "
+            "→ report read (the executor and both FIX ends) 110 µs.") in text
     assert "Not measured" in "\n".join(e2e_section(None))
     assert "executor not installed" in "\n".join(e2e_section({"error": "executor not installed"}))

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(harness.table(res))
         print(harness.ratio_line(res))
         print(harness.answer_line(res))
+        if (hops := harness.hops_line(res)) is not None:
+            print(hops)
         for line in lines:
             print(line)
         sys.stdout.flush()

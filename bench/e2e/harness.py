@@ -192,6 +192,40 @@ async def pipelined(t: Target, seconds: float, tag: str, cpus: set[int] | None,
         reader.transport.disconnect()
 
 
+# The gateway's own hops of an order (``GET /v1/orders/{ClOrdID}/trace``), in order
+TRACE_HOPS = (("validate", "REST received → validated"), ("persist", "→ persisted"),
+              ("fix_write", "→ FIX written"), ("hub", "→ report read (the executor and both FIX ends)"),
+              ("er_to_ws", "→ WebSocket written"))
+
+
+def _get_json(port: int, path: str, key: str) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"X-API-Key": key})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+async def gateway_hops(t: Target, cl_ord_ids: Sequence[str]) -> dict[str, float]:
+    """p50 of each of the gateway's hops over the traces of ``cl_ord_ids`` (those still in its
+    trace ring); where the round trip's time goes, the executor's share apart. Empty when the
+    gateway gives no traces."""
+    import urllib.error
+
+    loop = asyncio.get_running_loop()
+    hops: dict[str, list[float]] = {name: [] for name, _ in TRACE_HOPS}
+    for cl in cl_ord_ids:
+        try:
+            tr = await loop.run_in_executor(None, _get_json, t.server.port, f"/v1/orders/{cl}/trace", t.key or "")
+        except (urllib.error.URLError, OSError, ValueError):
+            continue
+        for name in hops:
+            v = (tr.get("hops_us") or {}).get(name)
+            if isinstance(v, int | float):
+                hops[name].append(float(v))
+    return {name: round(pct(v, 0.5), 1) for name, v in hops.items() if v}
+
+
 def pct(values: Sequence[float], p: float) -> float:
     return load.pct(list(values), p)
 
@@ -236,12 +270,17 @@ async def run(workdir: Path, n: int = 2000, rounds: int = 2, seconds: float = 3.
         run_id = f"{os.getpid()}x{int(time.time())}"
         samples: dict[str, dict[str, list[float]]] = {t: {"post_to_report_us": [], "post_to_202_us": []}
                                                      for t in running}
+        hops: dict[str, float] = {}
         for r in range(rounds):
             for name, t in running.items():
                 load.pin(t.server.proc.pid, server_cpus)  # threads started since
-                res = await round_trips(t, n, warmup if r == 0 else min(warmup, 20), f"e{r}{run_id}", load_cpus)
+                w = warmup if r == 0 else min(warmup, 20)
+                res = await round_trips(t, n, w, f"e{r}{run_id}", load_cpus)
                 for k in samples[name]:
                     samples[name][k] += res[k]
+                if name == "gateway" and r == rounds - 1:
+                    step = max(1, n // 200)
+                    hops = await gateway_hops(t, [f"e{r}{run_id}-{i}" for i in range(w, w + n, step)])
         rates: dict[str, list[float]] = {t: [] for t in running}
         reports: dict[str, int] = {t: 0 for t in running}
         for r in range(rounds):
@@ -261,6 +300,8 @@ async def run(workdir: Path, n: int = 2000, rounds: int = 2, seconds: float = 3.
                 "orders_per_s_runs": [round(x) for x in rates[name]],
                 "reports_seen": reports[name],
             }
+        if hops and "gateway" in out:
+            out["gateway"]["trace_p50_us"] = hops
     finally:
         for t in running.values():
             t.stop()
@@ -320,6 +361,15 @@ def table(res: dict[str, Any]) -> str:
             continue
         rows.append(f"| {r['label']} | {r['p50_us']:,.0f} µs | {r['p99_us']:,.0f} µs | {r['orders_per_s']:,} |")
     return "\n".join(rows) + "\n"
+
+
+def hops_line(res: dict[str, Any]) -> str | None:
+    """Where the gateway's round trip goes, from its own traces (None without them)."""
+    hops = (res.get("gateway") or {}).get("trace_p50_us")
+    if not hops:
+        return None
+    return ("gateway trace, p50 of each hop: "
+            + ", ".join(f"{text} {hops[name]:,.0f} µs" for name, text in TRACE_HOPS if name in hops))
 
 
 def answer_line(res: dict[str, Any]) -> str:

@@ -281,6 +281,7 @@ def e2e_section(res: dict[str, Any] | None) -> list[str]:
         harness.table(res),
         harness.ratio_line(res) + ". " + harness.answer_line(res) + ".",
         "",
+        *([harness.hops_line(res) + ".", ""] if harness.hops_line(res) else []),
         *[f"- {line}" for line in lines],
         "",
         "The naive peer is the usual way to build such a gateway: FastAPI on uvicorn (uvloop, httptools),",
