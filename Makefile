@@ -113,6 +113,7 @@ bench-compare: build
 	$(BIN)/python bench/session_gate.py --compare
 	$(BIN)/python bench/gate.py --compare
 	$(BIN)/python bench/gateway_gate.py --compare
+	$(BIN)/python -m bench.e2e --compare
 
 # The performance lab (bench/loadgen): matplotlib, py-spy, hdrhistogram from the `perf` extra.
 PERF_STAMP := $(VENV)/.perf-stamp

@@ -9,7 +9,8 @@ twice). The targets (p50 <= 1.4x and p99 <= 1.7x bare, 2x better than the naive 
 p50 and p99, orders/s >= 0.6x bare) are reported as met or not met. Without the quickfix
 binding, FastAPI or uvicorn the naive peer is skipped with a line saying why.
 
-Usage: ``python -m bench.e2e [--n N] [--rounds R] [--seconds S] [--json PATH] [--save]``.
+Usage: ``python -m bench.e2e [--n N] [--rounds R] [--seconds S] [--json PATH] [--save]``, or
+``--compare`` for the change between the last two saved runs only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,29 @@ from pathlib import Path
 from typing import Any
 
 from bench.e2e import harness
-from bench.gate import HISTORY
+from bench.gate import HISTORY, print_change, saved_runs
+
+
+def _figures(res: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for name in harness.TARGETS:
+        for key, text in (("p50_us", "p50 µs"), ("p99_us", "p99 µs"), ("orders_per_s", "orders/s")):
+            if isinstance(res.get(name), dict) and res[name].get(key) is not None:
+                out[f"{name} {text}"] = float(res[name][key])
+    for key in ("p50_vs_bare", "p99_vs_bare", "orders_vs_bare", "naive_p50_over_gateway"):
+        if res.get(key) is not None:
+            out[key] = float(res[key])
+    return out
+
+
+def compare_saved(history: Path = HISTORY) -> None:
+    """The figures of the last two saved runs side by side."""
+    runs = saved_runs("e2e/*_e2e.json", history)
+    if len(runs) < 2:
+        print(f"end-to-end: fewer than two saved runs under {history}: nothing to compare")
+        return
+    old, new = (_figures(json.loads(p.read_text())) for p in runs[-2:])
+    print_change(runs[-2].name, [(k, old[k], new[k]) for k in new if k in old], "")
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gate", type=float, default=harness.GATE_P50, help="maximum gateway/bare p50 ratio")
     ap.add_argument("--no-pin", action="store_true", help="leave process placement to the OS")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
-    ap.add_argument("--save", action="store_true", help="also keep them under .benchmarks/history/e2e")
+    ap.add_argument("--save", action="store_true",
+                    help="also keep them under .benchmarks/history/e2e and print the change from the previous run")
+    ap.add_argument("--compare", action="store_true", help="only print the change between the last two saved runs")
     args = ap.parse_args(argv)
+    if args.compare:
+        compare_saved()
+        return 0
     t0 = time.monotonic()
     res: dict[str, Any] = {}
     ok = False
@@ -76,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         path = HISTORY / "e2e" / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_e2e.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(res, indent=1) + "\n")
+        compare_saved()
     print(f"end-to-end gate: {'PASS' if ok else 'FAIL'} in {res['seconds_total']} s")
     return 0 if ok else 1
 
