@@ -155,3 +155,9 @@ def test_performance_page_section_comes_from_the_results():
             "→ report read (the executor and both FIX ends) 110 µs.") in text
     assert "Not measured" in "\n".join(e2e_section(None))
     assert "executor not installed" in "\n".join(e2e_section({"error": "executor not installed"}))
+
+
+def test_unknown_target_is_refused_before_anything_starts(tmp_path: Path):
+    with pytest.raises(ValueError, match="unknown targets \\['nginx'\\]"):
+        _run(tmp_path, ("bare", "nginx"))
+    assert not (tmp_path / "executor").exists()

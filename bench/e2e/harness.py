@@ -235,8 +235,6 @@ async def run(workdir: Path, n: int = 2000, rounds: int = 2, seconds: float = 3.
               pin: bool = True) -> dict[str, Any]:
     """Start what ``targets`` need, measure, stop everything; the figures (see :func:`evaluate`)."""
     qf = _quickfix_peer()
-    if not qf.available("executor"):
-        raise RuntimeError(qf.SKIP_REASON)
     server_cpus, load_cpus = load.cpu_plan() if pin else (None, None)
     out: dict[str, Any] = {"n": n, "rounds": rounds, "warmup": warmup, "seconds": seconds,
                            "connections": connections, "client": "wrk" if load.have_wrk() else "python",
@@ -247,6 +245,12 @@ async def run(workdir: Path, n: int = 2000, rounds: int = 2, seconds: float = 3.
         if why is not None:
             out["skipped"]["naive"] = why
             targets.remove("naive")
+    unknown = set(targets) - set(TARGETS)
+    if unknown:
+        raise ValueError(f"unknown targets {sorted(unknown)}; expected some of {TARGETS}")
+    needs_fix = bool({"gateway", "naive"} & set(targets))
+    if needs_fix and not qf.available("executor"):
+        raise RuntimeError(qf.SKIP_REASON)
     start_cpus = os.sched_getaffinity(0)
     if load_cpus is not None:
         os.sched_setaffinity(0, load_cpus)
@@ -256,17 +260,16 @@ async def run(workdir: Path, n: int = 2000, rounds: int = 2, seconds: float = 3.
     running: dict[str, Target] = {}
     loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(None, executor.start)
-        load.pin(executor.pid, load_cpus)
+        if needs_fix:
+            await loop.run_in_executor(None, executor.start)
+            load.pin(executor.pid, load_cpus)
         for name in targets:
             if name == "gateway":
                 running[name] = await start_gateway(workdir, executor.port, server_cpus)
             elif name == "naive":
                 running[name] = await start_naive(workdir, executor.port, server_cpus)
-            elif name == "bare":
-                running[name] = await start_bare(workdir, server_cpus)
             else:
-                raise ValueError(f"unknown target {name!r}; expected some of {TARGETS}")
+                running[name] = await start_bare(workdir, server_cpus)
         run_id = f"{os.getpid()}x{int(time.time())}"
         samples: dict[str, dict[str, list[float]]] = {t: {"post_to_report_us": [], "post_to_202_us": []}
                                                      for t in running}
