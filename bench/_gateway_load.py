@@ -183,9 +183,9 @@ TargetCompID=GATEWAY
 """)
 
 
-def gateway_fix_settings(hub_port: int, sync: str | None = None) -> str:
+def gateway_fix_settings(hub_port: int, sync: str | None = None, target: str = "HUB") -> str:
     """QuickFIX-style settings of the gateway's FIX initiator to the hub double on ``hub_port``
-    (``sync``: its FileStoreSync, else the store's default)."""
+    (``sync``: its FileStoreSync, else the store's default; ``target``: the peer's CompID)."""
     return f"""[DEFAULT]
 ConnectionType=initiator
 SocketConnectHost=127.0.0.1
@@ -199,13 +199,14 @@ FileStorePath=fixstore
 [SESSION]
 BeginString=FIX.4.4
 SenderCompID=GATEWAY
-TargetCompID=HUB
+TargetCompID={target}
 """
 
 
-def gateway_files(workdir: Path, hub_port: int) -> Path:
-    """Gateway TOML + FIX settings for one client ``bench`` and broker BRKA; returns the TOML path."""
-    (workdir / "gw.cfg").write_text(gateway_fix_settings(hub_port, sync="batch"))
+def gateway_files(workdir: Path, hub_port: int, target: str = "HUB") -> Path:
+    """Gateway TOML + FIX settings for one client ``bench`` and broker BRKA (reached through the
+    only FIX session, to the peer ``target``); returns the TOML path."""
+    (workdir / "gw.cfg").write_text(gateway_fix_settings(hub_port, sync="batch", target=target))
     toml = workdir / "gw.toml"
     toml.write_text(f"""
 [gateway]
@@ -246,8 +247,8 @@ class Server:
 
 
 async def start_gateway(workdir: Path, hub_port: int, cpus: set[int] | None,
-                        env: dict[str, str] | None = None) -> Server:
-    toml = gateway_files(workdir, hub_port)
+                        env: dict[str, str] | None = None, target: str = "HUB") -> Server:
+    toml = gateway_files(workdir, hub_port, target)
     ports = workdir / "ports.json"
     ports.unlink(missing_ok=True)
     log = open(workdir / "gateway.log", "ab")  # noqa: SIM115 - handed to the child

@@ -8,11 +8,13 @@ Steps (about four minutes on a 2-core machine):
    closed-loop run for the ceiling in orders/s, then an open-loop sweep of new
    orders at increasing offered rates, each order followed hop by hop, and the
    same sweep against the trivial handler of the gateway gate (the floor);
-4. the page, its plots (``docs/img/*.png``) and the raw results
+4. the end-to-end round trip (``bench/e2e``): the gateway to the QuickFIX C++ executor, a
+   naive FastAPI + QuickFIX-binding peer and a bare granian + picows handler, same run;
+5. the page, its plots (``docs/img/*.png``) and the raw results
    (``bench/results/*.json``, not in git).
 
-``--skip-micro`` reuses the last codec/session JSON files; ``--rates`` and
-``--duration`` change the sweep.
+``--skip-micro`` reuses the last codec/session JSON files, ``--skip-e2e`` the last
+end-to-end one; ``--rates`` and ``--duration`` change the sweep.
 """
 
 from __future__ import annotations
@@ -242,8 +244,58 @@ def gateway_lab(rates: list[float], duration: float, cdf_rate: float, processes:
     return out
 
 
+def end_to_end(n: int = 1000, rounds: int = 2, seconds: float = 3.0) -> dict[str, Any]:
+    """The end-to-end run of ``make bench-e2e`` (shorter), or ``{"error": why}`` when it cannot run here."""
+    import asyncio
+    import tempfile
+
+    from bench.e2e import harness
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="e2e") as tmp:
+            return asyncio.run(harness.run(Path(tmp), n=n, rounds=rounds, seconds=seconds))
+    except (RuntimeError, OSError, TimeoutError) as e:
+        return {"error": str(e)}
+
+
+def e2e_section(res: dict[str, Any] | None) -> list[str]:
+    """The page's end-to-end section: the table of one run, its ratios and where it stands."""
+    from bench.e2e import harness
+
+    head = ["## End to end: an order's round trip", ""]
+    if not res:
+        return head + ["Not measured in this report (`make bench-e2e` measures it).", ""]
+    if "error" in res:
+        return head + [f"Not measured in this report: {res['error']}.", ""]
+    _, lines = harness.evaluate(res)
+    return head + [
+        "One client (uvloop, one keep-alive HTTP/1.1 connection and a picows WebSocket subscriber) posts",
+        "a limit order, waits for its ExecutionReport on the stream, and repeats: the time from writing",
+        f"the POST to reading the report, {res['rounds']} × {res['n']:,} orders per server, alternating between",
+        f"the servers. Then {res['connections']} connections post as fast as they are answered",
+        f"({res['client']}, best of {res['rounds']} runs of {res['seconds']:g} s), with a subscriber reading every",
+        "report. Each server runs in a process of its own on one core"
+        + (" (the others run the client, the load and the executor)" if res.get("pinned") else "")
+        + "; the QuickFIX C++ example `executor` fills every order at its price (`bench/e2e`).",
+        "",
+        harness.table(res),
+        harness.ratio_line(res) + ". " + harness.answer_line(res) + ".",
+        "",
+        *([harness.hops_line(res) + ".", ""] if harness.hops_line(res) else []),
+        *[f"- {line}" for line in lines],
+        "",
+        "The naive peer is the usual way to build such a gateway: FastAPI on uvicorn (uvloop, httptools),",
+        "a pydantic model for the order, QuickFIX's Python binding for FIX with its own thread handing",
+        "reports to the event loop, nothing stored. The bare handler has the gateway's transports",
+        "(granian for REST, picows for the stream) and nothing else: a 202 and one pushed frame per POST.",
+        "`make bench-e2e` fails when the gateway's p50 is above "
+        f"{harness.GATE_P50:.1f}× the bare handler's measured in the same run.",
+        "",
+    ]
+
+
 def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any], cdf_rate: float,
-               client_cost: float) -> None:
+               client_cost: float, e2e: dict[str, Any] | None = None) -> None:
     IMG.mkdir(parents=True, exist_ok=True)
     sweep = gw["sweep"]
     cdf_run = next(r for r in sweep if r["offered_rate"] == cdf_rate)
@@ -374,6 +426,7 @@ def write_page(codec: dict[str, Any], session: dict[str, Any], gw: dict[str, Any
         f"compare). With request building and WebSocket decoding, a load process spent {load_cost:.0f} µs of CPU",
         "per order in the closed-loop run above (`processes` in a scenario adds more).",
         "",
+        *e2e_section(e2e),
         *(["## Where the gateway's CPU goes", "",
             f"py-spy sampling the gateway during the mixed scenario at {PROFILE_RATE:,.0f} requests/s (after the runs",
             "above, so that the sampler does not disturb them); functions with the most self time:", "",
@@ -433,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--processes", type=int, default=2, help="load processes of the closed-loop run")
     ap.add_argument("--no-profile", action="store_true", help="skip the py-spy run")
+    ap.add_argument("--skip-e2e", action="store_true", help="reuse bench/results/e2e.json")
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     loadavg = _loadavg()  # before any of our own load
@@ -453,10 +507,16 @@ def main(argv: list[str] | None = None) -> int:
          "sweep": [public(r) for r in gw["sweep"]], "floor": [public(r) for r in gw["floor"]],
          "bare_closed_loop": public(gw["bare_closed_loop"])},
         indent=2) + "\n")
+    e2e_json = RESULTS / "e2e.json"
+    if args.skip_e2e:
+        e2e = json.loads(e2e_json.read_text()) if e2e_json.exists() else None
+    else:
+        e2e = end_to_end()
+        e2e_json.write_text(json.dumps(e2e, indent=1) + "\n")
     from bench.loadgen.clientcost import main as clientcost
 
     cost = clientcost(20000).get("fastfix lab client (raw HTTP/1.1 on uvloop)", float("nan"))
-    write_page(_bench(codec_json), _bench(session_json), gw, args.cdf_rate, cost)
+    write_page(_bench(codec_json), _bench(session_json), gw, args.cdf_rate, cost, e2e)
     return 0
 
 
