@@ -246,10 +246,12 @@ class Intake:
         return _order_answer(existing)
 
     def _accept(self, session: str, msg_type: str, wire: bytes, broker_id: str,
-                fail: Callable[[str], None], trace: Any = None) -> None:
+                fail: Callable[[str], None], trace: Any = None,
+                closed: Callable[[], list[Order | OrderList]] | None = None) -> None:
         """Step 6: the staged records become durable (one journal write), then the message
         goes to the FIX session. A session found down here: the records say why (``fail``),
-        and the request is answered 503."""
+        the request is answered 503, and the records it closed (``closed()``) leave memory
+        once projected."""
         tracer = self.tracer
         try:
             self.journal.commit()
@@ -265,7 +267,13 @@ class Intake:
             self.fix_out.send(session, msg_type, wire, broker_id)
         except LinkDown:
             fail("FIX session to the hub is not logged on")
-            self.journal.commit()
+            position = self.journal.commit()
+            if closed is not None:
+                for record in closed():
+                    if isinstance(record, OrderList):
+                        self.state.closed_list(record, position)
+                    elif record.terminal:
+                        self.state.closed(record, position)
             self.metrics.rejected.labels("session_down").inc()
             raise session_down(session) from None
         tracer.fix_written(trace)
@@ -303,7 +311,8 @@ class Intake:
             reject_order(order, reason, _now_ns())
             self.journal.put_order(order)
 
-        self._accept(session, "D", wire, broker.id, fail, self.tracer.start(cid, cl, received_ns))
+        self._accept(session, "D", wire, broker.id, fail, self.tracer.start(cid, cl, received_ns),
+                     lambda: [order])
         order.fix_body = None  # the session's store has it now (the journal keeps it for a restart)
         return _order_answer(order)
 
@@ -359,7 +368,7 @@ class Intake:
             self.journal.put_order(new)
             self.journal.put_order(orig)
 
-        self._accept(session, "G", wire, broker.id, fail)
+        self._accept(session, "G", wire, broker.id, fail, closed=lambda: [new])
         new.fix_body = None
         return _order_answer(new)
 
@@ -483,7 +492,7 @@ class Intake:
                 reject_order(o, reason, _now_ns())
                 self.journal.put_order(o)
 
-        self._accept(session, "E", wire, broker.id, fail)
+        self._accept(session, "E", wire, broker.id, fail, closed=lambda: [ol, *orders])
         ol.fix_body = None
         return list_answer(ol)
 

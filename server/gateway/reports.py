@@ -26,11 +26,12 @@ from server.gateway.metrics import Metrics
 from server.gateway.orders import (
     ER_TAGS,
     Order,
+    OrderList,
     apply_cancel_reject,
     apply_report,
     reject_order,
 )
-from server.gateway.state import OrderState
+from server.gateway.state import OrderState, list_done
 from server.gateway.tracing import Tracer
 
 __all__ = ["ReportsIn"]
@@ -108,6 +109,11 @@ class ReportsIn:
         if order.terminal:
             self.state.closed(order, self.journal.position + 1)  # the record this read will write
 
+    def _store_list(self, ol: OrderList) -> None:
+        self.journal.put_list(ol)
+        if list_done(ol):
+            self.state.closed_list(ol, self.journal.position + 1)
+
     def _execution_report(self, msg: InboundMessage) -> None:
         ids = self._split(msg.get(11))
         if ids is None:
@@ -157,7 +163,7 @@ class ReportsIn:
             ol.ListOrderStatus = ol.ListOrderStatus if ol.ListOrderStatus in ("6", "7") else "6"
             ol.pending = None
             ol.updated_ns = _now_ns()
-            self.journal.put_list(ol)
+            self._store_list(ol)
 
     def _cancel_reject(self, msg: InboundMessage) -> None:
         ids = self._split(msg.get(11)) or self._split(msg.get(41))
@@ -197,7 +203,7 @@ class ReportsIn:
                 ol.pending = None
             ol.fix_body = None
             ol.updated_ns = _now_ns()
-            self.journal.put_list(ol)
+            self._store_list(ol)
         self.fanout.publish(client_id, msg, _now_ns())
 
     def _business_reject(self, msg: InboundMessage) -> None:
@@ -241,5 +247,5 @@ class ReportsIn:
                         if o is not None and not o.terminal:
                             reject_order(o, text, now)
                             self._store(o)
-                self.journal.put_list(ol)
+                self._store_list(ol)
         self.fanout.publish(client_id, msg, now)

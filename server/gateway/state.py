@@ -15,7 +15,12 @@ import collections
 from server.gateway.orders import Order, OrderList
 from server.gateway.projection import Projection
 
-__all__ = ["OrderState"]
+__all__ = ["OrderState", "list_done"]
+
+
+def list_done(ol: OrderList) -> bool:
+    """A list whose every order ended (ListOrderStatus 6, all done; 7, rejected)."""
+    return ol.ListOrderStatus in ("6", "7") and ol.pending is None
 
 
 class OrderState:
@@ -26,9 +31,9 @@ class OrderState:
         self.orders: dict[tuple[str, str], Order] = {}
         self.lists: dict[tuple[str, str], OrderList] = {}
         self.aliases: dict[tuple[str, str], tuple[str, str]] = {}
-        # (journal position holding the terminal state, key, updated_ns): dropped from memory
-        # once that position is projected and the order has not changed since.
-        self._closed: collections.deque[tuple[int, tuple[str, str], int]] = collections.deque()
+        # (journal position holding the terminal state, is a list, key, updated_ns): dropped from
+        # memory once that position is projected and the record has not changed since.
+        self._closed: collections.deque[tuple[int, bool, tuple[str, str], int]] = collections.deque()
 
     def get_order(self, client_id: str, cl_ord_id: str) -> Order | None:
         key = (client_id, cl_ord_id)
@@ -68,16 +73,25 @@ class OrderState:
 
     def closed(self, order: Order, position: int) -> None:
         """``order`` is terminal as of the journal record at ``position``."""
-        self._closed.append((position, (order.client_id, order.ClOrdID), order.updated_ns))
+        self._closed.append((position, False, (order.client_id, order.ClOrdID), order.updated_ns))
+
+    def closed_list(self, ol: OrderList, position: int) -> None:
+        """``ol`` is done (all filled, cancelled or rejected) as of the record at ``position``."""
+        self._closed.append((position, True, (ol.client_id, ol.ListID), ol.updated_ns))
 
     def evict_projected(self) -> None:
-        """Drop terminal orders whose state the projection now holds (cheap when none)."""
+        """Drop terminal orders and done lists whose state the projection now holds (cheap when none)."""
         closed = self._closed
         if not closed:
             return
         applied = self.projection.applied
         while closed and closed[0][0] <= applied:
-            _, key, stamp = closed.popleft()
+            _, is_list, key, stamp = closed.popleft()
+            if is_list:
+                ol = self.lists.get(key)
+                if ol is not None and ol.updated_ns == stamp and list_done(ol):
+                    del self.lists[key]
+                continue
             o = self.orders.get(key)
             if o is not None and o.terminal and o.updated_ns == stamp:  # unchanged since
                 del self.orders[key]

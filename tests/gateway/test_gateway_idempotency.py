@@ -71,6 +71,9 @@ def test_identical_retry_after_503_is_not_a_false_202(tmp_path: Path, kind: str)
             with pytest.raises(ApiError) as first_try:
                 await send(alpha, body)
             assert first_try.value.status == 503
+            await gw.projection.wait_applied()
+            gw.state.evict_projected()  # a request refused by the gateway does not stay in memory
+            assert ("alpha", "r-1") not in gw.orders and ("alpha", "L-1") not in gw.lists
             with pytest.raises(ApiError) as retry:
                 await send(alpha, body)
             assert (retry.value.status, retry.value.code) == (409, "rejected")

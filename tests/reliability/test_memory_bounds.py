@@ -77,3 +77,35 @@ def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
             await gw.close()
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_done_lists_leave_memory_and_stay_readable(tmp_path: Path) -> None:
+    """A list whose orders all filled leaves memory once projected; GET still finds it."""
+
+    async def go() -> None:
+        cfg = parse_config(tomllib.loads(gateway_toml()), tmp_path / "gw.toml")
+        link = build_link(cfg)
+        gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
+        gw.recover()
+        await link.start()
+        alpha = cfg.clients["alpha"]
+        try:
+            body = {"ListID": "done-1", "DeliverToCompID": "BRKA", "NoOrders": [
+                {"ClOrdID": f"d-{i}", "Symbol": "005930", "Side": "1", "OrderQty": "10", "OrdType": "1"}
+                for i in range(2)]}
+            await gw.new_list(alpha, json.dumps(body).encode())
+            for _ in range(200):  # the loopback broker fills market orders on a later loop turn
+                ol = gw.lists.get(("alpha", "done-1"))
+                if ol is None or ol.ListOrderStatus == "6":
+                    break
+                await asyncio.sleep(0.01)
+            await gw.projection.wait_applied()
+            gw.state.evict_projected()
+            assert ("alpha", "done-1") not in gw.lists
+            view = json.loads(gw.list_detail(alpha, "done-1"))
+            assert view["ListOrderStatus"] == "6" and {o["state"] for o in view["orders"]} == {"Filled"}
+        finally:
+            await link.stop()
+            await gw.close()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
