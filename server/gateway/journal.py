@@ -7,11 +7,11 @@ ONE ``write`` system call, on the loop thread, before the FIX message is written
 or the event pushed. Nothing on the order path waits for a later loop pass or
 another thread.
 
-The SQLite database is a projection of the journal (``projection.py``): the same
-rows are handed to its writer thread, which applies them in batches behind the
-journal and records the last journal position it applied in the same
-transaction. After a crash, :meth:`JournalFile.records_after` replays what the
-projection had not applied yet.
+The SQLite database is a projection of the journal (``projection.py``): a
+projector process follows these files (:class:`JournalReader`), applies the
+records in batches behind the journal and records the last journal position it
+applied in the same transaction. At start-up, :meth:`JournalFile.records_after`
+replays what the projection had not applied yet.
 
 Durability (``sync``): ``"normal"`` hands each record to the operating system
 before the answer (survives ``kill -9``); ``"full"`` also waits for the disk
@@ -40,7 +40,7 @@ import msgspec
 from fastfix.errors import StoreError
 from server.gateway.orders import Execution, Order, OrderList
 
-__all__ = ["Journal", "JournalFile", "Rows", "SYNC_MODES"]
+__all__ = ["Journal", "JournalFile", "JournalReader", "Rows", "SYNC_MODES"]
 
 SYNC_MODES = ("normal", "full")
 SEGMENT_BYTES = 64 << 20  # a new segment after this many bytes (old ones go once projected)
@@ -211,21 +211,10 @@ class JournalFile:
         self.last = lsn
         return lsn
 
-    def drop_projected(self, position: int) -> None:
-        """Remove segments whose records are all at or before ``position`` (any thread)."""
-        with self._lock:
-            doomed = []
-            while len(self._segments) > 1 and self._segments[1][0] <= position + 1:
-                doomed.append(self._segments.pop(0)[1])
-        for path in doomed:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-
     def segments(self) -> list[Path]:
-        with self._lock:
-            return [p for _, p in self._segments]
+        """The segment files on disk now, oldest first (the projector removes applied ones)."""
+        return [p for _, p in sorted((int(p.stem), p) for p in self.directory.glob("*.journal")
+                                     if p.stem.isdigit())]
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -233,6 +222,76 @@ class JournalFile:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+
+
+class JournalReader:
+    """Follows the journal from another process (the projector): complete records in order.
+
+    Reads what the writer has appended so far, segment after segment; a record not yet
+    complete (being written) is read at a later :meth:`poll`. Never changes the files.
+    """
+
+    def __init__(self, directory: str | Path, after: int) -> None:
+        self.directory = Path(directory)
+        self.last = after  # position of the last record returned
+        self._path: Path | None = None
+        self._offset = 0
+        self._buf = b""
+
+    def _segments(self) -> list[tuple[int, Path]]:
+        return sorted((int(p.stem), p) for p in self.directory.glob("*.journal") if p.stem.isdigit())
+
+    def _seek(self) -> bool:
+        """Open the segment holding record ``last + 1`` (scanning from its start)."""
+        want = self.last + 1
+        segments = self._segments()
+        holding = [(first, path) for first, path in segments if first <= want]
+        if not holding:
+            return False
+        self._path = holding[-1][1]
+        self._offset = len(_MAGIC)
+        self._buf = b""
+        return True
+
+    def poll(self, limit: int) -> list[tuple[int, Rows]]:
+        """Up to ``limit`` records after the last one returned (none: nothing new yet)."""
+        if self._path is None and not self._seek():
+            return []
+        assert self._path is not None
+        out: list[tuple[int, Rows]] = []
+        try:
+            with open(self._path, "rb") as f:
+                f.seek(self._offset + len(self._buf))
+                self._buf += f.read(4 << 20)
+        except FileNotFoundError:  # removed once projected: find the next one
+            self._path = None
+            return out
+        buf = self._buf
+        pos = 0
+        hsize = _HEAD.size
+        while len(out) < limit and len(buf) - pos >= hsize:
+            length, crc, lsn = _HEAD.unpack_from(buf, pos)
+            end = pos + hsize + length
+            if length == 0 or length > MAX_RECORD or end > len(buf):
+                break  # being written (or past the end): read again later
+            if zlib.crc32(buf[pos + hsize:end], zlib.crc32(buf[pos + 8:pos + 16])) != crc:
+                break  # a write in progress; a damaged record stops the writer's own open
+            if lsn <= self.last:
+                pos = end
+                continue
+            if lsn != self.last + 1:
+                raise StoreError(f"{self._path}: record {lsn} follows {self.last}")
+            out.append((lsn, tuple(_dec.decode(buf[pos + hsize:end]))))
+            self.last = lsn
+            pos = end
+        self._offset += pos
+        self._buf = buf[pos:]
+        if not out and not self._buf:
+            # Nothing more here: the writer may have moved to the next segment.
+            nxt = [p for first, p in self._segments() if first == self.last + 1]
+            if nxt:
+                self._path, self._offset, self._buf = nxt[0], len(_MAGIC), b""
+        return out
 
 
 class Journal:

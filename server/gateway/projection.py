@@ -2,13 +2,15 @@
 
 The journal (``journal.py``) is the durable point; this database is derived from
 it, for queries (``GET /v1/orders``), for event cursors older than memory, and to
-load open orders at start-up. Its writer thread applies journal records in
-batches (one transaction each, WAL), recording the last journal position applied
-(``meta.journal_position``) in the same transaction, and copies the WAL into the
-database about once a second. The event loop only hands it rows; reads use their
-own connection (WAL lets them see committed data while the writer works).
+load open orders at start-up. A projector process (``projector.py``) follows the
+journal's files and applies their records in batches (one transaction each, WAL),
+recording the last journal position applied (``meta.journal_position``) in the
+same transaction; it runs at idle priority, so it takes only CPU the event loop
+leaves, and being a process it never holds the gateway's GIL. The gateway reads
+with its own connection (WAL lets it see committed data while the projector
+works) and learns how far the projector got from a small status file.
 
-After a crash, :meth:`Projection.catch_up` applies the journal records past the
+At start-up, :meth:`Projection.catch_up` applies the journal records past the
 recorded position before anything else reads the database.
 """
 
@@ -17,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import queue
+import mmap
+import os
 import sqlite3
-import threading
-import time
+import struct
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,13 +44,39 @@ from server.gateway.journal import (
 )
 from server.gateway.orders import TERMINAL, Execution, Order, OrderList
 
-__all__ = ["EventRow", "OrderFilter", "Projection"]
+__all__ = ["EventRow", "OrderFilter", "Projection", "StatusFile"]
 
 log = logging.getLogger("fastfix.gateway.projection")
 
-CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints (by the writer thread)
+CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints (by the projector)
 BATCH_RECORDS = 1024  # journal records applied per transaction at most
 RETRY_DELAY = 0.5  # seconds before a failed transaction is tried again
+POLL_INTERVAL = 0.001  # seconds between the gateway's looks at the status while a read waits
+STATUS_FILE = "projected"  # in the journal's directory: the last position applied (u64)
+_U64 = struct.Struct("<Q")
+
+
+class StatusFile:
+    """The last journal position the projector applied, shared through a mapped file."""
+
+    def __init__(self, path: Path, writable: bool = False) -> None:
+        self.path = path
+        if writable and not path.exists():
+            path.write_bytes(bytes(_U64.size))
+        fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+        try:
+            self._mm = mmap.mmap(fd, _U64.size, prot=mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0))
+        finally:
+            os.close(fd)
+
+    def get(self) -> int:
+        return _U64.unpack_from(self._mm, 0)[0]
+
+    def set(self, position: int) -> None:
+        _U64.pack_into(self._mm, 0, position)
+
+    def close(self) -> None:
+        self._mm.close()
 
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Orders are keyed by their number (Order.num, given in intake order), not by ClOrdID:
@@ -144,15 +174,15 @@ class Projection:
     def __init__(self, path: str | Path, sync: str = "normal") -> None:
         self.path = Path(path)
         self.sync = sync
-        self.applied = 0  # last journal position applied and committed (written by the writer thread)
-        self.failures = 0  # transactions that failed and were retried
+        self._applied = 0  # last journal position applied, as read at open (then: the status file)
         self._rconn: sqlite3.Connection | None = None
-        self._queue: queue.SimpleQueue[tuple[int, Rows] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._status: StatusFile | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._journal: JournalFile | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._wake_due = False
+        self._poller: asyncio.TimerHandle | None = None
+        self.restarts = 0  # projector processes started again after they died
         # (client_id, ClOrdID) -> order number, for every stored order: hash(key) -> number,
         # and the exact key for the rare key whose hash another key took first. A lookup
         # through the hash is confirmed against the row it finds (see _find), or, for an
@@ -181,9 +211,19 @@ class Projection:
         conn = self._connect()
         self._stamp_format(conn)
         conn.executescript(_SCHEMA)
-        row = conn.execute("SELECT value FROM meta WHERE key=?", (_POSITION_KEY,)).fetchone()
-        self.applied = int(row[0]) if row else 0
+        self._applied = self.recorded_position(conn)
         self._rconn = conn
+
+    @staticmethod
+    def recorded_position(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (_POSITION_KEY,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def applied(self) -> int:
+        """The last journal position the projection holds."""
+        status = self._status
+        return self._applied if status is None else max(self._applied, status.get())
 
     def catch_up(self, journal: JournalFile) -> int:
         """Apply the journal records past the recorded position (start-up, before any read);
@@ -202,7 +242,7 @@ class Projection:
                 _apply(conn, batch)
                 n += len(batch)
             if n:
-                self.applied = lsn
+                self._applied = lsn
         finally:
             conn.close()
         if self.applied > journal.last:
@@ -212,18 +252,45 @@ class Projection:
         return n
 
     def start(self, journal: JournalFile) -> None:
-        """Start the writer thread (on the event loop that will await :meth:`wait_applied`)."""
+        """Start the projector process (on the event loop that will await :meth:`wait_applied`)."""
         self._loop = asyncio.get_running_loop()
         self._journal = journal
         self.position = lambda: journal.last
-        self._thread = threading.Thread(target=self._writer, name="gateway-projection", daemon=True)
-        self._thread.start()
+        status_path = journal.directory / STATUS_FILE
+        StatusFile(status_path, writable=True).close()  # exists before the projector maps it
+        self._status = StatusFile(status_path)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        assert self._journal is not None
+        cmd = [sys.executable, "-m", "server.gateway.projector", "--database", str(self.path),
+               "--journal", str(self._journal.directory), "--sync", self.sync, "--parent", str(os.getpid())]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+
+    def check_projector(self) -> None:
+        """Start the projector again if it died (housekeeping calls this)."""
+        if self._proc is not None and self._proc.poll() is not None:
+            log.error("the projector exited with %s; starting it again", self._proc.returncode)
+            self.restarts += 1
+            self._spawn()
+
+    @property
+    def projector_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     async def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 60)
-            self._thread = None
+        """Let the projector apply what is written, then stop it (the journal is closed first)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            from server._service import stop_process
+
+            await asyncio.get_running_loop().run_in_executor(None, stop_process, proc)
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._status is not None:
+            self._applied = self.applied
+            self._status.close()
+            self._status = None
         if self._rconn is not None:
             self._rconn.close()
             self._rconn = None
@@ -256,61 +323,12 @@ class Projection:
                     conn.execute(f"DROP TABLE {t}")
             conn.execute(_UPSERT_META, ("format", _FORMAT))
 
-    # writer thread --------------------------------------------------------------------
+    # waiting for the projector ---------------------------------------------------------
     def submit(self, lsn: int, rows: Rows) -> None:
-        """A journal record just written (loop thread): applied behind it by the writer."""
-        self._queue.put((lsn, rows))
+        """A journal record was written: the projector reads it from the file (nothing to do)."""
 
-    def _writer(self) -> None:
-        conn = self._connect(writer=True)
-        q = self._queue
-        last_ckpt = time.monotonic()
-        stopping = False
-        while not stopping:
-            item = q.get()
-            if item is None:
-                break
-            batch = [item]
-            while len(batch) < BATCH_RECORDS:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            while True:
-                try:
-                    _apply(conn, batch)
-                    break
-                except sqlite3.Error:
-                    # The journal has the rows: nothing is lost; the projection lags until the
-                    # database takes writes again (disk full, locked by an operator's tool).
-                    self.failures += 1
-                    log.exception("projection transaction failed; retrying in %.1f s", RETRY_DELAY)
-                    time.sleep(RETRY_DELAY)
-            self.applied = batch[-1][0]
-            if self._journal is not None:
-                self._journal.drop_projected(self.applied)
-            if self._waiters and not self._wake_due and self._loop is not None:
-                self._wake_due = True
-                self._loop.call_soon_threadsafe(self._wake)
-            now = time.monotonic()
-            if now - last_ckpt >= CHECKPOINT_INTERVAL:
-                last_ckpt = now
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    log.exception("WAL checkpoint failed")
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass
-        conn.close()
-
-    def _wake(self) -> None:
-        self._wake_due = False
+    def _poll(self) -> None:
+        self._poller = None
         applied = self.applied
         keep = []
         for lsn, fut in self._waiters:
@@ -320,6 +338,9 @@ class Projection:
             else:
                 keep.append((lsn, fut))
         self._waiters = keep
+        if keep and self._loop is not None:
+            self.check_projector()
+            self._poller = self._loop.call_later(POLL_INTERVAL, self._poll)
 
     def wait_applied(self, lsn: int | None = None) -> asyncio.Future[None]:
         """A future done once the journal up to ``lsn`` (default: everything written so far)
@@ -331,8 +352,8 @@ class Projection:
             fut.set_result(None)
         else:
             self._waiters.append((target, fut))
-            if target <= self.applied:  # applied meanwhile by the writer
-                self._wake()
+            if self._poller is None:
+                self._poller = self._loop.call_later(POLL_INTERVAL, self._poll)
         return fut
 
     @property

@@ -10,14 +10,14 @@ journal    ``journal.py``   the durable point: one append per callback
 FIX out    ``fix_out.py``   the FIX message to its session, in the same callback
 reports in ``reports.py``   reports from the hub change orders, become events
 fan-out    ``fanout.py``    per-client event numbers, pushed once journaled
-projection ``projection.py`` SQLite behind the journal, off the event loop
+projection ``projection.py`` SQLite behind the journal, by a projector process
 recovery   ``recovery.py``  the state rebuilt from the journal at start-up
 views      ``views.py``     the JSON shapes and the reads
 ========== ================ =====================================================
 
 :class:`Gateway` builds the stages and connects them; ``app.py`` (REST) and
 ``ws.py`` (the stream) call it. Everything runs on the one event loop (the
-projection has its own writer thread), so no locks.
+projection is written by a projector process), so no locks.
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class Gateway:
 
     def _housekeep(self) -> None:
         """What the projection has caught up with leaves memory even when no report comes."""
+        self.projection.check_projector()
         self.state.evict_projected()
         self.fanout.trim()
         self.metrics.projection_lag.set(self.projection.lag)
