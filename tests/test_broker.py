@@ -41,6 +41,7 @@ EndTime=00:00:00
 HeartBtInt=30
 ReconnectInterval=1
 UseDataDictionary=Y
+AllowUnknownMsgFields=Y
 [SESSION]
 BeginString=FIX.4.4
 SenderCompID={comp}
@@ -61,6 +62,17 @@ cash = {CASH}
 holdings = {{ "005930" = 100 }}
 [[accounts]]
 id = "ACC-AM"
+cash = {CASH}
+[[accounts]]
+id = "ACC-ADV-A"
+owners = ["GATEWAY"]
+advisors = ["ADV-A"]
+cash = {CASH}
+holdings = {{ "005930" = 40, "000660" = 7 }}
+[[accounts]]
+id = "ACC-ADV-B"
+owners = ["GATEWAY"]
+advisors = ["ADV-B"]
 cash = {CASH}
 """)
     return tmp / f"{comp}.toml"
@@ -94,7 +106,8 @@ TargetCompID=BROKER2
                           "fix_port": 0}}, tmp / "exchange.toml"))
         await self.exchange.start()
         self.hub = HubServer(load_hub_config(hub_files(
-            tmp, {"GATEWAY": "buy-side", "AM1": "buy-side", "KIWOOM": "broker", "MIRAE": "broker"})))
+            tmp, {"GATEWAY": "buy-side", "AM1": "buy-side", "KIWOOM": "broker", "MIRAE": "broker"},
+            allow_unknown=True)))
         await self.hub.start()
         for comp, ex_comp, begin in (("KIWOOM", "BROKER1", "FIX.4.4"), ("MIRAE", "BROKER2", "FIX.4.2")):
             cfg = load_config(broker_files(tmp, comp, ex_comp, begin))
@@ -115,7 +128,7 @@ async def chain(tmp: Path) -> AsyncIterator[tuple[Chain, Parties]]:
     c = Chain()
     try:
         await c.start(tmp)
-        async with Parties(c.hub.port, ("GATEWAY", "AM1")) as p:
+        async with Parties(c.hub.port, ("GATEWAY", "AM1"), allow_unknown=True) as p:
             yield c, p
     finally:
         await c.stop()
@@ -302,3 +315,147 @@ def test_example_configurations_are_valid() -> None:
     for name in ("broker-kiwoom.toml", "broker-mirae.toml"):
         cfg = load_config(root / "examples" / name)
         assert cfg.hub == "HUB" and "ALPHA-01" in cfg.accounts
+
+
+# --------------------------------------------------------------------------- advisors
+
+
+def adv_order(clordid: str, advisor: str | None, account: str, *, qty: int = 10, price: int = 60000,
+              side: str = "1", symbol: str = "005930", broker: str = "KIWOOM") -> list[tuple[int, Any]]:
+    """A limit order from GATEWAY on behalf of ``advisor`` (SenderSubID 50)."""
+    sub = [(50, advisor)] if advisor else []
+    return [*sub, *order(clordid, broker, qty=qty, price=price, side=side, symbol=symbol, account=account)]
+
+
+def test_accounts_belong_to_advisors(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            await p.send("GATEWAY", "D", adv_order("a1", "ADV-A", "ACC-ADV-A"))
+            ack = await p.recv("GATEWAY")
+            assert s(ack[150]) == "0" and s(ack[11]) == "a1"
+            assert s(ack[115]) == "KIWOOM" and s(ack[57]) == "ADV-A"   # the advisor comes back
+            refused = [
+                ("a2", "ADV-B", "not owned by advisor 'ADV-B'"),
+                ("a3", None, "must name the advisor in SenderSubID (50)"),
+            ]
+            for cl, adv, text in refused:
+                await p.send("GATEWAY", "D", adv_order(cl, adv, "ACC-ADV-A"))
+                rej = await p.recv("GATEWAY")
+                assert rej.msg_type == b"8" and s(rej[11]) == cl
+                assert s(rej[150]) == "8" and s(rej[39]) == "8" and s(rej[103]) == "15"
+                assert text in s(rej[58]), s(rej[58])
+                assert s(rej.get(57)) == adv
+            # another advisor can neither cancel nor see the order
+            await p.send("GATEWAY", "F", [(128, "KIWOOM"), (50, "ADV-B"), (11, "a1-x"), (41, "a1"), (54, "1"),
+                                          (55, "005930"), (38, 10), (60, utc_timestamp())])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"9" and s(rej[102]) == "1" and "another advisor" in s(rej[58])
+            await p.send("GATEWAY", "H", [(128, "KIWOOM"), (50, "ADV-B"), (11, "a1"), (54, "1"),
+                                          (55, "005930")])
+            st = await p.recv("GATEWAY")
+            assert s(st[150]) == "I" and s(st[39]) == "8" and s(st[37]) == "NONE" and "unknown order" in s(st[58])
+            assert c.brokers["KIWOOM"].ledger.find("GATEWAY", "a1").open
+
+    run(main())
+
+
+def test_order_status_answers_the_current_state(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            for broker in ("KIWOOM", "MIRAE"):
+                cl = f"st-{broker}"
+                await p.send("GATEWAY", "D", adv_order(cl, "ADV-A", "ACC-ADV-A", qty=7, broker=broker))
+                ack = await p.recv("GATEWAY")
+                order_id = s(ack[37])
+                status = [(128, broker), (50, "ADV-A"), (11, cl), (790, "Q1"), (54, "1"), (55, "005930")]
+                await p.send("GATEWAY", "H", status)
+                st = await p.recv("GATEWAY")
+                assert st.msg_type == b"8" and s(st[150]) == "I" and s(st[39]) == "0"
+                assert s(st[11]) == cl and s(st[37]) == order_id and s(st[790]) == "Q1"
+                assert s(st[151]) == "7" and s(st[14]) == "0" and s(st[44]) == "60000" and s(st[1]) == "ACC-ADV-A"
+                assert s(st[57]) == "ADV-A"
+                await p.send("GATEWAY", "F", [(128, broker), (50, "ADV-A"), (11, cl + "x"), (41, cl), (54, "1"),
+                                              (55, "005930"), (38, 7), (60, utc_timestamp())])
+                assert s((await p.recv("GATEWAY"))[150]) == "4"
+                await p.send("GATEWAY", "H", status)
+                st = await p.recv("GATEWAY")
+                assert s(st[150]) == "I" and s(st[39]) == "4" and s(st[151]) == "0" and s(st[11]) == cl
+
+    run(main())
+
+
+def test_mass_cancel_cancels_only_the_advisors_matching_orders(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            placed = [("m1", "ADV-A", "ACC-ADV-A", "005930", "1", 60000),
+                      ("m2", "ADV-A", "ACC-ADV-A", "005930", "2", 80000),
+                      ("m3", "ADV-A", "ACC-ADV-A", "000660", "1", 150000),
+                      ("m4", "ADV-B", "ACC-ADV-B", "005930", "1", 60000)]
+            for cl, adv, acct, sym, side, px in placed:
+                await p.send("GATEWAY", "D", adv_order(cl, adv, acct, qty=5, price=px, side=side, symbol=sym))
+                assert s((await p.recv("GATEWAY"))[150]) == "0"
+            # buys of 005930 for ADV-A only
+            await p.send("GATEWAY", "q", [(128, "KIWOOM"), (50, "ADV-A"), (11, "mc1"), (530, "1"),
+                                          (55, "005930"), (54, "1"), (60, utc_timestamp())])
+            rep = await p.recv("GATEWAY")
+            assert rep.msg_type == b"r" and s(rep[11]) == "mc1" and s(rep[531]) == "1" and s(rep[533]) == "1"
+            assert [s(v) for v in rep.get_all(41)] == ["m1"] and s(rep[57]) == "ADV-A"
+            cxl = await p.recv("GATEWAY")
+            assert s(cxl[150]) == "4" and s(cxl[11]) == "m1" and cxl.get(41) is None
+            # everything else of ADV-A; ADV-B's order stays
+            await p.send("GATEWAY", "q", [(128, "KIWOOM"), (50, "ADV-A"), (11, "mc2"), (530, "7"),
+                                          (60, utc_timestamp())])
+            rep = await p.recv("GATEWAY")
+            assert s(rep[531]) == "7" and s(rep[533]) == "2"
+            assert sorted(s(v) for v in rep.get_all(41)) == ["m2", "m3"]
+            done = sorted([s((await p.recv("GATEWAY"))[11]) for _ in range(2)])
+            assert done == ["m2", "m3"]
+            ledger = c.brokers["KIWOOM"].ledger
+            assert [o.client_clordid for o in ledger.orders.values() if o.open] == ["m4"]
+            # refused: unsupported type, unknown security, an account of another advisor
+            for cl, extra, reason, text in [
+                ("mc3", [(530, "3")], "0", "not supported"),
+                ("mc4", [(530, "1"), (55, "999999")], "1", "unknown security"),
+                ("mc5", [(530, "7"), (1, "ACC-ADV-B")], "99", "not owned by advisor 'ADV-A'"),
+            ]:
+                await p.send("GATEWAY", "q", [(128, "KIWOOM"), (50, "ADV-A"), (11, cl), *extra,
+                                              (60, utc_timestamp())])
+                rep = await p.recv("GATEWAY")
+                assert s(rep[531]) == "0" and s(rep[532]) == reason and text in s(rep[58]), rep.fields()
+            assert p.pending("GATEWAY") == 0
+
+    run(main())
+
+
+def test_positions_and_buying_power_per_advisor(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            req = [(128, "KIWOOM"), (50, "ADV-A"), (710, "pos1"), (724, 0),
+                   (453, [[(448, "ADV-A"), (452, 3)]]), (1, "ACC-ADV-A"), (581, 1), (715, "20240304"),
+                   (60, utc_timestamp())]
+            await p.send("GATEWAY", "AN", req)
+            ack = await p.recv("GATEWAY")
+            assert ack.msg_type == b"AO" and s(ack[710]) == "pos1" and s(ack[727]) == "2"
+            assert s(ack[728]) == "0" and s(ack[729]) == "0" and s(ack[57]) == "ADV-A"
+            reports = [await p.recv("GATEWAY") for _ in range(2)]
+            assert [m.msg_type for m in reports] == [b"AP", b"AP"]
+            held = {s(m[55]): int(m[704]) for m in reports}
+            assert held == {"000660": 7, "005930": 40}
+            assert all(s(m[1]) == "ACC-ADV-A" and s(m[710]) == "pos1" and s(m[448]) == "ADV-A" for m in reports)
+            # ADV-B asks for ADV-A's account: refused
+            await p.send("GATEWAY", "AN", [(50, "ADV-B") if f[0] == 50 else f for f in req])
+            ack = await p.recv("GATEWAY")
+            assert s(ack[728]) == "3" and s(ack[729]) == "2" and "not owned by advisor 'ADV-B'" in s(ack[58])
+            # buying power: cash less what open buys hold
+            await p.send("GATEWAY", "D", adv_order("bp1", "ADV-A", "ACC-ADV-A", qty=10, price=60000))
+            assert s((await p.recv("GATEWAY"))[150]) == "0"
+            await p.send("GATEWAY", "BB", [(128, "KIWOOM"), (50, "ADV-A"), (909, "coll1"), (1, "ACC-ADV-A")])
+            rep = await p.recv("GATEWAY")
+            assert rep.msg_type == b"BA" and s(rep[909]) == "coll1" and s(rep[1]) == "ACC-ADV-A"
+            assert int(rep[899]) == CASH - 600_000 and int(rep[901]) == 600_000 and int(rep[922]) == CASH
+            assert int(rep[900]) == CASH + 40 * 70_000 + 7 * 180_000
+            await p.send("GATEWAY", "BB", [(128, "KIWOOM"), (50, "ADV-B"), (909, "coll2"), (1, "ACC-ADV-A")])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"BG" and s(rej[945]) == "4" and s(rej[946]) == "9"
+
+    run(main())

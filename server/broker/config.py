@@ -18,6 +18,7 @@
     [[accounts]]
     id = "ALPHA-01"
     owners = ["GATEWAY"]                 # buy sides that may use it (empty = any)
+    advisors = ["ADV-ALPHA"]             # advisors (SenderSubID at the buy side) that own it (empty = any)
     cash = 100000000                     # KRW
     holdings = { "005930" = 1000 }       # shares per short code
 
@@ -38,7 +39,7 @@ __all__ = ["AccountConfig", "BrokerConfig", "load_config", "parse_config"]
 
 _BROKER_KEYS = {"fix_settings", "hub", "exchange", "database", "status_file", "hub_port",
                 "exchange_port", "log_level", "reference_prices"}
-_ACCOUNT_KEYS = {"id", "owners", "cash", "holdings", "name"}
+_ACCOUNT_KEYS = {"id", "owners", "cash", "holdings", "name", "advisors"}
 
 
 @dataclass(slots=True)
@@ -48,6 +49,7 @@ class AccountConfig:
     holdings: dict[str, int] = field(default_factory=dict)
     owners: list[str] = field(default_factory=list)
     name: str = ""
+    advisors: list[str] = field(default_factory=list)  # sub-ids (SenderSubID 50 -> OnBehalfOfSubID 116)
 
 
 @dataclass(slots=True)
@@ -145,6 +147,10 @@ def parse_config(data: dict[str, Any], path: Path) -> BrokerConfig:
             acc_id, _int(f"{where}.cash", a.get("cash", 0)), dict(holdings), list(owners),
             str(a.get("name", "")),
         )
+        advisors = a.get("advisors", [])
+        if not isinstance(advisors, list) or not all(isinstance(v, str) and v for v in advisors):
+            raise ConfigError(f"{where}.advisors: expected a list of advisor ids (SenderSubID values)")
+        cfg.accounts[acc_id].advisors = list(advisors)
 
     settings = SessionSettings.from_file(cfg.fix_settings)
     targets = {sid.target_comp_id for sid in settings.sessions()}
