@@ -9,6 +9,7 @@ and the simulator options::
     liquidity = true                # synthetic resting orders around the base prices
     liquidity_seed = 7
     liquidity_levels = 10
+    volatility_interruptions = true # static (±10%) and dynamic (±3%) VIs; random ends seeded by liquidity_seed
     # fix_port = 0                  # overrides SocketAcceptPort (0 = any free port)
     # ports_file = "exchange.ports" # written once listening: {"fix": PORT}
 
@@ -30,7 +31,7 @@ from server.exchange.clock import AlwaysOpenClock, KrxClock
 from server.exchange.fix_app import ExchangeApplication
 from server.exchange.instruments import INSTRUMENTS, Instrument
 from server.exchange.liquidity import LiquidityProvider
-from server.exchange.matching import MatchingEngine
+from server.exchange.matching import MatchingEngine, VolatilityRules
 from server.exchange.rules import is_on_tick
 
 __all__ = ["ExchangeConfig", "ExchangeServer", "load_config", "parse_config", "serve"]
@@ -40,6 +41,7 @@ log = logging.getLogger("fastfix.exchange")
 _KEYS = {
     "fix_settings", "clock", "liquidity", "liquidity_seed", "liquidity_levels",
     "fix_port", "ports_file", "log_level", "base_prices", "poll_interval",
+    "volatility_interruptions",
 }
 
 
@@ -58,6 +60,7 @@ class ExchangeConfig:
     log_level: str = "info"
     poll_interval: float = 1.0
     base_prices: dict[str, int] = field(default_factory=dict)
+    volatility_interruptions: bool = True
 
     def instruments(self) -> dict[str, Instrument]:
         """The listed instruments with the configured base prices applied."""
@@ -97,6 +100,7 @@ def parse_config(data: dict[str, Any], path: Path) -> ExchangeConfig:
     cfg.liquidity = typed("liquidity", bool, True)
     cfg.liquidity_seed = typed("liquidity_seed", int, 0)
     cfg.liquidity_levels = typed("liquidity_levels", int, 10)
+    cfg.volatility_interruptions = typed("volatility_interruptions", bool, True)
     if not 1 <= cfg.liquidity_levels <= 100:
         raise err("liquidity_levels", "must be 1-100")
     cfg.fix_port = typed("fix_port", int, None)
@@ -129,7 +133,8 @@ class ExchangeServer:
         self.cfg = cfg
         if clock is None:
             clock = AlwaysOpenClock() if cfg.clock == "always-open" else KrxClock()
-        self.market = MatchingEngine(cfg.instruments(), clock)
+        rules = VolatilityRules() if cfg.volatility_interruptions else None
+        self.market = MatchingEngine(cfg.instruments(), clock, rules, seed=cfg.liquidity_seed)
         lp = None
         if cfg.liquidity:
             lp = LiquidityProvider(self.market, seed=cfg.liquidity_seed, levels=cfg.liquidity_levels)
