@@ -100,6 +100,9 @@ TargetCompID=BROKER1
 [SESSION]
 BeginString=FIX.4.2
 TargetCompID=BROKER2
+[SESSION]
+BeginString=FIX.4.4
+TargetCompID=MM
 """)
         self.exchange = ExchangeServer(parse_config(
             {"exchange": {"fix_settings": "exchange.cfg", "clock": "always-open", "liquidity_seed": 7,
@@ -457,5 +460,45 @@ def test_positions_and_buying_power_per_advisor(tmp_path: Path) -> None:
             await p.send("GATEWAY", "BB", [(128, "KIWOOM"), (50, "ADV-B"), (909, "coll2"), (1, "ACC-ADV-A")])
             rej = await p.recv("GATEWAY")
             assert rej.msg_type == b"BG" and s(rej[945]) == "4" and s(rej[946]) == "9"
+
+    run(main())
+
+
+# --------------------------------------------------------------------------- reference data
+
+
+def test_reference_data_and_session_status_reach_the_advisor_through_hub_and_broker(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            await p.send("GATEWAY", "x", [(128, "KIWOOM"), (50, "ADV-A"), (320, "sl-1"), (559, 4)])
+            y = await p.recv("GATEWAY")
+            assert y.msg_type == b"y" and s(y[320]) == "sl-1" and s(y[393]) == "10" and s(y[57]) == "ADV-A"
+            assert s(y[115]) == "KIWOOM" and len(y.get_all(55)) == 10 and "PRICE" in [s(v) for v in y.get_all(233)]
+            await p.send("GATEWAY", "c", [(128, "KIWOOM"), (50, "ADV-A"), (320, "sd-1"), (321, 0), (55, "005930")])
+            d = await p.recv("GATEWAY")
+            assert d.msg_type == b"d" and s(d[320]) == "sd-1" and s(d[323]) == "1"
+            assert (s(d[969]), s(d[1148]), s(d[1149]), s(d[662])) == ("100", "49000", "91000", "70000")
+            # FIX 4.2 to the exchange: no SecurityListRequest there, said so
+            await p.send("GATEWAY", "x", [(128, "MIRAE"), (50, "ADV-A"), (320, "sl-2"), (559, 4)])
+            j = await p.recv("GATEWAY")
+            assert j.msg_type == b"j" and s(j[380]) == "3" and s(j[379]) == "sl-2" and "FIX 4.2" in s(j[58])
+            # subscribe: the current state now, every change later
+            await p.send("GATEWAY", "g", [(128, "KIWOOM"), (50, "ADV-A"), (335, "ts-1"), (263, "1")])
+            states = {}
+            for _ in range(4):
+                h = await p.recv("GATEWAY")
+                assert h.msg_type == b"h" and s(h[335]) == "ts-1" and s(h[57]) == "ADV-A"
+                states[s(h[336])] = (s(h[340]), s(h[625]))
+            assert states["REGULAR"] == ("2", "CONTINUOUS") and states["AFTER_HOURS"][0] == "3"
+            # A market maker on its own session drives a dynamic volatility interruption.
+            async with Parties(c.exchange.port, ("MM",), target="KRX", allow_unknown=True) as mm:
+                await mm.send("MM", "D", [(11, "mm-s"), (55, "005930"), (54, "2"), (60, utc_timestamp()),
+                                          (38, 1), (40, "2"), (44, 75000)])
+                await mm.send("MM", "D", [(11, "mm-b"), (55, "005930"), (54, "1"), (60, utc_timestamp()),
+                                          (38, 10_000_000), (40, "2"), (44, 75000)])
+                h = await p.recv("GATEWAY")
+                assert h.msg_type == b"h" and s(h[625]) == "VI_DYNAMIC" and s(h[55]) == "005930"
+                assert s(h[340]) == "1" and s(h[335]) == "ts-1" and s(h[325]) == "Y" and "75,000" in s(h[58])
+            assert "005930" in c.exchange.market.vi
 
     run(main())

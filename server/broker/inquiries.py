@@ -43,6 +43,7 @@ Fields = list[tuple[int, Any]]
 # The request id field of each relayed reference-data request and of its answers.
 _REQ_ID = {b"x": 320, b"c": 320, b"g": 335, b"y": 320, b"d": 320, b"h": 335}
 _LIMIT_TYPES = frozenset({"2", "I"})
+_MAX_RELAYED = 1024  # relayed requests remembered for their answers
 
 
 def _s(v: bytes | None) -> str:
@@ -294,6 +295,9 @@ class InquiryMixin:
         self._ref_counter += 1
         ours = f"{self.comp_id}-Q{self._ref_counter}"
         self._ref_requests[ours] = (origin, sub, client_id)
+        while len(self._ref_requests) > _MAX_RELAYED:
+            # A TradingSessionStatusRequest has several answers and no last one: forget the oldest.
+            del self._ref_requests[next(iter(self._ref_requests))]
         fields = [(tag, ours) if f[0] == tag else f for f in self._body(msg)]
         if msg.msg_type == b"g":
             fields = [(263, "0") if f[0] == 263 else f for f in fields]  # we subscribe for everyone
@@ -307,8 +311,8 @@ class InquiryMixin:
         found = self._ref_requests.get(ours) if ours else None
         if found is not None:
             origin, sub, client_id = found
-            if msg.msg_type != b"y" or msg.get(893) != b"N":  # the last (or only) fragment
-                del self._ref_requests[ours]
+            if msg.msg_type == b"d" or (msg.msg_type == b"y" and msg.get(893) != b"N"):
+                del self._ref_requests[ours]  # the (last) answer
             self._to_client(origin, sub, msg.msg_type.decode(),
                             [(tag, client_id) if f[0] == tag else f for f in body])
             return
