@@ -358,6 +358,15 @@ def test_accounts_belong_to_advisors(tmp_path: Path) -> None:
             st = await p.recv("GATEWAY")
             assert s(st[150]) == "I" and s(st[39]) == "8" and s(st[37]) == "NONE" and "unknown order" in s(st[58])
             assert c.brokers["KIWOOM"].ledger.find("GATEWAY", "a1").open
+            # nor cancel its list
+            entries = [[(11, "la-1"), (67, 1), (1, "ACC-ADV-A"), (55, "005930"), (54, "1"), (38, 1), (40, "2"),
+                        (44, 60000)]]
+            await p.send("GATEWAY", "E", [(128, "KIWOOM"), (50, "ADV-A"), (66, "LA"), (394, "3"), (68, 1),
+                                          (73, entries)])
+            assert sorted([(await p.recv("GATEWAY")).msg_type for _ in range(2)]) == [b"8", b"N"]
+            await p.send("GATEWAY", "K", [(128, "KIWOOM"), (50, "ADV-B"), (66, "LA"), (60, utc_timestamp())])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"N" and s(rej[431]) == "7" and "another advisor" in s(rej[444])
 
     run(main())
 

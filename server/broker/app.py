@@ -441,6 +441,9 @@ class BrokerApplication(InquiryMixin, Application):
     def _list_cancel(self, msg: Any, origin: str, sub: str) -> None:
         client_list = _s(msg.get(66))
         broker_list = self.ledger.lists_by_client.get((origin, client_list))
+        if broker_list is not None and self.ledger.lists[broker_list][1] != sub:
+            self._list_reject(origin, sub, client_list, f"list {client_list!r} belongs to another advisor", [])
+            return
         if broker_list is None or not self.up["exchange"]:
             text = f"unknown ListID {client_list!r}" if broker_list is None else \
                 "the broker's exchange session is not available"

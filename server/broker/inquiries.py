@@ -103,7 +103,8 @@ class InquiryMixin:
 
     def _business_reject(self, origin: str, sub: str, msg: Any, ref_tag: int, reason: int, text: str) -> None:
         """BusinessMessageReject (j) about ``msg``, addressed back through the hub."""
-        fields: Fields = [(45, msg.seq_num), (372, msg.msg_type)]
+        # No RefSeqNum: our inbound sequence number means nothing on the requester's session.
+        fields: Fields = [(372, msg.msg_type)]
         ref = msg.get(ref_tag)
         if ref:
             fields.append((379, ref))
