@@ -104,30 +104,33 @@ class KrxClock:
         return self._now().astimezone(SEOUL).strftime("%Y%m%d")
 
     def phase(self) -> Phase:
+        return self.state()[0]
+
+    def state(self) -> tuple[Phase, bool]:
+        """(phase, pre-market closing-price session open) from one reading of the time."""
         local = self._now().astimezone(SEOUL)
         if local.weekday() >= 5:
-            return Phase.CLOSED
+            return Phase.CLOSED, False
         t = local.time()
         if t < self.ENTRY_OPEN:
-            return Phase.CLOSED
+            return Phase.CLOSED, False
         if t < self.OPEN:
-            return Phase.PRE_OPEN
+            return Phase.PRE_OPEN, t < self.PRE_CLOSE_PRICE_END
         if t < self.CLOSING_CALL:
-            return Phase.CONTINUOUS
+            return Phase.CONTINUOUS, False
         if t < self.CLOSE:
-            return Phase.CLOSING_CALL
+            return Phase.CLOSING_CALL, False
         if t < self.CLOSE_PRICE:
-            return Phase.POST_CLOSE
+            return Phase.POST_CLOSE, False
         if t < self.AFTER_HOURS:
-            return Phase.CLOSE_PRICE
+            return Phase.CLOSE_PRICE, False
         if t < self.AFTER_HOURS_END:
-            return Phase.AFTER_HOURS
-        return Phase.CLOSED
+            return Phase.AFTER_HOURS, False
+        return Phase.CLOSED, False
 
     def pre_market_close_price(self) -> bool:
         """True during the pre-market closing-price session (08:30-08:40, at the previous close)."""
-        local = self._now().astimezone(SEOUL)
-        return local.weekday() < 5 and self.ENTRY_OPEN <= local.time() < self.PRE_CLOSE_PRICE_END
+        return self.state()[1]
 
     def after_hours_calls(self, since: datetime, until: datetime) -> list[datetime]:
         """The after-hours single-price call times in ``(since, until]`` (16:10, 16:20 ... 18:00)."""
@@ -151,6 +154,9 @@ class AlwaysOpenClock(KrxClock):
 
     def phase(self) -> Phase:
         return Phase.CONTINUOUS
+
+    def state(self) -> tuple[Phase, bool]:
+        return Phase.CONTINUOUS, False
 
     def pre_market_close_price(self) -> bool:
         return False

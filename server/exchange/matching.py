@@ -315,16 +315,18 @@ class MatchingEngine:
 
     def poll(self) -> list[Event]:
         """Advance to the clock's phase, running every transition that became due."""
+        target, pre_close = self.clock.state()
+        if (target is self.phase and pre_close is self.pre_close_price and not self.vi
+                and target is not Phase.AFTER_HOURS):
+            return []  # the common case, once per request: nothing due
         now = self.clock.now()
         events: list[Event] = []
         if self.vi:
             self._end_interruptions(now, events)
-        pre_close = self.clock.pre_market_close_price()
         if self.pre_close_price and not pre_close:
             self._expire_close_price(events)
             self.pre_close_price = False
             events.append(SessionChanged(self.phase, False))
-        target = self.clock.phase()
         if target is not self.phase:
             i = _PHASE_CYCLE.index(self.phase)
             for _ in range(len(_PHASE_CYCLE)):
