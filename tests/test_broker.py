@@ -313,6 +313,19 @@ def test_ledger_survives_a_restart(tmp_path: Path) -> None:
     again.close()
 
 
+def test_advisors_config_errors_name_the_key(tmp_path: Path) -> None:
+    from fastfix.errors import ConfigError
+    from server.broker.config import parse_config as parse_broker
+
+    broker_files(tmp_path, "KIWOOM", "BROKER1", "FIX.4.4")
+    base = {"broker": {"fix_settings": "KIWOOM.cfg"}}
+    for bad in ("ADV-A", ["ADV-A", ""], [1]):
+        with pytest.raises(ConfigError, match=r"accounts\[0\]\.advisors: expected a list of advisor ids"):
+            parse_broker({**base, "accounts": [{"id": "A", "advisors": bad}]}, tmp_path / "KIWOOM.toml")
+    cfg = parse_broker({**base, "accounts": [{"id": "A", "advisors": ["ADV-A"]}]}, tmp_path / "KIWOOM.toml")
+    assert cfg.accounts["A"].advisors == ["ADV-A"]
+
+
 def test_example_configurations_are_valid() -> None:
     root = Path(__file__).resolve().parents[1]
     for name in ("broker-kiwoom.toml", "broker-mirae.toml"):
@@ -458,6 +471,13 @@ def test_positions_and_buying_power_per_advisor(tmp_path: Path) -> None:
             await p.send("GATEWAY", "AN", [(50, "ADV-B") if f[0] == 50 else f for f in req])
             ack = await p.recv("GATEWAY")
             assert s(ack[728]) == "3" and s(ack[729]) == "2" and "not owned by advisor 'ADV-B'" in s(ack[58])
+            # one instrument, and an unknown one
+            await p.send("GATEWAY", "AN", [*req, (55, "000660")])
+            ack = await p.recv("GATEWAY")
+            assert s(ack[727]) == "1" and s((await p.recv("GATEWAY"))[704]) == "7"
+            await p.send("GATEWAY", "AN", [*req, (55, "999999")])
+            ack = await p.recv("GATEWAY")
+            assert s(ack[728]) == "1" and s(ack[729]) == "2" and "unknown symbol" in s(ack[58])
             # buying power: cash less what open buys hold
             await p.send("GATEWAY", "D", adv_order("bp1", "ADV-A", "ACC-ADV-A", qty=10, price=60000))
             assert s((await p.recv("GATEWAY"))[150]) == "0"

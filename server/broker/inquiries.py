@@ -216,14 +216,17 @@ class InquiryMixin:
         ack: Fields = [(721, self.ledger.next_id(f"{self.comp_id}-P")), (710, req_id)]
         if refusal is None and _s(msg.get(724)) not in ("0", ""):
             refusal = Refusal("other", f"PosReqType {_s(msg.get(724))!r} not supported: 0 (positions) only")
+        symbol = _s(msg.get(55) or msg.get(48))
+        wanted = lookup(symbol) if symbol else None
+        if refusal is None and symbol and wanted is None:
+            refusal = Refusal("unknown-symbol", f"unknown symbol {symbol!r}")
         if refusal is not None:
-            result = {"not-owner": 3, "unknown-account": 1}.get(refusal.kind, 4)
+            result = {"not-owner": 3, "unknown-account": 1, "unknown-symbol": 1}.get(refusal.kind, 4)
             ack += [(727, 0), (728, result), (729, 2), (453, parties), (1, account or "?"), (581, acct_type),
                     (58, refusal.text)]
             self._to_client(origin, sub, "AO", ack)
             return
         acc = self.ledger.accounts[account]
-        wanted = lookup(_s(msg.get(55) or msg.get(48))) if (msg.get(55) or msg.get(48)) else None
         holdings = sorted((code, qty) for code, qty in acc.holdings.items()
                           if qty and (wanted is None or code == wanted.code))
         ack += [(727, len(holdings)), (728, 0 if holdings else 2), (729, 0), (453, parties), (1, account),

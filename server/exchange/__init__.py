@@ -2,7 +2,8 @@
 
 The matching core (:mod:`.rules`, :mod:`.book`, :mod:`.matching`, :mod:`.clock`)
 knows nothing about FIX: it takes plain requests and returns plain events.
-:mod:`.fix_app` maps FIX messages onto it.
+:mod:`.fix_app` maps FIX messages onto it; :mod:`.reference` builds the reference
+data and trading-session status it sends.
 """
 
 from server.exchange.clock import AlwaysOpenClock, KrxClock, ManualTime, Phase
@@ -18,9 +19,13 @@ from server.exchange.matching import (
     OrdType,
     Rejected,
     Replaced,
+    SessionChanged,
     Side,
     TimeInForce,
     Trade,
+    VolatilityEnded,
+    VolatilityInterruption,
+    VolatilityRules,
 )
 from server.exchange.rules import Reason, price_limits, tick_size
 
@@ -42,9 +47,13 @@ __all__ = [
     "Reason",
     "Rejected",
     "Replaced",
+    "SessionChanged",
     "Side",
     "TimeInForce",
     "Trade",
+    "VolatilityEnded",
+    "VolatilityInterruption",
+    "VolatilityRules",
     "isin_check_digit",
     "lookup",
     "price_limits",
