@@ -467,6 +467,7 @@ class MatchingEngine:
             if qty <= 0:
                 break
         return worst
+
     def _convert_conditional(self, events: list[Event]) -> None:
         for book in self.books.values():
             for bside in (book.bids, book.asks):
