@@ -84,6 +84,7 @@ class InquiryMixin:
     exchange_sid: Any
     # Provided by the application class (annotations only: nothing is defined here).
     _to_client: Callable[..., None]
+    _to_exchange: Callable[[str, Fields], None]
     _reference_price: Callable[[str], int | None]
     send: Callable[..., Any]
 
@@ -198,7 +199,7 @@ class InquiryMixin:
             self.ledger.add_request(bid, o, o.client_clordid)
             cancel: Fields = [(41, o.broker_clordid), (11, bid), (1, o.account), (55, o.symbol), (54, o.side),
                               (60, now), (38, o.qty)]
-            self.send(self.exchange_sid, "F", cancel)
+            self._to_exchange("F", cancel)
         group = [[(41, o.client_clordid), (535, o.order_id or "NONE")] for o in orders]
         extra: Fields = [(533, len(orders))]
         if group:
