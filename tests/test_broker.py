@@ -448,6 +448,15 @@ def test_mass_cancel_cancels_only_the_advisors_matching_orders(tmp_path: Path) -
                 rep = await p.recv("GATEWAY")
                 assert s(rep[531]) == "0" and s(rep[532]) == reason and text in s(rep[58]), rep.fields()
             assert p.pending("GATEWAY") == 0
+            # MIRAE speaks FIX 4.2 to the exchange: the same request works there
+            await p.send("GATEWAY", "D", adv_order("m5", "ADV-A", "ACC-ADV-A", qty=5, broker="MIRAE"))
+            assert s((await p.recv("GATEWAY"))[150]) == "0"
+            await p.send("GATEWAY", "q", [(128, "MIRAE"), (50, "ADV-A"), (11, "mc6"), (530, "7"),
+                                          (60, utc_timestamp())])
+            rep = await p.recv("GATEWAY")
+            assert s(rep[533]) == "1" and s(rep[115]) == "MIRAE"
+            cxl = await p.recv("GATEWAY")
+            assert s(cxl[150]) == "4" and s(cxl[11]) == "m5" and cxl.get(20) is None
 
     run(main())
 
