@@ -18,6 +18,7 @@
     [[accounts]]
     id = "ALPHA-01"
     owners = ["GATEWAY"]                 # buy sides that may use it (empty = any)
+    advisors = ["ADV-ALPHA"]             # advisors (SenderSubID at the buy side) that own it (empty = any)
     cash = 100000000                     # KRW
     holdings = { "005930" = 1000 }       # shares per short code
 
@@ -47,6 +48,8 @@ __all__ = ["AccountConfig", "BrokerConfig", "BrokerSection", "load_config", "par
 
 CompId = Annotated[str, msgspec.Meta(min_length=1)]
 Shares = Annotated[int, msgspec.Meta(ge=0)]
+AdvisorId = Annotated[str, msgspec.Meta(min_length=1, description="an advisor id: a SenderSubID value")]
+AdvisorIds = Annotated[list[AdvisorId], msgspec.Meta(description="a list of advisor ids: SenderSubID values")]
 
 
 class AccountConfig(Table):
@@ -57,6 +60,8 @@ class AccountConfig(Table):
     holdings: dict[str, Shares] = msgspec.field(default_factory=dict)  # shares per short code
     owners: list[CompId] = msgspec.field(default_factory=list)  # buy sides that may use it; empty = any
     name: str = ""
+    # Advisors owning it: sub-ids (SenderSubID 50 -> OnBehalfOfSubID 116); empty = any.
+    advisors: AdvisorIds = msgspec.field(default_factory=list)
 
 
 class BrokerSection(Table):

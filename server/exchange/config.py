@@ -9,6 +9,7 @@ and the simulator options::
     liquidity = true                # synthetic resting orders around the base prices
     liquidity_seed = 7
     liquidity_levels = 10
+    volatility_interruptions = true # static (±10%) and dynamic (±3%) VIs; random ends seeded by liquidity_seed
     # fix_port = 0                  # overrides SocketAcceptPort (0 = any free port)
     # ports_file = "exchange.ports" # written once listening: {"fix": PORT}
 
@@ -55,6 +56,7 @@ class ExchangeSection(Table):
     log_level: LogLevel = "info"
     poll_interval: Annotated[float, msgspec.Meta(ge=0.01, le=60, description="seconds")] = 1.0
     base_prices: dict[str, Annotated[int, msgspec.Meta(gt=0)]] = msgspec.field(default_factory=dict)
+    volatility_interruptions: bool = True  # static (±10%) and dynamic (±3%) VIs
 
 
 class ExchangeConfig(ExchangeSection, kw_only=True):
