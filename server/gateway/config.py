@@ -41,6 +41,8 @@ class ClientConfig:
     brokers: list[str] = field(default_factory=list)  # empty = every configured broker
     rate: float = 50.0  # requests per second (token bucket refill)
     burst: int = 100  # token bucket size
+    read_rate: float = 200.0  # reads (GET) per second, a bucket of their own
+    read_burst: int = 400
     max_order_qty: Decimal | None = None
     max_notional: Decimal | None = None
 
@@ -65,6 +67,18 @@ class GatewayConfig:
     ws_heartbeat: float = 15.0
     ws_buffer_limit: int = 4 << 20  # bytes queued for one WS client before it is dropped
     ws_replay_batch: int = 500
+    ws_auth_timeout: float = 10.0  # seconds a connection may stay unauthenticated
+    ws_max_unauthenticated: int = 256  # unauthenticated connections at once (the rest: 1013)
+    ws_max_per_ip: int = 1024  # connections at once from one address
+    ws_max_message: int = 65536  # bytes of one message, fragments reassembled
+    http_header_timeout: float = 10.0  # seconds to receive a request head (also idle keep-alive)
+    http_body_timeout: float = 10.0  # seconds to receive a request body
+    http_max_uri: int = 8192  # bytes of the request target (414 beyond)
+    http_max_header_bytes: int = 32768  # bytes of all header lines (431 beyond)
+    auth_fail_limit: int = 100  # failed authentications from one address per window, then 429
+    auth_fail_window: float = 60.0  # seconds
+    metrics_require_key: bool = False  # /metrics answers only with a valid API key
+    reference_prices: dict[str, int] = field(default_factory=dict)  # market orders' notional (KRW)
     log_level: str = "info"
     tls_cert: Path | None = None  # PEM certificate (chain): REST over HTTPS and the stream over WSS
     tls_key: Path | None = None  # its PEM private key
@@ -169,6 +183,14 @@ def _check_id(reader: _Reader, key: str, value: str) -> str:
     return value
 
 
+def _prices(reader: _Reader, key: str) -> dict[str, int]:
+    table = reader.get(key, dict, {})
+    for symbol, price in table.items():
+        if isinstance(price, bool) or not isinstance(price, int) or price <= 0:
+            raise reader.error(f"{key}.{symbol}", "must be a positive whole price (KRW)")
+    return dict(table)
+
+
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and check a gateway TOML file; raises :class:`ConfigError` naming file and key."""
     return parse_config(read_toml(path), Path(path))
@@ -199,6 +221,17 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
     cfg.ws_heartbeat = g.positive("ws_heartbeat", float, cfg.ws_heartbeat)
     cfg.ws_buffer_limit = g.positive("ws_buffer_limit", int, cfg.ws_buffer_limit)
     cfg.ws_replay_batch = g.positive("ws_replay_batch", int, cfg.ws_replay_batch)
+    for key, kind in (("ws_auth_timeout", float), ("ws_max_unauthenticated", int), ("ws_max_per_ip", int),
+                      ("ws_max_message", int), ("http_header_timeout", float), ("http_body_timeout", float),
+                      ("http_max_uri", int), ("http_max_header_bytes", int), ("auth_fail_limit", int),
+                      ("auth_fail_window", float)):
+        setattr(cfg, key, g.positive(key, kind, getattr(cfg, key)))
+    if cfg.http_max_uri > 65000:
+        raise g.error("http_max_uri", "at most 65000 (the HTTP server refuses longer targets itself)")
+    if not 1024 <= cfg.http_max_header_bytes <= 262144:
+        raise g.error("http_max_header_bytes", "must be 1024..262144")
+    cfg.metrics_require_key = g.get("metrics_require_key", bool, cfg.metrics_require_key)
+    cfg.reference_prices = _prices(g, "reference_prices")
     cfg.log_level = g.choice("log_level", ("debug", "info", "warning", "error"), cfg.log_level)
     cfg.tls_cert = g.path_value("tls_cert", None)
     cfg.tls_key = g.path_value("tls_key", None)
@@ -252,6 +285,8 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
             brokers=allowed,
             rate=c.positive("rate", float, 50.0),
             burst=c.positive("burst", int, 100),
+            read_rate=c.positive("read_rate", float, 200.0),
+            read_burst=c.positive("read_burst", int, 400),
             max_order_qty=c.decimal("max_order_qty"),
             max_notional=c.decimal("max_notional"),
         )
