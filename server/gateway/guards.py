@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 import msgspec
+from granian.rsgi import ProtocolClosed
 
 from server.gateway.errors import ApiError, FieldProblem
 
@@ -87,6 +88,8 @@ async def read_body(scope: Any, proto: Any, max_body: int, timeout: float) -> by
     except TimeoutError:
         raise ApiError(408, "request_timeout", f"request body not received within {timeout:g} s",
                        headers=[("connection", "close")]) from None
+    except ProtocolClosed:  # the client went away mid-body: nobody reads the answer, nothing to log
+        raise ApiError(400, "bad_request", "connection closed before the body ended") from None
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
