@@ -34,11 +34,11 @@ from server.gateway.checks import set_reference_prices
 from server.gateway.config import ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError
 from server.gateway.guards import (
+    BodyReader,
     check_content_type,
     check_head,
     check_list_totals,
     path_segments,
-    read_body,
     source_ip,
 )
 from server.gateway.link import Link, LoopbackLink
@@ -68,7 +68,7 @@ class RestApp:
         self.auth = auth
         cfg = gateway.cfg
         self.max_body = cfg.max_body_bytes
-        self.body_timeout = cfg.http_body_timeout
+        self.bodies = BodyReader(cfg.max_body_bytes, cfg.http_body_timeout)
         self.max_uri, self.max_header_bytes = cfg.http_max_uri, cfg.http_max_header_bytes
         self.metrics_key = cfg.metrics_require_key
         self.metrics = gateway.metrics
@@ -95,7 +95,7 @@ class RestApp:
                 client = self._known.get(headers.get("x-api-key")) or self._client(scope)
                 if headers.get("content-type") != "application/json":
                     check_content_type(headers)  # 415
-                raw = await read_body(scope, proto, self.max_body, self.body_timeout)  # 413, 408
+                raw = await self.bodies.read(scope, proto)  # 413, 408
                 route, status = "orders.new", 202
                 body = await self.gw.new_order(client, raw, received_ns)
                 proto.response_bytes(202, _JSON, body)
@@ -142,7 +142,7 @@ class RestApp:
 
     async def _read(self, scope: Any, proto: Any) -> bytes:
         check_content_type(scope.headers)
-        return await read_body(scope, proto, self.max_body, self.body_timeout)
+        return await self.bodies.read(scope, proto)
 
     async def _handle(self, scope: Any, proto: Any) -> tuple[str, int, list[tuple[str, str]], bytes]:
         received_ns = time.perf_counter_ns()  # hop "received" of the order trace
@@ -402,6 +402,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(rest_task, 10)
     stopper.cancel()
+    app.bodies.close()
     await ws.stop()
     await link.stop()
     await store.close()

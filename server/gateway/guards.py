@@ -11,6 +11,7 @@ failed authentications per address are throttled in ``auth.py``. Documented in
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import msgspec
@@ -18,8 +19,8 @@ from granian.rsgi import ProtocolClosed
 
 from server.gateway.errors import ApiError, FieldProblem
 
-__all__ = ["check_content_type", "check_head", "check_list_totals",
-           "path_segments", "read_body", "source_ip"]
+__all__ = ["BodyReader", "check_content_type", "check_head", "check_list_totals", "path_segments",
+           "source_ip"]
 
 _decode = msgspec.json.Decoder()
 
@@ -67,30 +68,71 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "too_large", f"body larger than {limit} bytes")
 
 
-async def read_body(scope: Any, proto: Any, max_body: int, timeout: float) -> bytes:
-    """The request body, read chunk by chunk: 413 as soon as it passes ``max_body`` (Content-Length
-    or chunked), 408 when it is not complete within ``timeout`` seconds."""
-    length = scope.headers.get("content-length")
-    if length is not None:
-        if not (length.isascii() and length.isdigit()):
+class BodyReader:
+    """Reads request bodies: 413 as soon as one passes ``max_body`` (Content-Length or
+    chunked), 408 when one is not complete within ``timeout`` seconds.
+
+    The deadline is kept by one watchdog task for all requests (a dict entry per body
+    being read) rather than a timer per request: ``asyncio.timeout`` costs about 5 µs
+    per request, a tenth of an order's whole handling. The watchdog looks every
+    ``timeout / 4`` seconds (at most 1 s), so a deadline is met within that much.
+    """
+
+    def __init__(self, max_body: int, timeout: float) -> None:
+        self.max_body = max_body
+        self.timeout = timeout
+        self._reading: dict[Any, float] = {}  # request task -> its deadline (monotonic)
+        self._expired: set[Any] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def read(self, scope: Any, proto: Any) -> bytes:
+        max_body = self.max_body
+        length = scope.headers.get("content-length")
+        if length is not None and not (length.isascii() and length.isdigit()):
             raise ApiError(400, "bad_request", "invalid Content-Length")
-        if int(length) > max_body:
+        if length is not None and int(length) > max_body:
             raise _too_large(max_body)
-    parts: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):
+        task = asyncio.current_task()
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        self._reading[task] = time.monotonic() + self.timeout
+        try:
+            if length is not None:  # granian reads no more than Content-Length
+                return await proto()
+            parts: list[bytes] = []
+            size = 0
             async for chunk in proto:
                 size += len(chunk)
                 if size > max_body:
                     raise _too_large(max_body)
                 parts.append(chunk)
-    except TimeoutError:
-        raise ApiError(408, "request_timeout", f"request body not received within {timeout:g} s",
-                       headers=[("connection", "close")]) from None
-    except ProtocolClosed:  # the client went away mid-body: nobody reads the answer, nothing to log
-        raise ApiError(400, "bad_request", "connection closed before the body ended") from None
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+            return b"".join(parts)
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            self._expired.discard(task)
+            task.uncancel()  # type: ignore[union-attr]
+            raise ApiError(408, "request_timeout", f"request body not received within {self.timeout:g} s",
+                           headers=[("connection", "close")]) from None
+        except ProtocolClosed:  # the client went away mid-body: nobody reads the answer, nothing to log
+            raise ApiError(400, "bad_request", "connection closed before the body ended") from None
+        finally:
+            del self._reading[task]
+
+    async def _watch(self) -> None:
+        interval = min(1.0, self.timeout / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            late = [task for task, deadline in self._reading.items() if deadline <= now]
+            for task in late:
+                if task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
+
+    def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
 
 
 def path_segments(path: str) -> list[str]:
