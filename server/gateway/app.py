@@ -130,12 +130,12 @@ class RestApp:
         client = self._known.get(key)
         if client is not None:
             return client
-        ip = source_ip(scope.client)
-        self.failures.check(ip)  # 429 for an address past its failure limit: keys not yet verified are not tried
+        if self.failures:  # 429 for an address past its failure limit: keys not yet verified are not tried
+            self.failures.check(source_ip(scope.client))
         client = self.auth.authenticate(key)
         if client is None:
             self._auth_failed.inc()
-            self.failures.failed(ip)
+            self.failures.failed(source_ip(scope.client))
             raise ApiError(401, "unauthorized", "invalid API key",
                            headers=[("www-authenticate", 'Bearer realm="fastfix"')])
         return client

@@ -106,6 +106,10 @@ class FailureThrottle:
         self.max_sources = max_sources
         self._failures: dict[str, list[float]] = {}  # address -> [window start, failures]
 
+    def __len__(self) -> int:
+        """Addresses with failures remembered (none: nothing to check)."""
+        return len(self._failures)
+
     def check(self, ip: str) -> None:
         """429 if ``ip`` is over its failure limit in the current window."""
         entry = self._failures.get(ip)

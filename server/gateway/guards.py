@@ -43,10 +43,8 @@ def check_head(scope: Any, max_uri: int, max_header_bytes: int) -> None:
     if len(scope.path) + len(scope.query_string) + 1 > max_uri:
         raise ApiError(414, "uri_too_long", f"request target longer than {max_uri} bytes")
     total = 0
-    headers = scope.headers
-    for name in headers.keys():
-        for value in headers.get_all(name):
-            total += len(name) + len(value) + 4  # ": " and CRLF
+    for name, value in scope.headers.items():  # repeated headers too
+        total += len(name) + len(value) + 4  # ": " and CRLF
     if total > max_header_bytes:
         raise ApiError(431, "headers_too_large", f"request headers larger than {max_header_bytes} bytes")
 
@@ -72,10 +70,11 @@ class BodyReader:
     """Reads request bodies: 413 as soon as one passes ``max_body`` (Content-Length or
     chunked), 408 when one is not complete within ``timeout`` seconds.
 
-    The deadline is kept by one watchdog task for all requests (a dict entry per body
+    The deadline is kept by one watchdog timer for all requests (a dict entry per body
     being read) rather than a timer per request: ``asyncio.timeout`` costs about 5 µs
     per request, a tenth of an order's whole handling. The watchdog looks every
-    ``timeout / 4`` seconds (at most 1 s), so a deadline is met within that much.
+    ``timeout / 4`` seconds (at most 1 s) while bodies are being read, so a deadline is
+    met within that much.
     """
 
     def __init__(self, max_body: int, timeout: float) -> None:
@@ -83,7 +82,8 @@ class BodyReader:
         self.timeout = timeout
         self._reading: dict[Any, float] = {}  # request task -> its deadline (monotonic)
         self._expired: set[Any] = set()
-        self._watchdog: asyncio.Task[None] | None = None
+        self._interval = min(1.0, timeout / 4)
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def read(self, scope: Any, proto: Any) -> bytes:
         max_body = self.max_body
@@ -94,7 +94,7 @@ class BodyReader:
             raise _too_large(max_body)
         task = asyncio.current_task()
         if self._watchdog is None:
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+            self._watchdog = asyncio.get_running_loop().call_later(self._interval, self._watch)
         self._reading[task] = time.monotonic() + self.timeout
         try:
             if length is not None:  # granian reads no more than Content-Length
@@ -119,16 +119,17 @@ class BodyReader:
         finally:
             del self._reading[task]
 
-    async def _watch(self) -> None:
-        interval = min(1.0, self.timeout / 4)
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            late = [task for task, deadline in self._reading.items() if deadline <= now]
-            for task in late:
-                if task not in self._expired:
-                    self._expired.add(task)
-                    task.cancel()
+    def _watch(self) -> None:
+        """Cancel the reads past their deadline (read() turns that into 408); look again
+        later while any body is being read."""
+        self._watchdog = None
+        now = time.monotonic()
+        for task in [task for task, deadline in self._reading.items() if deadline <= now]:
+            if task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        if self._reading:
+            self._watchdog = asyncio.get_running_loop().call_later(self._interval, self._watch)
 
     def close(self) -> None:
         if self._watchdog is not None:
