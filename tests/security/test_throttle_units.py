@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -130,3 +131,26 @@ def test_small_guards() -> None:
         with pytest.raises(ApiError) as exc:
             check_list_totals(raw)
         assert exc.value.errors[0].field == "TotNoOrders", raw
+
+
+def test_limit_settings_are_checked(tmp_path: Any) -> None:
+    from fastfix.errors import ConfigError
+    from server.gateway.config import parse_config
+
+    def cfg(**gateway: Any) -> Any:
+        return parse_config({"gateway": {"link": "loopback", **gateway}, "brokers": [{"id": "B"}],
+                             "clients": [{"id": "c", "api_key_sha256": "0" * 64, "read_rate": 5, "read_burst": 7}]},
+                            tmp_path / "gw.toml")
+
+    c = cfg(ws_auth_timeout=2, http_max_uri=4096, metrics_require_key=True, reference_prices={"005930": 71000})
+    assert (c.ws_auth_timeout, c.http_max_uri, c.metrics_require_key) == (2.0, 4096, True)
+    assert c.reference_prices == {"005930": 71000}
+    assert (c.clients["c"].read_rate, c.clients["c"].read_burst) == (5.0, 7)
+    for bad, where in (({"ws_max_per_ip": 0}, "gateway.ws_max_per_ip: must be positive"),
+                       ({"http_max_uri": 70000}, "gateway.http_max_uri: at most 65000"),
+                       ({"http_max_header_bytes": 100}, "gateway.http_max_header_bytes: must be 1024..262144"),
+                       ({"reference_prices": {"005930": "x"}}, "gateway.reference_prices.005930: must be a positive"),
+                       ({"auth_fail_window": True}, "gateway.auth_fail_window: expected a number")):
+        with pytest.raises(ConfigError, match=re.escape(where)) as exc:
+            cfg(**bad)
+        assert "gw.toml" in str(exc.value)
