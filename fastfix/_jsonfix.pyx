@@ -85,6 +85,11 @@ cdef enum:
     SEC_SKIP = 3
 
 
+# User-defined tags (5000 and above) remembered by a codec (see _resolve).
+cdef enum:
+    _USER_DEFINED_MAX = 1024
+
+
 # ---------------------------------------------------------------------------
 # growable output buffer
 
@@ -1016,7 +1021,10 @@ cdef class CodecCore:
                 m = self.user_defined.get(tag)
                 if m is None:
                     m = _InMember(_InField(tag, key, T_STRING, None, None), 1 << 30, False, None)
-                    self.user_defined[tag] = m
+                    # Bounded: clients choose these numbers. The first _USER_DEFINED_MAX tags
+                    # seen stay cached (a deployment uses a handful); others are built per use.
+                    if len(self.user_defined) < _USER_DEFINED_MAX:
+                        self.user_defined[tag] = m
                 return m
         self._error(errors, f"{path}.{key}", key, "unknown field")
         return None

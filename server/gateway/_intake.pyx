@@ -21,22 +21,34 @@ MAX_ID_LEN = 64
 # Client identifiers namespaced by client on the wire (also inside NoOrders entries).
 ID_KEYS = ("ClOrdID", "OrigClOrdID", "ListID")
 _ID_RULE = f"at most {MAX_ID_LEN} characters, without ':' or '~'"
+# FIX's String type: printable ASCII. Spaces only inside (a trailing one does not survive
+# a round trip through most FIX engines), and no '/' (a path separator in the REST routes).
+_ID_CHARS = "printable ASCII only (letters, digits, punctuation and inner spaces), without '/'"
 
 cdef object _encode = msgspec.json.Encoder().encode
 
 
 def check_id(value, str field, str path, list problems):
-    """``value`` if it is a usable client identifier, else None with its problem noted."""
+    """``value`` if it is a usable client identifier, else None with its problem noted:
+    1 to 64 characters of printable ASCII (0x21-0x7E, spaces inside only), none of
+    ``/`` (path separator), ``:`` (wire namespace) or ``~`` (generated ids)."""
     if type(value) is not str or not value:
         problems.append(FieldProblem(field, "required, a non-empty string", path))
         return None
     cdef str s = <str>value
     cdef Py_UCS4 ch
-    if len(s) > MAX_ID_LEN:
+    cdef Py_ssize_t n = len(s)
+    if n > MAX_ID_LEN:
         problems.append(FieldProblem(field, _ID_RULE, path))
         return None
+    if s[0] == " " or s[n - 1] == " ":
+        problems.append(FieldProblem(field, "must not start or end with a space", path))
+        return None
     for ch in s:
-        if ch == 58 or ch == 126 or ch == 1:  # ':' (wire namespace), '~' (generated ids), SOH
+        if ch < 32 or ch > 126 or ch == 47:  # control characters (SOH too), DEL, non-ASCII, '/'
+            problems.append(FieldProblem(field, _ID_CHARS, path))
+            return None
+        if ch == 58 or ch == 126:  # ':' (wire namespace), '~' (generated ids)
             problems.append(FieldProblem(field, _ID_RULE, path))
             return None
     return s

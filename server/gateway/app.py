@@ -25,15 +25,25 @@ from typing import Any
 
 import msgspec
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.embed import Server as _EmbedServer
 
 from server._service import remove_file, stop_on_signals, write_json_atomic
 from server.gateway.apidocs import ApiDocs
 from server.gateway.asyncapi import build_asyncapi
-from server.gateway.auth import Authenticator
+from server.gateway.auth import Authenticator, FailureThrottle, ReadThrottle
+from server.gateway.checks import set_reference_prices
 from server.gateway.config import ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError
+from server.gateway.guards import (
+    BodyReader,
+    check_content_type,
+    check_head,
+    check_list_totals,
+    path_segments,
+    source_ip,
+)
 from server.gateway.link import Link
 from server.gateway.loopback import LoopbackLink
 from server.gateway.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -54,10 +64,6 @@ _STATUS_CODES = {name: code for code, name in ORD_STATUS_NAMES.items()}
 _STATIC = Path(__file__).parent / "static"  # browser pages, served at / and /static/
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"body larger than {limit} bytes")
-
-
 class RestApp:
     """RSGI application of the REST API (routing, auth, size limit, error answers)."""
 
@@ -65,10 +71,17 @@ class RestApp:
         self.gw = gateway
         self.ws_port = 0  # set once the stream server is bound; shown at /stream-info
         self.auth = auth
-        self.max_body = gateway.cfg.max_body_bytes
+        cfg = gateway.cfg
+        self.max_body = cfg.max_body_bytes
+        self.bodies = BodyReader(cfg.max_body_bytes, cfg.http_body_timeout)
+        self.max_uri, self.max_header_bytes = cfg.http_max_uri, cfg.http_max_header_bytes
+        self.metrics_key = cfg.metrics_require_key
         self.metrics = gateway.metrics
         self._counters: dict[tuple[str, int], tuple[Any, Any]] = {}  # (route, status) -> metric children
         self._known = auth.known  # API keys already verified -> client: the usual request's lookup
+        self.reads = ReadThrottle(cfg.clients, gateway.metrics.rejected)
+        self.failures = FailureThrottle(cfg.auth_fail_limit, cfg.auth_fail_window)
+        self._auth_failed = gateway.metrics.auth_failures.labels("rest")
         self._accepted = self._counters_of("orders.new", 202)
         self._openapi = _json.encode(openapi)
         self._docs = ApiDocs(openapi)
@@ -81,16 +94,14 @@ class RestApp:
         route = "other"
         status = 500
         try:
+            check_head(scope, self.max_uri, self.max_header_bytes)  # 414, 431
             if scope.path == "/v1/orders" and scope.method == "POST":  # the hot route, inline
                 received_ns = time.perf_counter_ns()  # hop "received" of the order trace
                 headers = scope.headers
                 client = self._known.get(headers.get("x-api-key")) or self._client(scope)
-                length = headers.get("content-length")
-                if length is not None and not (length.isdigit() and int(length) <= self.max_body):
-                    self._check_length(scope)  # 413, or 400 for a malformed length
-                raw = await proto()
-                if len(raw) > self.max_body:
-                    raise _too_large(self.max_body)
+                if headers.get("content-type") != "application/json":
+                    check_content_type(headers)  # 415
+                raw = await self.bodies.read(scope, proto)  # 413, 408
                 route, status = "orders.new", 202
                 body = await self.gw.new_order(client, raw, received_ns)
                 proto.response_bytes(202, _JSON, body)
@@ -122,34 +133,28 @@ class RestApp:
         if key is None:
             raise ApiError(401, "unauthorized", "API key required (X-API-Key header)",
                            headers=[("www-authenticate", 'Bearer realm="fastfix"')])
+        client = self._known.get(key)
+        if client is not None:
+            return client
+        if self.failures:  # 429 for an address past its failure limit: keys not yet verified are not tried
+            self.failures.check(source_ip(scope.client))
         client = self.auth.authenticate(key)
         if client is None:
+            self._auth_failed.inc()
+            self.failures.failed(source_ip(scope.client))
             raise ApiError(401, "unauthorized", "invalid API key",
                            headers=[("www-authenticate", 'Bearer realm="fastfix"')])
         return client
 
-    def _check_length(self, scope: Any) -> None:
-        """413 before reading a body whose Content-Length is over the limit."""
-        length = scope.headers.get("content-length")
-        if length is not None:
-            try:
-                if int(length) > self.max_body:
-                    raise _too_large(self.max_body)
-            except ValueError:
-                raise ApiError(400, "bad_request", "invalid Content-Length") from None
-
     async def _read(self, scope: Any, proto: Any) -> bytes:
-        self._check_length(scope)
-        body = await proto()
-        if len(body) > self.max_body:
-            raise _too_large(self.max_body)
-        return body
+        check_content_type(scope.headers)
+        return await self.bodies.read(scope, proto)
 
     async def _handle(self, scope: Any, proto: Any) -> tuple[str, int, list[tuple[str, str]], bytes]:
         received_ns = time.perf_counter_ns()  # hop "received" of the order trace
         method = scope.method
         path = scope.path
-        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
+        parts = path_segments(path)
         gw = self.gw
         if len(parts) == 1 and method not in ("GET", "HEAD") and parts[0] in _READ_ONLY:
             raise _method_not_allowed("GET, HEAD")
@@ -162,6 +167,8 @@ class RestApp:
                 return "readyz", 200 if ready else 503, _JSON, _json.encode(
                     {"ready": ready, "sessions": [msgspec.structs.asdict(s) for s in gw.link.sessions()]})
             if name == "metrics":
+                if self.metrics_key:
+                    self._client(scope)
                 return "metrics", 200, [("content-type", CONTENT_TYPE_LATEST)], self.metrics.render()
             if name == "openapi.json":
                 return "openapi", 200, _JSON, self._openapi
@@ -185,6 +192,8 @@ class RestApp:
             raise ApiError(404, "not_found", f"the WebSocket stream is served on its own port: "
                                              f"ws://<host>:{self.ws_port}/v1/stream (GET /stream-info)")
         client = self._client(scope)
+        if method in ("GET", "HEAD"):
+            self.reads.take(client)  # 429: reads have a bucket of their own
         res = parts[1]
         n = len(parts)
         if res == "orders":
@@ -215,7 +224,9 @@ class RestApp:
             if n == 2:
                 if method != "POST":
                     raise _method_not_allowed("POST")
-                return "lists.new", 202, _JSON, await gw.new_list(client, await self._read(scope, proto))
+                raw = await self._read(scope, proto)
+                check_list_totals(raw)  # 422 naming TotNoOrders
+                return "lists.new", 202, _JSON, await gw.new_list(client, raw)
             if n == 3:
                 if method != "GET":
                     raise _method_not_allowed("GET")
@@ -320,6 +331,14 @@ class _Granian(_EmbedServer):
         self._ssp = None
 
 
+def http1_settings(cfg: GatewayConfig) -> HTTP1Settings:
+    """granian's HTTP/1 limits: the header deadline (which also ends idle keep-alive
+    connections) and a read buffer larger than the application's own URI and header
+    limits, so those are answered by the application, in JSON (docs/operations.md, "Limits and deadlines")."""
+    return HTTP1Settings(header_read_timeout=max(1, int(cfg.http_header_timeout * 1000)), keep_alive=True,
+                         max_buffer_size=cfg.http_max_uri + cfg.http_max_header_bytes + 16384)
+
+
 def build_link(cfg: GatewayConfig) -> Link:
     if cfg.link == "loopback":
         return LoopbackLink()
@@ -351,6 +370,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
     metrics = Metrics()
     link = build_link(cfg)
     mapper = JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes)
+    set_reference_prices(cfg.reference_prices)  # market orders' notional
     gw = Gateway(cfg, link, mapper, metrics)
     if prepare is not None:
         prepare(gw)
@@ -358,7 +378,9 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
     auth = Authenticator(cfg.clients)
     app = RestApp(gw, auth, build_openapi(mapper, link.begin_string))
     app.asyncapi = _json.encode(build_asyncapi(mapper, link.begin_string))
-    ws = StreamServer(gw, auth, cfg.ws_heartbeat, cfg.ws_buffer_limit, cfg.ws_replay_batch)
+    ws = StreamServer(gw, auth, cfg.ws_heartbeat, cfg.ws_buffer_limit, cfg.ws_replay_batch,
+                      auth_timeout=cfg.ws_auth_timeout, max_unauthenticated=cfg.ws_max_unauthenticated,
+                      max_per_ip=cfg.ws_max_per_ip, max_message=cfg.ws_max_message, failures=app.failures)
     sock = _bind(cfg.rest_host, cfg.rest_port)
     rest_port = sock.getsockname()[1]
     tls: dict[str, Any] = {}
@@ -376,7 +398,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
     if _STATIC.is_dir():
         static = {"static_path_route": ["/static"], "static_path_mount": [_STATIC], "static_path_expires": 60}
     server = _Granian(app, sock, log_level=level, log_access=False, backlog=1024, websockets=False,
-                      **static, **tls)
+                      http1_settings=http1_settings(cfg), **static, **tls)
     rest_task = loop.create_task(server.serve())
     await link.start()
     # granian binds in serve(); wait until the REST port answers before announcing readiness.
@@ -396,6 +418,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
     with contextlib.suppress(Exception):
         await asyncio.wait_for(rest_task, 10)
     stopper.cancel()
+    app.bodies.close()
     await ws.stop()
     await link.stop()
     await gw.close()

@@ -6,7 +6,9 @@ fast hash is enough (no password stretching needed) and a lookup costs one
 hash. The presented key's digest selects the candidate client and is then
 compared with :func:`hmac.compare_digest`, so the comparison time does not
 depend on how many leading characters match. Throttling is a
-:class:`TokenBucket` per client (compiled, it runs for every request).
+:class:`TokenBucket` per client (compiled, it runs for every request); reads
+(GET) have buckets of their own (:class:`ReadThrottle`), and failed
+authentications are throttled per source address (:class:`FailureThrottle`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from typing import Any
 
 from server.gateway._counters import TokenBucket
 from server.gateway.config import ClientConfig
+from server.gateway.errors import ApiError
 
-__all__ = ["Authenticator", "TokenBucket", "hash_key", "new_api_key"]
+__all__ = ["Authenticator", "FailureThrottle", "ReadThrottle", "TokenBucket", "hash_key", "new_api_key"]
 
 _VERIFIED_MAX = 4096  # verified keys remembered (a gateway has a handful of clients, each a few keys)
 
@@ -72,3 +77,70 @@ class Authenticator:
         if auth and auth[:7].lower() == "bearer ":
             return auth[7:].strip()
         return None
+
+
+class ReadThrottle:
+    """A token bucket per client for reads (GET), apart from the order buckets: polling the
+    blotter cannot use up a client's order rate, and a read flood is refused early."""
+
+    def __init__(self, clients: dict[str, ClientConfig], rejected: Any) -> None:
+        self._buckets = {c.id: TokenBucket(c.read_rate, c.read_burst) for c in clients.values()}
+        self._rejected = rejected.labels("throttled_read")
+
+    def take(self, client: ClientConfig) -> None:
+        wait = self._buckets[client.id].take()
+        if wait > 0:
+            self._rejected.inc()
+            raise ApiError(429, "throttled", f"read rate above {client.read_rate:g}/s for this client",
+                           headers=[("retry-after", str(max(1, int(wait + 0.999))))])
+
+
+class FailureThrottle:
+    """Failed authentications per source address in a fixed window: past ``limit`` failures
+    the address gets 429 until its window ends. Bounded: at most ``max_sources`` addresses
+    are remembered (expired windows go first, then the oldest)."""
+
+    def __init__(self, limit: int, window: float, max_sources: int = 65536) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_sources = max_sources
+        self._failures: dict[str, list[float]] = {}  # address -> [window start, failures]
+
+    def __len__(self) -> int:
+        """Addresses with failures remembered (none: nothing to check)."""
+        return len(self._failures)
+
+    def check(self, ip: str) -> None:
+        """429 if ``ip`` is over its failure limit in the current window."""
+        entry = self._failures.get(ip)
+        if entry is None or entry[1] < self.limit:
+            return
+        left = entry[0] + self.window - time.monotonic()
+        if left <= 0:
+            del self._failures[ip]
+            return
+        raise ApiError(429, "too_many_failures", f"too many failed authentications from this address; "
+                       f"retry in {int(left + 0.999)} s", headers=[("retry-after", str(max(1, int(left + 0.999))))])
+
+    def blocked(self, ip: str) -> bool:
+        try:
+            self.check(ip)
+        except ApiError:
+            return True
+        return False
+
+    def failed(self, ip: str) -> None:
+        now = time.monotonic()
+        entry = self._failures.get(ip)
+        if entry is None or now - entry[0] >= self.window:
+            if entry is None and len(self._failures) >= self.max_sources:
+                self._prune(now)
+            self._failures[ip] = [now, 1.0]
+        else:
+            entry[1] += 1
+
+    def _prune(self, now: float) -> None:
+        for ip in [ip for ip, (start, _) in self._failures.items() if now - start >= self.window]:
+            del self._failures[ip]
+        while len(self._failures) >= self.max_sources:
+            del self._failures[next(iter(self._failures))]

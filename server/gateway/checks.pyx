@@ -10,10 +10,12 @@ takes the Decimal way.
 
 from decimal import Decimal, InvalidOperation
 
-from server.krx import TICK_BANDS
+from server.exchange.instruments import lookup
+from server.krx import TICK_BANDS, price_limits
 from server.gateway.errors import FieldProblem
 
-__all__ = ["krx_tick", "check_order_fields", "to_decimal", "PRICED_ORD_TYPES"]
+__all__ = ["krx_tick", "check_order_fields", "market_price", "set_reference_prices", "to_decimal",
+           "PRICED_ORD_TYPES"]
 
 # OrdType values that carry a limit price (44): limit, stop limit, limit or better,
 # limit with or without, previously quoted/indicated, and the KRX conditional limit
@@ -45,6 +47,41 @@ def krx_tick(price):
     while i > 0 and price < _FLOORS[i]:
         i -= 1
     return _TICKS[i]
+
+
+# Market orders (and every order without a limit price) are valued for the notional limit at
+# the upper daily price limit of the symbol's reference price, as a broker values a market
+# buy: the most the order can cost. Reference prices: the gateway's configuration, else the
+# listing's base price (server/exchange/instruments.py). symbol -> upper limit, memoised.
+cdef dict _REFERENCE = {}
+cdef dict _UPPER = {}
+
+
+def set_reference_prices(dict prices):
+    """Reference prices (KRW, by symbol) that value orders without a limit price."""
+    _REFERENCE.clear()
+    _REFERENCE.update(prices)
+    _UPPER.clear()
+
+
+def market_price(symbol):
+    """The price a market order in ``symbol`` is valued at (its upper daily limit), or None
+    when the gateway has no reference price for it."""
+    if type(symbol) is not str:
+        return None
+    upper = _UPPER.get(symbol)
+    if upper is not None:
+        return upper
+    ref = _REFERENCE.get(symbol)
+    if ref is None:
+        inst = lookup(symbol)
+        if inst is None:
+            return None
+        ref = _REFERENCE.get(inst.code, inst.base_price)
+    upper = price_limits(ref)[1]
+    if len(_UPPER) < 65536:  # symbols seen; a client inventing symbols cannot grow it past this
+        _UPPER[symbol] = upper
+    return upper
 
 
 def to_decimal(value):
@@ -155,3 +192,16 @@ def check_order_fields(dict entry, client, str tick_size, str path, list problem
         if qty * price > max_notional:
             problems.append(FieldProblem("OrderQty", f"notional {qty * price} above the client's maximum "
                                          f"{max_notional}", f"{path}.OrderQty"))
+    elif qty is not None and max_notional is not None and "Price" not in entry and not (
+            isinstance(ord_type, str) and ord_type in PRICED_ORD_TYPES):
+        # No limit price (market and the like): valued at the upper daily limit. (A limit
+        # order without its price has its problem already.)
+        upper = market_price(entry.get("Symbol"))
+        if upper is None:
+            problems.append(FieldProblem("Symbol", "no reference price for this symbol: an order without a "
+                                         "limit price cannot be checked against the client's notional limit",
+                                         f"{path}.Symbol"))
+        elif qty * upper > max_notional:
+            problems.append(FieldProblem("OrderQty", f"notional {qty * upper} (no limit price: valued at the "
+                                         f"upper price limit {upper}) above the client's maximum {max_notional}",
+                                         f"{path}.OrderQty"))

@@ -17,12 +17,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from server._config import LogLevel, Port, Table, config_error, convert, existing_file, read_toml
+from server.exchange.instruments import lookup
 
 __all__ = ["BrokerConfig", "ClientConfig", "GatewayConfig", "GatewaySection", "load_config",
            "parse_config"]
 
 Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+$", description="letters, digits, '_', '-' or '.'")]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 Name = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -46,6 +48,8 @@ class ClientConfig(Table):
     brokers: list[Name] = msgspec.field(default_factory=list)  # empty = every configured broker
     rate: Annotated[float, msgspec.Meta(gt=0)] = 50.0  # requests per second (token bucket refill)
     burst: Positive = 100  # token bucket size
+    read_rate: Annotated[float, msgspec.Meta(gt=0)] = 200.0  # reads (GET) per second, a bucket of their own
+    read_burst: Positive = 400
     max_order_qty: Decimal | None = None
     max_notional: Decimal | None = None
 
@@ -72,6 +76,21 @@ class GatewaySection(Table):
     ws_heartbeat: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     ws_buffer_limit: Positive = 4 << 20  # bytes queued for one WS client before it is dropped
     ws_replay_batch: Positive = 500
+    ws_auth_timeout: PositiveFloat = 10.0  # seconds a connection may stay unauthenticated
+    ws_max_unauthenticated: Positive = 256  # unauthenticated connections at once (the rest: 1013)
+    ws_max_per_ip: Positive = 1024  # connections at once from one address
+    ws_max_message: Positive = 65536  # bytes of one message, fragments reassembled
+    http_header_timeout: PositiveFloat = 10.0  # seconds to receive a request head (also idle keep-alive)
+    http_body_timeout: PositiveFloat = 10.0  # seconds to receive a request body
+    # bytes of the request target (414 beyond); the HTTP server refuses longer targets itself
+    http_max_uri: Annotated[int, msgspec.Meta(gt=0, le=65000)] = 8192
+    http_max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=262144)] = 32768  # 431 beyond
+    auth_fail_limit: Positive = 100  # failed authentications from one address per window, then 429
+    auth_fail_window: PositiveFloat = 60.0  # seconds
+    metrics_require_key: bool = False  # /metrics answers only with a valid API key
+    # market orders' notional (KRW) by stock code, beside the static instrument table
+    reference_prices: dict[str, Annotated[int, msgspec.Meta(gt=0, description="a positive whole price (KRW)")]] = \
+        msgspec.field(default_factory=dict)
     log_level: LogLevel = "info"
     tls_cert: Path | None = None  # PEM certificate (chain): REST over HTTPS and the stream over WSS
     tls_key: Path | None = None  # its PEM private key
@@ -89,6 +108,8 @@ class _File(Table, kw_only=True):
     gateway: GatewaySection = msgspec.field(default_factory=GatewaySection)
     brokers: Annotated[list[BrokerConfig], msgspec.Meta(min_length=1, description="at least one [[brokers]] entry")]
     clients: list[ClientConfig] = msgspec.field(default_factory=list)
+
+
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -109,6 +130,9 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
                            "tls_cert and tls_key go together")
     for key in ("fix_settings", "tls_cert", "tls_key"):
         existing_file(where, f"gateway.{key}", getattr(g, key))
+    for code in g.reference_prices:
+        if lookup(code) is None:
+            raise config_error(where, f"gateway.reference_prices.{code}", "unknown instrument")
     cfg = GatewayConfig(path=path, **msgspec.structs.asdict(g))
 
     for i, b in enumerate(doc.brokers):

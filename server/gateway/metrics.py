@@ -126,6 +126,10 @@ class Metrics:
         self.ws_clients = Gauge("gateway_ws_connections", "Subscribed WebSocket connections", registry=r)
         self.ws_dropped = Counter("gateway_ws_dropped", "WebSocket connections dropped by the gateway, by reason",
                                   ["reason"], registry=r)
+        self.ws_open = Gauge("gateway_ws_open_connections", "Open WebSocket connections, by state "
+                             "(authenticated or not)", ["state"], registry=r)
+        self.auth_failures = Counter("gateway_auth_failures", "Failed authentications (wrong key), by entry "
+                                     "point (rest, ws)", ["entry"], registry=r)
         self.session_up = Gauge("gateway_fix_session_up", "1 when the FIX session is logged on", ["session"],
                                 registry=r)
         self.recovered = Counter("gateway_recovered_sends",

@@ -15,7 +15,15 @@ Protocol (text frames, JSON):
   seconds (S = last sequence number sent);
 * a consumer that lets more than ``ws_buffer_limit`` bytes queue up is closed
   with code 1013 and a reason naming the resume point; reconnect with
-  ``since`` = the last ``seq`` received.
+  ``since`` = the last ``seq`` received. Every frame the gateway sends counts
+  (events, heartbeats, pongs, errors);
+* a connection that has not authenticated within ``ws_auth_timeout`` seconds is
+  closed (1008); before authenticating only ``auth`` is accepted. Unauthenticated
+  connections (``ws_max_unauthenticated``) and connections per address
+  (``ws_max_per_ip``) are capped (1013);
+* RFC 6455: fragmented messages are reassembled up to ``ws_max_message`` bytes
+  (1009 beyond); a frame with RSV bits set fails the connection with 1002 (no
+  extension is negotiated).
 """
 
 from __future__ import annotations
@@ -39,8 +47,9 @@ from picows import (
     ws_create_server,
 )
 
-from server.gateway.auth import Authenticator
+from server.gateway.auth import Authenticator, FailureThrottle
 from server.gateway.config import ClientConfig
+from server.gateway.guards import source_ip
 
 if TYPE_CHECKING:
     from server.gateway.service import Gateway
@@ -51,10 +60,19 @@ log = logging.getLogger("fastfix.gateway.ws")
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 STREAM_PATHS = ("/v1/stream", "/v1/stream/")
+_CLOSE_GRACE = 5.0  # seconds a closing connection may take to take its last frames, then it is cut
 
 
 def _ts() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _call_later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle | None:
+    """A timer on the running loop (None when there is none: connections driven by hand)."""
+    try:
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
+    except RuntimeError:
+        return None
 
 
 def _text_frame_header(size: int) -> bytes:
@@ -83,24 +101,48 @@ class _Connection(WSListener):  # type: ignore[misc]
         self._writable = asyncio.Event()
         self._writable.set()
         self._replay_task: asyncio.Task[None] | None = None
+        self.ip = ""
+        self.state = ""  # "authenticated" / "unauthenticated" while counted in the gauge
+        self._fragments: list[bytes] | None = None  # a fragmented message being reassembled
+        self._fragment_size = 0
+        self._timer: asyncio.TimerHandle | None = None  # authentication deadline, then the close grace
 
     # picows callbacks ------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         # Ask asyncio to tell us (pause_writing) well before our own limit is hit.
-        limit = self.server.buffer_limit
+        server = self.server
+        limit = server.buffer_limit
         transport.underlying_transport.set_write_buffer_limits(high=max(limit // 4, 16384))
-        self.server.connections.add(self)
+        self.ip = source_ip(transport.underlying_transport.get_extra_info("peername"))
+        refusal = server.admit(self)
+        if refusal is not None:
+            self._refuse(*refusal)
+            return
         if self.client is not None:
             self._subscribe(self.since)
+        else:
+            self._timer = _call_later(server.auth_timeout, self._auth_expired)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.closed = True
-        self.server.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        self.server.release(self)
         if self._replay_task is not None:
             self._replay_task.cancel()
         if self.client is not None and self.subscribed:
             self.server.gateway.unsubscribe(self.client.id, self)
+
+    def _auth_expired(self) -> None:
+        self._timer = None
+        if self.client is None and not self.closed:
+            self._refuse("auth_timeout", WSCloseCode.POLICY_VIOLATION,
+                         f"not authenticated within {self.server.auth_timeout:g} s")
+
+    def _refuse(self, label: str, code: WSCloseCode, reason: str) -> None:
+        self.server.gateway.metrics.ws_dropped.labels(label).inc()
+        self._fail(code, reason)
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -109,14 +151,56 @@ class _Connection(WSListener):  # type: ignore[misc]
         self._writable.set()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type == WSMsgType.CLOSE:
+        if self.closed:
+            return
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:  # RFC 6455 5.2: no extension was negotiated
+            self._refuse("protocol_error", WSCloseCode.PROTOCOL_ERROR, "RSV bits set: no extension negotiated")
+            return
+        msg_type = frame.msg_type
+        if msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
             return
-        if frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        if msg_type == WSMsgType.PING:  # answered here, not by picows: the pong counts against the limit
+            self._send(frame.get_payload_as_bytes(), WSMsgType.PONG)
             return
+        if msg_type == WSMsgType.CONTINUATION:
+            if self._fragments is None:
+                self._refuse("protocol_error", WSCloseCode.PROTOCOL_ERROR, "continuation frame outside a message")
+                return
+            if not self._add_fragment(frame) or not frame.fin:
+                return
+            payload = b"".join(self._fragments)
+            self._fragments = None
+        elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if self._fragments is not None:
+                self._refuse("protocol_error", WSCloseCode.PROTOCOL_ERROR,
+                             "new message before the fragmented one ended")
+                return
+            if not frame.fin:
+                self._fragments = []
+                self._fragment_size = 0
+                self._add_fragment(frame)
+                return
+            payload = frame.get_payload_as_bytes()
+        else:
+            return  # PONG
+        self._on_message(payload)
+
+    def _add_fragment(self, frame: WSFrame) -> bool:
+        """Append a fragment; False (and the connection failed with 1009) past ``ws_max_message``."""
+        assert self._fragments is not None
+        self._fragment_size += frame.payload_size
+        if self._fragment_size > self.server.max_message:
+            self._refuse("message_too_big", WSCloseCode.MESSAGE_TOO_BIG,
+                         f"message larger than {self.server.max_message} bytes")
+            return False
+        self._fragments.append(frame.get_payload_as_bytes())
+        return True
+
+    def _on_message(self, payload: bytes) -> None:
         try:
-            req = _decode.decode(frame.get_payload_as_bytes())
+            req = _decode.decode(payload)
         except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):  # bad, too deep, not UTF-8
             self._fail(WSCloseCode.UNSUPPORTED_DATA, "messages must be JSON objects")
             return
@@ -124,6 +208,9 @@ class _Connection(WSListener):  # type: ignore[misc]
             self._fail(WSCloseCode.UNSUPPORTED_DATA, "messages must be JSON objects")
             return
         op = req.get("op")
+        if self.client is None and op != "auth":
+            self._fail(WSCloseCode.POLICY_VIOLATION, "authenticate first")
+            return
         since = req.get("since")
         if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
             self._fail(WSCloseCode.POLICY_VIOLATION, "since must be a non-negative integer")
@@ -135,14 +222,16 @@ class _Connection(WSListener):  # type: ignore[misc]
             client = self.server.auth.authenticate(req.get("api_key") if isinstance(req.get("api_key"), str)
                                                    else None)
             if client is None:
+                self.server.auth_failed(self.ip)
                 self._fail(WSCloseCode.POLICY_VIOLATION, "invalid API key")
                 return
             self.client = client
+            self.server.authenticated(self)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._subscribe(since if since is not None else self.since)
         elif op == "subscribe":
-            if self.client is None:
-                self._fail(WSCloseCode.POLICY_VIOLATION, "authenticate first")
-                return
             if self.subscribed:
                 self._fail(WSCloseCode.POLICY_VIOLATION, "already subscribed")
                 return
@@ -212,21 +301,31 @@ class _Connection(WSListener):  # type: ignore[misc]
                 break
             payloads.append(data)
             last = seq
+        self.last_sent = last  # before sending: a drop on the way names this resume point
         self._send_texts(payloads)
-        self.last_sent = last
         if gap:
             self._start_replay()
-        elif self.transport.underlying_transport.get_write_buffer_size() > self.server.buffer_limit:
+        elif not self.closed and self._queued() > self.server.buffer_limit:
             self._drop("slow consumer")
 
     def heartbeat(self, now: float) -> None:
         if self.subscribed and not self.closed and now - self.last_activity >= self.server.heartbeat:
             self._send_json({"type": "heartbeat", "seq": self.last_sent, "ts": _ts()})
 
-    def _send(self, data: bytes) -> None:
+    def _queued(self) -> int:
+        assert self.transport is not None
+        return self.transport.underlying_transport.get_write_buffer_size()
+
+    def _send(self, data: bytes, msg_type: WSMsgType = WSMsgType.TEXT) -> None:
+        """One frame. Every frame but the replay's batches (paced by pause_writing) goes out
+        here or through :meth:`deliver`, and both check ``ws_buffer_limit`` after the write:
+        a consumer past it is dropped (pongs, heartbeats and answers count too), so at most
+        the limit plus one write is ever queued for it."""
         if self.transport is not None and not self.closed:
-            self.transport.send(WSMsgType.TEXT, data)
+            self.transport.send(msg_type, data)
             self.last_activity = time.monotonic()
+            if self._queued() > self.server.buffer_limit:
+                self._drop("slow consumer")
 
     def _send_texts(self, payloads: list[bytes]) -> None:
         """Text frames in one socket write: picows writes each frame with a system call of
@@ -249,29 +348,95 @@ class _Connection(WSListener):  # type: ignore[misc]
         self._fail(WSCloseCode.TRY_AGAIN_LATER, f"{reason}: reconnect with since=<last seq received>")
 
     def _fail(self, code: WSCloseCode, reason: str) -> None:
+        """The error frame and a close frame (this one write is not checked against the limit),
+        then a graceful disconnect, cut after a grace period if the peer does not read."""
         if self.transport is None or self.closed:
             return
+        transport = self.transport
         try:
-            self._send_json({"type": "error", "reason": reason, "seq": self.last_sent})
-            self.transport.send_close(code, reason.encode()[:120])
+            transport.send(WSMsgType.TEXT, _json.encode({"type": "error", "reason": reason, "seq": self.last_sent}))
+            transport.send_close(code, reason.encode()[:120])
         finally:
             self.closed = True
-            self.transport.disconnect()
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = _call_later(_CLOSE_GRACE, transport.disconnect, False)
+            transport.disconnect()
 
 
 class StreamServer:
     """picows server for ``/v1/stream`` on the loop of the gateway."""
 
     def __init__(self, gateway: Gateway, auth: Authenticator, heartbeat: float, buffer_limit: int,
-                 replay_batch: int) -> None:
+                 replay_batch: int, *, auth_timeout: float = 10.0, max_unauthenticated: int = 256,
+                 max_per_ip: int = 1024, max_message: int = 65536,
+                 failures: FailureThrottle | None = None) -> None:
         self.gateway = gateway
         self.auth = auth
         self.heartbeat = heartbeat
         self.buffer_limit = buffer_limit
         self.replay_batch = replay_batch
+        self.auth_timeout = auth_timeout
+        self.max_unauthenticated = max_unauthenticated
+        self.max_per_ip = max_per_ip
+        self.max_message = max_message
+        self.failures = failures
         self.connections: set[_Connection] = set()
+        self.unauthenticated = 0
+        self.per_ip: dict[str, int] = {}  # open connections by address (entries removed at zero)
+        metrics = gateway.metrics
+        self._gauges = {state: metrics.ws_open.labels(state) for state in ("authenticated", "unauthenticated")}
+        self._auth_failed = metrics.auth_failures.labels("ws")
         self._server: asyncio.Server | None = None
         self._hb_task: asyncio.Task[None] | None = None
+
+    # connection accounting -------------------------------------------------------
+    def admit(self, conn: _Connection) -> tuple[str, WSCloseCode, str] | None:
+        """Count a new connection; what to refuse it with, if it is over a cap."""
+        self.connections.add(conn)
+        self.per_ip[conn.ip] = n = self.per_ip.get(conn.ip, 0) + 1
+        self._set_state(conn, "authenticated" if conn.client is not None else "unauthenticated")
+        if n > self.max_per_ip:
+            return "per_ip_limit", WSCloseCode.TRY_AGAIN_LATER, f"more than {self.max_per_ip} connections " \
+                "from this address"
+        if conn.client is None:
+            if self.unauthenticated > self.max_unauthenticated:
+                return ("unauthenticated_limit", WSCloseCode.TRY_AGAIN_LATER,
+                        "too many unauthenticated connections: retry later")
+            if self.failures is not None and self.failures.blocked(conn.ip):
+                return ("auth_failures", WSCloseCode.POLICY_VIOLATION,
+                        "too many failed authentications from this address: retry later")
+        return None
+
+    def authenticated(self, conn: _Connection) -> None:
+        self._set_state(conn, "authenticated")
+
+    def auth_failed(self, ip: str | None) -> None:
+        self._auth_failed.inc()
+        if ip is not None and self.failures is not None:
+            self.failures.failed(ip)
+
+    def release(self, conn: _Connection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        self._set_state(conn, "")
+        n = self.per_ip.get(conn.ip, 1) - 1
+        if n > 0:
+            self.per_ip[conn.ip] = n
+        else:
+            self.per_ip.pop(conn.ip, None)
+
+    def _set_state(self, conn: _Connection, state: str) -> None:
+        if conn.state:
+            self._gauges[conn.state].dec()
+            if conn.state == "unauthenticated":
+                self.unauthenticated -= 1
+        conn.state = state
+        if state:
+            self._gauges[state].inc()
+            if state == "unauthenticated":
+                self.unauthenticated += 1
 
     def _factory(self, request: WSUpgradeRequest) -> Any:
         url = urllib.parse.urlsplit(request.path.decode("latin-1"))
@@ -293,6 +458,7 @@ class StreamServer:
         if key is not None:
             client = self.auth.authenticate(key)
             if client is None:
+                self.auth_failed(None)  # the upgrade request carries no peer address: counted only
                 return WSUpgradeResponseWithListener(
                     WSUpgradeResponse.create_error_response(401, b"invalid API key\n"), None)
         return _Connection(self, client, since)
@@ -300,7 +466,7 @@ class StreamServer:
     async def start(self, host: str, port: int, ssl: Any = None) -> int:
         """Listen on ``host:port`` (WSS when ``ssl`` is a server :class:`ssl.SSLContext`)."""
         self._server = await ws_create_server(
-            self._factory, host, port, ssl=ssl, enable_auto_ping=True,
+            self._factory, host, port, ssl=ssl, enable_auto_ping=True, enable_auto_pong=False,
             auto_ping_idle_timeout=max(self.heartbeat * 2, 5.0), auto_ping_reply_timeout=max(self.heartbeat, 5.0),
             max_frame_size=65536,
         )

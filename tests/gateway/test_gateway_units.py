@@ -107,8 +107,11 @@ def test_order_checks_collect_everything() -> None:
                        problems)
     assert [p.field for p in problems] == ["Price", "OrderQty"]  # off tick; notional 3.5M > 1M
     problems = []
+    check_order_fields({"OrderQty": "5", "OrdType": "1", "Account": "A1", "Symbol": "005930"}, client, "krx", "$",
+                       problems)
+    assert problems == []  # a market order, valued at the upper limit: 5 x 91,000 <= 1M
     check_order_fields({"OrderQty": "5", "OrdType": "1", "Account": "A1"}, client, "krx", "$", problems)
-    assert problems == []
+    assert [p.field for p in problems] == ["Symbol"]  # no reference price to value it
 
 
 @settings(max_examples=300, deadline=None)
@@ -155,7 +158,7 @@ def test_client_identifiers_checked_and_namespaced() -> None:
         problems = []
         assert check_id(bad, "ClOrdID", "$.ClOrdID", problems) is None
         assert [(p.field, p.path) for p in problems] == [("ClOrdID", "$.ClOrdID")], bad
-    assert check_id("é" * 64, "ListID", "$.ListID", []) == "é" * 64
+    assert check_id("é" * 64, "ListID", "$.ListID", []) is None  # FIX String: printable ASCII
     body = {"ClOrdID": "o1", "ListID": "L", "Symbol": "005930", "OrigClOrdID": 7,
             "NoOrders": [{"ClOrdID": "m1"}, "junk", {"Symbol": "x"}]}
     namespace(body, "alpha:")

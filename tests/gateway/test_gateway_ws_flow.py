@@ -42,6 +42,9 @@ class FakeUnderlying:
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self.high = high
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
 
 class FakeTransport:
     def __init__(self) -> None:

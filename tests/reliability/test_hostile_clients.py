@@ -43,7 +43,8 @@ def _raise_nofile(want: int) -> None:
 
 def _gateway(tmp_path: Path, heartbeat: float = 1.0) -> Any:
     _raise_nofile(8192)  # inherited by the gateway process
-    toml = gateway_toml(extra="ws_buffer_limit = 65536").replace("ws_heartbeat = 1.0", f"ws_heartbeat = {heartbeat}")
+    # every test client comes from 127.0.0.1: the per-address cap is raised above the 2,000 idle ones
+    toml = gateway_toml(extra="ws_buffer_limit = 65536\nws_max_per_ip = 4096").replace("ws_heartbeat = 1.0", f"ws_heartbeat = {heartbeat}")
     p = GatewayProcess(tmp_path, toml).start()
     try:
         yield p
@@ -371,3 +372,334 @@ def test_two_thousand_idle_websockets(gw_quiet: GatewayProcess) -> None:
         await wait_for(lambda: open_fds(pid) <= fds0 + 10, 30, "descriptors released")
 
     run(go(), 150)
+
+
+# ------------------------------------------------------------------ limits and deadlines
+
+_STRICT = """ws_buffer_limit = 65536
+ws_auth_timeout = 1.0
+ws_max_unauthenticated = 4
+ws_max_per_ip = 12
+ws_max_message = 4096
+http_header_timeout = 1.0
+http_body_timeout = 1.0"""
+
+
+def _limited(tmp_path: Path, extra: str) -> Any:
+    p = GatewayProcess(tmp_path, gateway_toml(extra=extra).replace("ws_heartbeat = 1.0", "ws_heartbeat = 30.0"))
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+    assert "Traceback" not in p.log(), p.log()[-3000:]
+
+
+@pytest.fixture
+def gw_strict(tmp_path: Path) -> Any:
+    """Short deadlines and small caps, so each limit is reached within a few seconds."""
+    yield from _limited(tmp_path, _STRICT)
+
+
+@pytest.fixture
+def gw_caps(tmp_path: Path) -> Any:
+    """Small caps, but a long authentication deadline: what is counted does not expire meanwhile."""
+    yield from _limited(tmp_path, _STRICT.replace("ws_auth_timeout = 1.0", "ws_auth_timeout = 60.0"))
+
+
+def _client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    """A masked client frame (RFC 6455 5.2), with the FIN and RSV bits as given."""
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    size = bytes((0x80 | n,)) if n < 126 else (b"\xfe" + struct.pack(">H", n) if n < 65536
+                                                 else b"\xff" + struct.pack(">Q", n))
+    mask = os.urandom(4)
+    return bytes((first,)) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _ws_socket(port: int, key: str | None, rcvbuf: int | None = None) -> socket.socket:
+    """A raw WebSocket connection (handshake read byte by byte, nothing after it)."""
+    s = socket.socket()
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    up = _ws_upgrade(key or "", None)
+    if key is None:
+        up = up.replace(b"x-api-key: \r\n", b"")
+    s.sendall(up)
+    s.settimeout(10)
+    head = b""
+    while not head.endswith(b"\r\n\r\n") and len(head) < 4096:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def _read_until_closed(s: socket.socket, seconds: float) -> tuple[bytes, bool]:
+    """Everything the server sends within ``seconds``; True if it closed the connection."""
+    data = b""
+    deadline = time.monotonic() + seconds
+    s.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(1 << 16)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+def _close_code(data: bytes) -> int | None:
+    close = [p for op, p in _frames(data) if op == 0x8]
+    return struct.unpack(">H", close[0][:2])[0] if close and len(close[0]) >= 2 else None
+
+
+def _metrics(port: int) -> str:
+    async def get() -> str:
+        async with Http(port) as h:
+            status, body = await h.call("GET", "/metrics")
+            assert status == 200
+            return body.decode()
+    return asyncio.run(get())
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + (("{" + labels) if labels else "")) and not line.startswith("#"):
+            if labels or line.startswith((name + " ", name + "{")):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_websocket_flood_of_pings_without_reading_is_cut(gw_strict: GatewayProcess) -> None:
+    """A client that sends pings (JSON ``op: ping`` and protocol PING frames) and never reads:
+    every pong counts against ws_buffer_limit, so the gateway drops it (1013, counted) instead
+    of queueing pongs without end; an unauthenticated one may not ping at all (1008)."""
+    gw = gw_strict
+    pid = gw.proc.pid  # type: ignore[union-attr]
+    rss0 = rss_kib(pid)
+    ping = _client_frame(0x1, b'{"op":"ping"}')
+    for frame, label in ((ping, "op ping"), (_client_frame(0x9, b"x" * 100), "PING frames")):
+        s = _ws_socket(gw.ws, A, rcvbuf=4096)
+        closed = False
+        # Blocking sends (a timed-out sendall would cut a frame in two). Once the gateway drops
+        # the connection it stops reading, then cuts it after its close grace: a reset here.
+        s.settimeout(30)
+        for _ in range(400):  # up to 400 x 500 frames: far more pongs than the limit holds
+            try:
+                s.sendall(frame * 500)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            except TimeoutError:
+                break  # the gateway stopped reading for 30 s without closing: fails below
+        data, eof = _read_until_closed(s, 15)
+        s.close()
+        assert closed or eof, f"{label}: the gateway kept the flooding connection open"
+        code = _close_code(data)
+        assert code in (1013, None), (label, code)  # the close frame may sit behind unread pongs
+    metrics = _metrics(gw.rest)
+    assert _metric(metrics, "gateway_ws_dropped_total", 'reason="slow consumer"') >= 2, metrics
+    assert rss_kib(pid) - rss0 < 48 * 1024
+    # unauthenticated: nothing but "auth" is answered
+    s = _ws_socket(gw.ws, None)
+    s.sendall(ping)
+    data, eof = _read_until_closed(s, 10)
+    s.close()
+    texts = [json.loads(p) for op, p in _frames(data) if op == 0x1]
+    assert eof and _close_code(data) == 1008, data[-200:]
+    assert [t["type"] for t in texts] == ["error"], texts  # no pong
+    # the reason: the ping itself, unless the 1 s authentication deadline came first on a busy machine
+    assert "authenticate first" in texts[0]["reason"] or "not authenticated" in texts[0]["reason"], texts
+
+
+def test_websocket_authentication_deadline(gw_strict: GatewayProcess) -> None:
+    """An unauthenticated connection is closed after ws_auth_timeout (1008), and counted."""
+    idle = _ws_socket(gw_strict.ws, None)
+    data, eof = _read_until_closed(idle, 15)
+    idle.close()
+    assert eof and _close_code(data) == 1008 and b"not authenticated within" in data, data[-200:]
+    assert _metric(_metrics(gw_strict.rest), "gateway_ws_dropped_total", 'reason="auth_timeout"') == 1
+
+
+def test_websocket_connection_caps(gw_caps: GatewayProcess) -> None:
+    """At most ws_max_unauthenticated unauthenticated connections are open at once and
+    ws_max_per_ip per address (1013); the metrics show the open connections by state."""
+    gw = gw_caps
+    unauth = [_ws_socket(gw.ws, None) for _ in range(4)]
+    extra = _ws_socket(gw.ws, None)
+    data, eof = _read_until_closed(extra, 5)
+    extra.close()
+    assert eof and _close_code(data) == 1013, data[-200:]
+    metrics = _metrics(gw.rest)
+    assert _metric(metrics, "gateway_ws_open_connections", 'state="unauthenticated"') == 4, metrics
+    for s in unauth:
+        s.close()
+
+    async def per_ip() -> None:
+        async def gauge(state: str, want: float) -> bool:
+            async with Http(gw.rest) as h:
+                text = (await h.call("GET", "/metrics"))[1].decode()
+            return _metric(text, "gateway_ws_open_connections", f'state="{state}"') == want
+
+        await wait_for(lambda: gauge("unauthenticated", 0), 10, "unauthenticated connections to be released")
+        subs = [await ws_connect(gw.ws, A) for _ in range(12)]
+        for ws in subs:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
+        await wait_for(lambda: gauge("authenticated", 12), 10, "the gauge to count 12 connections")
+        over = await ws_connect(gw.ws, A)
+        frame = json.loads(await asyncio.wait_for(over.recv(), 10))
+        assert frame["type"] == "error" and "connections from this address" in frame["reason"], frame
+        for ws in subs:
+            await ws.close()
+        await wait_for(lambda: gauge("authenticated", 0), 10, "connections to be released")
+
+    run(per_ip(), 60)
+
+
+def test_websocket_fragments_and_reserved_bits(gw_caps: GatewayProcess) -> None:
+    """RFC 6455: a message in fragments (with a control frame between them) is reassembled;
+    past ws_max_message it fails with 1009; RSV bits without an extension and a stray
+    continuation frame fail the connection with 1002."""
+    gw = gw_caps
+    auth = json.dumps({"op": "auth", "api_key": A}).encode()
+    s = _ws_socket(gw.ws, None)
+    s.sendall(_client_frame(0x1, auth[:10], fin=False) + _client_frame(0x9, b"hi")
+              + _client_frame(0x0, auth[10:20], fin=False) + _client_frame(0x0, auth[20:]))
+    data = b""
+    s.settimeout(10)
+    for _ in range(100):
+        data += s.recv(65536)
+        frames = _frames(data)
+        if any(op == 0x1 for op, _ in frames) and any(op == 0xA for op, _ in frames):
+            break
+    texts = [json.loads(p) for op, p in _frames(data) if op == 0x1]
+    assert texts and texts[0]["type"] == "subscribed", texts
+    assert (0xA, b"hi") in _frames(data)
+    s.close()
+
+    for frames, code in (
+        (_client_frame(0x1, b'{"op":"ping"}', rsv=4), 1002),  # RSV1
+        (_client_frame(0x1, b'{"op":"ping"}', rsv=1), 1002),  # RSV3
+        (_client_frame(0x0, b'{"op":"ping"}'), 1002),  # continuation of nothing
+        (_client_frame(0x1, b"[", fin=False) + _client_frame(0x1, b"1]"), 1002),  # interleaved messages
+        (_client_frame(0x1, b" " * 3000, fin=False) + _client_frame(0x0, b" " * 3000), 1009),
+    ):
+        s = _ws_socket(gw.ws, A)
+        s.sendall(frames)
+        data, eof = _read_until_closed(s, 10)
+        s.close()
+        assert eof and _close_code(data) == code, (frames[:2], _frames(data)[-2:])
+
+
+def test_slow_http_clients_meet_deadlines(gw_strict: GatewayProcess) -> None:
+    """A body trickled slower than http_body_timeout gets 408 (JSON); heads dribbled by many
+    connections are cut after http_header_timeout; an idle keep-alive connection is closed;
+    a chunked body is refused with 413 as soon as it passes the limit, not when it ends."""
+    gw = gw_strict
+
+    async def trickle() -> None:
+        r, w = await asyncio.open_connection("127.0.0.1", gw.rest)
+        body = json.dumps(market("slow-1")).encode()
+        w.write(_post(body)[:-len(body)])
+        for i in range(len(body)):  # a byte every 0.1 s: several seconds in all
+            if r.at_eof() or len(r._buffer) > 0:  # type: ignore[attr-defined]
+                break
+            w.write(body[i:i + 1])
+            await w.drain()
+            await asyncio.sleep(0.1)
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 408"), head
+        n = int(next(ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")))
+        doc = json.loads(await r.readexactly(n))
+        assert doc["error"] == "request_timeout", doc
+        w.close()
+
+    async def dribble(closed: list[bool]) -> None:
+        r, w = await asyncio.open_connection("127.0.0.1", gw.rest)
+        try:
+            for i in range(60):  # 6 s of one byte every 0.1 s
+                w.write(b"GET /healthz HTTP/1.1\r\nx-pad: "[i:i + 1] if i < 31 else b"a")
+                await w.drain()
+                await asyncio.sleep(0.1)
+                if r.at_eof() or (await _eof_soon(r)):
+                    closed.append(True)
+                    return
+        except (ConnectionResetError, BrokenPipeError):
+            closed.append(True)
+        finally:
+            w.close()
+
+    async def idle_keep_alive() -> None:
+        async with Http(gw.rest) as h:
+            assert (await h.call("GET", "/healthz"))[0] == 200
+            assert await asyncio.wait_for(h._r.read(100), 10) == b""  # type: ignore[union-attr]
+
+    async def chunked_over_limit() -> None:
+        r, w = await asyncio.open_connection("127.0.0.1", gw.rest)
+        chunk = b"x" * 40_000
+        w.write(b"POST /v1/orders HTTP/1.1\r\nhost: x\r\nx-api-key: " + A.encode()
+                + b"\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                + b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(2)))
+        await w.drain()  # and then nothing more: the body never ends
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 413"), head
+        w.close()
+
+    async def vanish() -> None:  # gone in the middle of a body: no answer to give, nothing to log
+        r, w = await asyncio.open_connection("127.0.0.1", gw.rest)
+        w.write(_post(b"{" * 100)[:-90])
+        await w.drain()
+        w.close()
+
+    async def go() -> None:
+        closed: list[bool] = []
+        await asyncio.gather(trickle(), idle_keep_alive(), chunked_over_limit(), vanish(),
+                             *(dribble(closed) for _ in range(100)))
+        assert len(closed) == 100, f"only {len(closed)} of 100 dribbling connections were cut"
+
+    run(go(), 60)
+
+
+async def _eof_soon(r: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(r.read(1), 0.01) == b""
+    except TimeoutError:
+        return False
+
+
+def test_http_layer_errors_are_json(gw: GatewayProcess) -> None:
+    """Request targets and headers past the gateway's limits get JSON 414/431 (granian's own,
+    larger limits are never reached first); a body that is not JSON by its Content-Type
+    gets 415; a list whose TotNoOrders disagrees with its orders gets 422 naming it."""
+
+    async def go() -> None:
+        status, _, body = await _raw(gw.rest, f"GET /v1/orders/{'a' * 10_000} HTTP/1.1\r\nhost: x\r\n"
+                                              f"x-api-key: {A}\r\n\r\n".encode())
+        _assert_json_error(status, body, 414, "uri_too_long")
+        status, _, body = await _raw(gw.rest, _post(json.dumps(market("h-2")).encode(),
+                                                    extra="x-big: " + "a" * 40_000 + "\r\n"))
+        _assert_json_error(status, body, 431, "headers_too_large")
+        for ctype in ("text/plain", "application/x-www-form-urlencoded", "application/jsonx"):
+            raw = _post(json.dumps(market("ct-1")).encode()).replace(b"application/json", ctype.encode())
+            status, _, body = await _raw(gw.rest, raw)
+            _assert_json_error(status, body, 415, "unsupported_media_type")
+        raw = _post(json.dumps(market("ct-2")).encode()).replace(b"application/json",
+                                                                  b"Application/JSON; charset=utf-8")
+        status, _, body = await _raw(gw.rest, raw)
+        assert status == 202, body
+        lst = {"ListID": "L-tot", "DeliverToCompID": "BRKA", "TotNoOrders": "3", "NoOrders": [
+            {"ClOrdID": f"lt-{i}", "Symbol": "005930", "Side": "1", "OrdType": "2", "OrderQty": "1",
+             "Price": "70000"} for i in range(2)]}
+        async with Http(gw.rest, A) as h:
+            status, doc = await h.call("POST", "/v1/order-lists", lst)
+            assert status == 422 and any(e["field"] == "TotNoOrders" for e in doc["errors"]), doc
+            status, doc = await h.call("POST", "/v1/order-lists", lst | {"TotNoOrders": "2"})
+            assert status == 202, doc
+
+    run(go())

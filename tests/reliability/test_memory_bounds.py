@@ -109,3 +109,26 @@ def test_done_lists_leave_memory_and_stay_readable(tmp_path: Path) -> None:
             await gw.close()
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_user_defined_tags_do_not_grow_the_codec() -> None:
+    """Every distinct user-defined tag a client sends used to be cached by the JSON codec for
+    ever; the cache is now bounded, and tags past its size still convert."""
+    import gc
+
+    import msgspec
+
+    from fastfix.jsonfix import JsonCodec
+
+    codec = JsonCodec("FIX.4.4")
+    body = {"ClOrdID": "u-1", "Symbol": "005930", "Side": "1", "OrdType": "1", "OrderQty": "1",
+            "TransactTime": "20240102-09:00:00.000", "HandlInst": "1"}
+
+    def largest_dict() -> int:
+        return max((len(d) for d in gc.get_referents(codec) if isinstance(d, dict)), default=0)
+
+    before = largest_dict()
+    for i in range(20_000):
+        out = codec.body_to_fix("D", msgspec.json.encode(dict(body, **{str(5000 + i): "x"})))
+        assert f"\x01{5000 + i}=x\x01".encode() in b"\x01" + out, out
+    assert largest_dict() <= max(before, 1024), (before, largest_dict())
