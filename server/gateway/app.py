@@ -41,7 +41,6 @@ from server.gateway.guards import (
     check_content_type,
     check_head,
     check_list_totals,
-    path_segments,
     source_ip,
 )
 from server.gateway.link import Link
@@ -50,6 +49,7 @@ from server.gateway.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.gateway.openapi import build_openapi
 from server.gateway.orders import ORD_STATUS_NAMES
 from server.gateway.projection import OrderFilter
+from server.gateway.routes import Route, Router
 from server.gateway.service import Gateway
 from server.gateway.tracing import trace_answer
 from server.gateway.views import order_view
@@ -82,43 +82,45 @@ class RestApp:
         self.reads = ReadThrottle(cfg.clients, gateway.metrics.rejected)
         self.failures = FailureThrottle(cfg.auth_fail_limit, cfg.auth_fail_window)
         self._auth_failed = gateway.metrics.auth_failures.labels("rest")
-        self._accepted = self._counters_of("orders.new", 202)
+        self.router = ROUTES
         self._openapi = _json.encode(openapi)
         self._docs = ApiDocs(openapi)
         self.asyncapi = b"{}"  # the stream's AsyncAPI document, set by serve()
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         # Only HTTP reaches here: granian runs without WebSockets (the stream has its own
-        # port), so a handshake sent to this port is an HTTP request, answered 404 below.
-        t0 = time.perf_counter()
-        route = "other"
-        status = 500
+        # port), so a handshake sent to this port is an HTTP request, answered 404.
+        received_ns = time.perf_counter_ns()  # hop "received" of an order's trace
+        t0 = received_ns / 1e9
+        route_name = "other"
         try:
             check_head(scope, self.max_uri, self.max_header_bytes)  # 414, 431
-            if scope.path == "/v1/orders" and scope.method == "POST":  # the hot route, inline
-                received_ns = time.perf_counter_ns()  # hop "received" of the order trace
-                headers = scope.headers
-                client = self._known.get(headers.get("x-api-key")) or self._client(scope)
-                if headers.get("content-type") != "application/json":
-                    check_content_type(headers)  # 415
-                raw = await self.bodies.read(scope, proto)  # 413, 408
-                route, status = "orders.new", 202
-                body = await self.gw.new_order(client, raw, received_ns)
-                proto.response_bytes(202, _JSON, body)
-                counters = self._accepted
-                counters[0].value += 1
-                counters[1].observe(time.perf_counter() - t0)
-                return
-            route, status, headers, body = await self._handle(scope, proto)
+            try:
+                route, params = self.router.match(scope.method, scope.path)
+            except ApiError:
+                if scope.path.startswith("/v1/"):
+                    self._client(scope)  # the API's paths and methods are not shown without a key: 401 first
+                raise
+            route_name = route.name
+            client = None
+            if route.auth:
+                client = self._known.get(scope.headers.get("x-api-key")) or self._client(scope)
+                if route.method == "GET":
+                    self.reads.take(client)  # 429: reads have a bucket of their own
+            out = await route.handler(self, scope, proto, client, params, received_ns)
+            if type(out) is bytes:
+                status, headers, body = route.status, _JSON, out
+            else:
+                status, headers, body = out
         except ApiError as exc:
             status, headers, body = exc.status, _JSON + exc.headers, _json.encode(exc.body())
         except Exception:
             log.exception("request failed: %s %s", scope.method, scope.path)
             status, headers, body = 500, _JSON, b'{"error":"internal","message":"internal error"}'
         proto.response_bytes(status, headers, body)
-        counters = self._counters_of(route, status)
+        counters = self._counters_of(route_name, status)
         counters[0].value += 1
-        counters[1].observe(time.perf_counter() - t0)
+        counters[1].observe(time.perf_counter_ns() / 1e9 - t0)
 
     def _counters_of(self, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and duration histogram of a route and status."""
@@ -147,100 +149,91 @@ class RestApp:
         return client
 
     async def _read(self, scope: Any, proto: Any) -> bytes:
-        check_content_type(scope.headers)
+        """The request body: 415 unless JSON, 413 over the limit, 408 too slow."""
+        headers = scope.headers
+        if headers.get("content-type") != "application/json":
+            check_content_type(headers)
         return await self.bodies.read(scope, proto)
 
-    async def _handle(self, scope: Any, proto: Any) -> tuple[str, int, list[tuple[str, str]], bytes]:
-        received_ns = time.perf_counter_ns()  # hop "received" of the order trace
-        method = scope.method
-        path = scope.path
-        parts = path_segments(path)
-        gw = self.gw
-        if len(parts) == 1 and method not in ("GET", "HEAD") and parts[0] in _READ_ONLY:
-            raise _method_not_allowed("GET, HEAD")
-        if len(parts) == 1 and method in ("GET", "HEAD"):
-            name = parts[0]
-            if name == "healthz":
-                return "healthz", 200, _JSON, b'{"status":"ok"}'
-            if name == "readyz":
-                ready = gw.ready()
-                return "readyz", 200 if ready else 503, _JSON, _json.encode(
-                    {"ready": ready, "sessions": [msgspec.structs.asdict(s) for s in gw.link.sessions()]})
-            if name == "metrics":
-                if self.metrics_key:
-                    self._client(scope)
-                return "metrics", 200, [("content-type", CONTENT_TYPE_LATEST)], self.metrics.render()
-            if name == "openapi.json":
-                return "openapi", 200, _JSON, self._openapi
-            if name == "asyncapi.json":
-                return "asyncapi", 200, _JSON, self.asyncapi
-            if name == "docs":
-                return "docs", 200, [("content-type", "text/html; charset=utf-8")], self._docs.page
-            if name == "stream-info":
-                # Where browsers open the WebSocket stream (it has its own port).
-                return "stream-info", 200, _JSON, _json.encode({"port": self.ws_port, "path": "/v1/stream"})
-        if len(parts) == 2 and parts[0] == "docs" and method in ("GET", "HEAD"):
-            asset = self._docs.asset(parts[1])  # Swagger UI's files
-            if asset is not None:
-                return "docs", 200, [("content-type", asset[0]), ("cache-control", "max-age=3600")], asset[1]
-        if not parts and method in ("GET", "HEAD") and _STATIC.joinpath("index.html").is_file():
-            return "index", 200, [("content-type", "text/html; charset=utf-8")], _STATIC.joinpath(
-                "index.html").read_bytes()
-        if not parts or parts[0] != "v1" or len(parts) < 2:
-            raise ApiError(404, "not_found", f"no route {path}")
-        if parts[1] == "stream":
-            raise ApiError(404, "not_found", f"the WebSocket stream is served on its own port: "
-                                             f"ws://<host>:{self.ws_port}/v1/stream (GET /stream-info)")
-        client = self._client(scope)
-        if method in ("GET", "HEAD"):
-            self.reads.take(client)  # 429: reads have a bucket of their own
-        res = parts[1]
-        n = len(parts)
-        if res == "orders":
-            if n == 2:
-                if method == "POST":
-                    return "orders.new", 202, _JSON, await gw.new_order(client, await self._read(scope, proto),
-                                                                        received_ns)
-                if method == "GET":
-                    return "orders.list", 200, _JSON, await self._list_orders(client, scope.query_string)
-                raise _method_not_allowed("GET, POST")
-            cl = parts[2]
-            if n == 3:
-                if method == "GET":
-                    return "orders.get", 200, _JSON, await gw.order_detail(client, cl)
-                if method == "DELETE":
-                    return "orders.cancel", 202, _JSON, await gw.cancel_order(client, cl, b"")
-                raise _method_not_allowed("GET, DELETE")
-            if n == 4 and parts[3] == "trace" and method == "GET":
-                return "orders.trace", 200, _JSON, trace_answer(gw.tracer, client.id, cl)
-            if n == 4 and parts[3] in ("replace", "cancel"):
-                if method != "POST":
-                    raise _method_not_allowed("POST")
-                body = await self._read(scope, proto)
-                if parts[3] == "replace":
-                    return "orders.replace", 202, _JSON, await gw.replace_order(client, cl, body)
-                return "orders.cancel", 202, _JSON, await gw.cancel_order(client, cl, body)
-        elif res == "order-lists":
-            if n == 2:
-                if method != "POST":
-                    raise _method_not_allowed("POST")
-                raw = await self._read(scope, proto)
-                check_list_totals(raw)  # 422 naming TotNoOrders
-                return "lists.new", 202, _JSON, await gw.new_list(client, raw)
-            if n == 3:
-                if method != "GET":
-                    raise _method_not_allowed("GET")
-                return "lists.get", 200, _JSON, gw.list_detail(client, parts[2])
-            if n == 4 and parts[3] == "cancel":
-                if method != "POST":
-                    raise _method_not_allowed("POST")
-                await self._read(scope, proto)
-                return "lists.cancel", 202, _JSON, await gw.cancel_list(client, parts[2], b"")
-        elif res == "brokers" and n == 2:
-            if method != "GET":
-                raise _method_not_allowed("GET")
-            return "brokers", 200, _JSON, gw.brokers_view(client)
-        raise ApiError(404, "not_found", f"no route {path}")
+    # ------------------------------------------------------------------ the routes' handlers
+    # handler(app, scope, proto, client, params, received_ns) -> JSON bytes or (status, headers, body)
+
+    async def _new_order(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.new_order(client, await self._read(scope, proto), t)
+
+    async def _orders(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self._list_orders(client, scope.query_string)
+
+    async def _order(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.order_detail(client, p[0])
+
+    async def _delete_order(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.cancel_order(client, p[0], b"")
+
+    async def _trace(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return trace_answer(self.gw.tracer, client.id, p[0])
+
+    async def _replace(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.replace_order(client, p[0], await self._read(scope, proto))
+
+    async def _cancel(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.cancel_order(client, p[0], await self._read(scope, proto))
+
+    async def _new_list(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        raw = await self._read(scope, proto)
+        check_list_totals(raw)  # 422 naming TotNoOrders
+        return await self.gw.new_list(client, raw)
+
+    async def _list(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return self.gw.list_detail(client, p[0])
+
+    async def _cancel_list(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.cancel_list(client, p[0], await self._read(scope, proto))
+
+    async def _brokers(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return self.gw.brokers_view(client)
+
+    async def _stream_here(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> bytes:
+        raise ApiError(404, "not_found", f"the WebSocket stream is served on its own port: "
+                                         f"ws://<host>:{self.ws_port}/v1/stream (GET /stream-info)")
+
+    async def _healthz(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> bytes:
+        return b'{"status":"ok"}'
+
+    async def _readyz(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> Any:
+        ready = self.gw.ready()
+        return 200 if ready else 503, _JSON, _json.encode(
+            {"ready": ready, "sessions": [msgspec.structs.asdict(s) for s in self.gw.link.sessions()]})
+
+    async def _metrics(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> Any:
+        if self.metrics_key:
+            self._client(scope)
+        return 200, [("content-type", CONTENT_TYPE_LATEST)], self.metrics.render()
+
+    async def _openapi_doc(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> bytes:
+        return self._openapi
+
+    async def _asyncapi_doc(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> bytes:
+        return self.asyncapi
+
+    async def _docs_page(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> Any:
+        return 200, [("content-type", "text/html; charset=utf-8")], self._docs.page
+
+    async def _docs_asset(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> Any:
+        asset = self._docs.asset(p[0])  # Swagger UI's files
+        if asset is None:
+            raise ApiError(404, "not_found", f"no route {scope.path}")
+        return 200, [("content-type", asset[0]), ("cache-control", "max-age=3600")], asset[1]
+
+    async def _stream_info(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> bytes:
+        # Where browsers open the WebSocket stream (it has its own port).
+        return _json.encode({"port": self.ws_port, "path": "/v1/stream"})
+
+    async def _index(self, scope: Any, proto: Any, client: None, p: list[str], t: int) -> Any:
+        page = _STATIC / "index.html"
+        if not page.is_file():
+            raise ApiError(404, "not_found", "no route /")
+        return 200, [("content-type", "text/html; charset=utf-8")], page.read_bytes()
 
     async def _list_orders(self, client: ClientConfig, query: str) -> bytes:
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
@@ -288,11 +281,31 @@ class RestApp:
         return _json.encode({"orders": [order_view(o) for o in orders], "next": nxt})
 
 
-_READ_ONLY = frozenset(("healthz", "readyz", "metrics", "openapi.json", "asyncapi.json", "docs", "stream-info"))
+# The REST API, one entry per method and path (the OpenAPI document describes the /v1 ones).
+ROUTES = Router([
+    Route("POST", "/v1/orders", "orders.new", 202, RestApp._new_order),
+    Route("GET", "/v1/orders", "orders.list", 200, RestApp._orders),
+    Route("GET", "/v1/orders/{ClOrdID}", "orders.get", 200, RestApp._order),
+    Route("DELETE", "/v1/orders/{ClOrdID}", "orders.cancel", 202, RestApp._delete_order),
+    Route("GET", "/v1/orders/{ClOrdID}/trace", "orders.trace", 200, RestApp._trace),
+    Route("POST", "/v1/orders/{ClOrdID}/replace", "orders.replace", 202, RestApp._replace),
+    Route("POST", "/v1/orders/{ClOrdID}/cancel", "orders.cancel", 202, RestApp._cancel),
+    Route("POST", "/v1/order-lists", "lists.new", 202, RestApp._new_list),
+    Route("GET", "/v1/order-lists/{ListID}", "lists.get", 200, RestApp._list),
+    Route("POST", "/v1/order-lists/{ListID}/cancel", "lists.cancel", 202, RestApp._cancel_list),
+    Route("GET", "/v1/brokers", "brokers", 200, RestApp._brokers),
+    Route("GET", "/v1/stream", "other", 404, RestApp._stream_here, auth=False),
+    Route("GET", "/healthz", "healthz", 200, RestApp._healthz, auth=False),
+    Route("GET", "/readyz", "readyz", 200, RestApp._readyz, auth=False),
+    Route("GET", "/metrics", "metrics", 200, RestApp._metrics, auth=False),
+    Route("GET", "/openapi.json", "openapi", 200, RestApp._openapi_doc, auth=False),
+    Route("GET", "/asyncapi.json", "asyncapi", 200, RestApp._asyncapi_doc, auth=False),
+    Route("GET", "/docs", "docs", 200, RestApp._docs_page, auth=False),
+    Route("GET", "/docs/{asset}", "docs", 200, RestApp._docs_asset, auth=False),
+    Route("GET", "/stream-info", "stream-info", 200, RestApp._stream_info, auth=False),
+    Route("GET", "/", "index", 200, RestApp._index, auth=False),
+])
 
-
-def _method_not_allowed(allowed: str) -> ApiError:
-    return ApiError(405, "method_not_allowed", f"allowed: {allowed}", headers=[("allow", allowed)])
 
 
 def _parse_since(value: str) -> int | None:

@@ -4,24 +4,25 @@ A path is matched first as a whole (the usual request, ``POST /v1/orders``, cost
 dictionary lookup), then by its decoded segments against the templates with
 parameters (``/v1/orders/{ClOrdID}/replace``). A path that exists under other methods
 is answered 405 with ``Allow``; any other, 404. Each segment is percent-decoded exactly
-once (``%2F`` stays inside its segment, ``%25`` is a ``%``).
+once: granian hands the path over decoded, and segments are taken as they are
+(see :func:`server.gateway.guards.path_segments`).
 """
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from server.gateway.errors import ApiError
+from server.gateway.guards import path_segments
 
-__all__ = ["Route", "Router", "path_segments"]
+__all__ = ["Route", "Router"]
 
 
 class Route(NamedTuple):
-    """``handler(app, scope, proto, client, params)`` answers ``status`` with what it returns:
-    JSON bytes, or ``(headers, body)``. ``client`` is the authenticated client (None for a
-    route with ``auth=False``); ``params`` are the template's parameters, decoded."""
+    """``await handler(app, scope, proto, client, params)`` answers ``status`` with what it
+    returns: JSON bytes, or ``(status, headers, body)``. ``client`` is the authenticated
+    client (None for a route with ``auth=False``); ``params`` are the template's parameters."""
 
     method: str
     template: str
@@ -30,12 +31,6 @@ class Route(NamedTuple):
     handler: Callable[..., Any]
     auth: bool = True
 
-
-def path_segments(path: str) -> list[str]:
-    """The path's segments, each percent-decoded exactly once."""
-    if path in ("", "/"):
-        return []
-    return [urllib.parse.unquote(p, errors="strict") for p in path.strip("/").split("/")]
 
 
 class Router:
@@ -46,7 +41,7 @@ class Router:
         self._static: dict[tuple[str, str], Route] = {}
         self._templates: dict[int, list[tuple[tuple[str | None, ...], Route]]] = {}
         for r in routes:
-            parts = tuple(None if p.startswith("{") else p for p in r.template.strip("/").split("/"))
+            parts = tuple(None if p.startswith("{") else p for p in path_segments(r.template))
             if None not in parts:
                 self._static[(r.method, r.template)] = r
                 if r.method == "GET":  # HEAD is answered like GET, without a body (granian drops it)
@@ -58,10 +53,7 @@ class Router:
         route = self._static.get((method, path))
         if route is not None:
             return route, []
-        try:
-            segments = path_segments(path)
-        except UnicodeDecodeError:
-            raise ApiError(400, "bad_path", "the path is not valid percent-encoded UTF-8") from None
+        segments = path_segments(path)
         allowed: list[str] = []
         for parts, r in self._templates.get(len(segments), ()):
             params = []
