@@ -484,7 +484,7 @@ def test_websocket_flood_of_pings_without_reading_is_cut(gw_strict: GatewayProce
     pid = gw.proc.pid  # type: ignore[union-attr]
     rss0 = rss_kib(pid)
     ping = _client_frame(0x1, b'{"op":"ping"}')
-    for frame, label in ((ping, "op ping"), (_client_frame(0x9, b"x" * 100), "PING frames")):
+    for n, (frame, label) in enumerate(((ping, "op ping"), (_client_frame(0x9, b"x" * 100), "PING frames"))):
         s = _ws_socket(gw.ws, A, rcvbuf=4096)
         closed = False
         # Blocking sends (a timed-out sendall would cut a frame in two). Once the gateway drops
@@ -498,6 +498,12 @@ def test_websocket_flood_of_pings_without_reading_is_cut(gw_strict: GatewayProce
                 break
             except TimeoutError:
                 break  # the gateway stopped reading for 30 s without closing: fails below
+        # Still not reading (reading would let the pongs flow): the gateway counts the drop once
+        # its queue for this client passes the limit, however long the pings take to process.
+        for _ in range(600):
+            if _metric(_metrics(gw.rest), "gateway_ws_dropped_total", 'reason="slow consumer"') > n:
+                break
+            time.sleep(0.1)
         data, eof = _read_until_closed(s, 15)
         s.close()
         assert closed or eof, f"{label}: the gateway kept the flooding connection open"
