@@ -200,7 +200,13 @@ class _Connection(asyncio.Protocol):
         self.session = session
         self.bound = True
         self.engine._conn_of[session] = self
-        session.connected(self.write, self.close)
+        session.connected(self.write, self.close, self.peer())
+
+    def peer(self) -> Any:
+        """The other end: address and, under TLS, its verified certificate."""
+        from fastfix.auth import Peer
+
+        return Peer.from_transport(self.transport) if self.transport is not None else None
 
     def write(self, raw: bytes) -> None:
         batch = self._batch
@@ -513,6 +519,9 @@ class Acceptor(_Engine):
     A connection is bound to a session by its first message, which must be a
     Logon whose BeginString/SenderCompID/TargetCompID name a configured session
     that has no connection yet; anything else closes the connection silently.
+    A session with a logon policy (``PasswordHash``, ``AllowedRemoteAddresses``,
+    client certificate checks: :mod:`fastfix.auth`) answers a Logon that fails it
+    with a Logout saying why, and closes, before the session sees anything.
     """
 
     def __init__(self, settings: Any, app: Application, *, host: str | None = None,
@@ -575,6 +584,17 @@ class Acceptor(_Engine):
             # Unknown CompIDs, or a second connection for a session already in use.
             conn.abort()
             return None
+        if session.config.logon_policy is not None:
+            # Authenticate before binding: a refused Logon never reaches the session, so its
+            # sequence numbers, store and schedule stay the real counterparty's.
+            peer = conn.peer()
+            refusal = session.check_logon(item, peer)
+            if refusal is not None:
+                host = getattr(peer, "host", None)
+                session._event(f"Logon refused{' from ' + host if host else ''}: {refusal}")
+                conn.write(session.logon_refusal(f"Logon refused: {refusal}"))
+                conn.abort()
+                return None
         conn._bind(session)
         return session
 
