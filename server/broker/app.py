@@ -30,9 +30,11 @@ from typing import Any
 
 from fastfix.codec import utc_timestamp
 from fastfix.engine import Application, BusinessReject, UnsupportedMessageType
+from fastfix.log import printable
 from fastfix.session import HEADER_TAGS
 from server.broker.config import BrokerConfig
 from server.broker.ledger import BrokerOrder, Ledger, Refusal
+from server.exchange.fix_app import wire_fields
 from server.exchange.instruments import lookup
 from server.exchange.rules import price_limits
 
@@ -47,7 +49,19 @@ _LIMIT_TYPES = frozenset({b"2", b"I"})
 
 
 def _s(v: bytes | None) -> str:
-    return v.decode("ascii", "replace") if v else ""
+    """A FIX value as text, one character per byte (Latin-1): identifiers in any bytes
+    (UTF-8 Korean, EUC-KR...) come back exactly through :func:`wire_fields`."""
+    return v.decode("latin-1") if v else ""
+
+
+def _shown(text: str) -> str:
+    """Text made of :func:`_s` values, for a log line (UTF-8, control characters escaped)."""
+    return printable(text.encode("latin-1", "replace"))
+
+
+def _u(text: str) -> str:
+    """Text made of :func:`_s` values, for a reject the session encodes (as UTF-8)."""
+    return text.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def _int(v: bytes | None) -> int | None:
@@ -185,7 +199,8 @@ class BrokerApplication(Application):
         return self.exchange_sid.begin_string
 
     def _to_exchange(self, msg_type: str, fields: Fields) -> None:
-        self.send(self.exchange_sid, msg_type, _adapt(fields, msg_type, self._hub_begin, self._ex_begin))
+        self.send(self.exchange_sid, msg_type,
+                  wire_fields(_adapt(fields, msg_type, self._hub_begin, self._ex_begin)))
 
     def _to_client(self, origin: str, sub: str, msg_type: str, fields: Fields, src: str | None = None,
                    maybe_sent: bool = False) -> None:
@@ -195,7 +210,7 @@ class BrokerApplication(Application):
         out.append((128, origin))
         if sub:
             out.append((129, sub))
-        self.send(self.hub_sid, msg_type, out)
+        self.send(self.hub_sid, msg_type, wire_fields(out))
 
     def _reference_price(self, symbol: str) -> int | None:
         inst = lookup(symbol)
@@ -233,7 +248,7 @@ class BrokerApplication(Application):
             fields.append((66, list_id))
         fields += [(151, 0), (14, 0), (6, 0), (60, utc_timestamp()), (103, self._rej_code(refusal.kind)),
                    (58, refusal.text)]
-        log.info("refused %s from %s: %s", _s(req.get(11)), origin, refusal.text)
+        log.info("refused %s from %s: %s", printable(req.get(11)), _shown(origin), _shown(refusal.text))
         self._to_client(origin, sub, "8", fields)
 
     def _cancel_reject(self, origin: str, sub: str, msg: Any, code: int, text: str,
@@ -249,10 +264,10 @@ class BrokerApplication(Application):
         symbol = _s(req.get(55) or req.get(48))
         ref = self._reference_price(symbol)
         if ref is None:
-            return Refusal("unknown-symbol", f"unknown symbol {symbol!r}"), 0, 0
+            return Refusal("unknown-symbol", f"unknown symbol '{symbol}'"), 0, 0
         qty = _int(req.get(38))
         if not qty:
-            return Refusal("other", f"invalid OrderQty {_s(req.get(38))!r}"), 0, 0
+            return Refusal("other", f"invalid OrderQty '{_s(req.get(38))}'"), 0, 0
         side = _s(req.get(54))
         price = _int(req.get(44)) if req.get(40) in _LIMIT_TYPES else None
         if not price:
@@ -303,7 +318,7 @@ class BrokerApplication(Application):
         if self.ledger.find(origin, _s(req.get(11))) is not None:
             if _resent(msg):
                 return  # a resend of an order already taken (and answered): deduplicated by ClOrdID
-            self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID {_s(req.get(11))!r}"))
+            self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID '{_s(req.get(11))}'"))
             return
         refusal, qty, price = self._check_new(origin, req)
         refusal = refusal or self._exchange_down()
@@ -319,14 +334,14 @@ class BrokerApplication(Application):
             return  # a resend of a request already taken
         order = self.ledger.find(origin, _s(msg.get(41)))
         if order is None:
-            self._cancel_reject(origin, sub, msg, 1, f"unknown order {_s(msg.get(41))!r}", None)
+            self._cancel_reject(origin, sub, msg, 1, f"unknown order '{_s(msg.get(41))}'", None)
             return
         if not order.open:
             self._cancel_reject(origin, sub, msg, 0, "too late: the order is done", order)
             return
         if self.ledger.find(origin, _s(msg.get(11))) is not None:
             self._cancel_reject(origin, sub, msg, 99 if self._hub_begin >= "FIX.4.3" else 2,
-                                f"duplicate ClOrdID {_s(msg.get(11))!r}", order)
+                                f"duplicate ClOrdID '{_s(msg.get(11))}'", order)
             return
         if not self.up["exchange"]:
             self._cancel_reject(origin, sub, msg, 2, "the broker's exchange session is not available", order)
@@ -389,7 +404,7 @@ class BrokerApplication(Application):
                 extra_shares[(acct, sym)] = extra_shares.get((acct, sym), 0) + qty
             checked.append((entry, qty, price))
         if refusal is None and self.ledger.lists_by_client.get((origin, client_list)):
-            refusal = Refusal("other", f"duplicate ListID {client_list!r}")
+            refusal = Refusal("other", f"duplicate ListID '{client_list}'")
         refusal = refusal or (None if entries else Refusal("other", "NewOrderList without orders"))
         refusal = refusal or self._exchange_down()
         if refusal is not None:
@@ -426,7 +441,7 @@ class BrokerApplication(Application):
         client_list = _s(msg.get(66))
         broker_list = self.ledger.lists_by_client.get((origin, client_list))
         if broker_list is None or not self.up["exchange"]:
-            text = f"unknown ListID {client_list!r}" if broker_list is None else \
+            text = f"unknown ListID '{client_list}'" if broker_list is None else \
                 "the broker's exchange session is not available"
             self._list_reject(origin, sub, client_list, text, [])
             return
@@ -435,7 +450,7 @@ class BrokerApplication(Application):
     def _status(self, msg: Any, origin: str) -> None:
         order = self.ledger.find(origin, _s(msg.get(11)))
         if order is None:
-            raise BusinessReject(0, 11, f"unknown order {_s(msg.get(11))!r}")
+            raise BusinessReject(0, 11, _u(f"unknown order '{_s(msg.get(11))}'"))
         fields = [(11, order.broker_clordid) if f[0] == 11 else f for f in _body(msg)]
         self._to_exchange("H", fields)
 
@@ -448,14 +463,14 @@ class BrokerApplication(Application):
         elif mt == b"N":
             self._list_status(msg)
         elif mt == b"j":
-            log.warning("exchange rejected a message of ours: %s", _s(msg.get(58)))
+            log.warning("exchange rejected a message of ours: %s", printable(msg.get(58)))
         else:
             raise UnsupportedMessageType()
 
     def _report(self, msg: Any) -> None:
         found = self.ledger.for_request(_s(msg.get(11)))
         if found is None:
-            log.warning("report for an unknown ClOrdID %r: ignored", _s(msg.get(11)))
+            log.warning("report for an unknown ClOrdID '%s': ignored", printable(msg.get(11)))
             return
         order, client_id = found
         orig = self.ledger.for_request(_s(msg.get(41))) if msg.get(41) else None
@@ -500,7 +515,7 @@ class BrokerApplication(Application):
         broker_list = _s(msg.get(66))
         info = self.ledger.lists.get(broker_list)
         if info is None:
-            log.warning("ListStatus for an unknown ListID %r: ignored", broker_list)
+            log.warning("ListStatus for an unknown ListID '%s': ignored", _shown(broker_list))
             return
         origin, sub, client_list = info
         fields: Fields = []

@@ -91,6 +91,27 @@ _ECHO_TAGS = (1, 581, 528)  # Account, AccountType, OrderCapacity
 _REVERSE_ROUTE = ((115, 128), (116, 129), (144, 145))
 
 
+def wire_fields(fields: Fields) -> Fields:
+    """``fields`` with every text value back to the bytes it was read from.
+
+    Values read from FIX are decoded as Latin-1 (one character per byte, so any bytes a
+    client uses for its identifiers, UTF-8 Korean or EUC-KR alike, round-trip exactly);
+    this turns them back into those bytes before the codec, which would write text as
+    UTF-8. Groups are converted entry by entry.
+    """
+    out: Fields = []
+    for tag, value in fields:
+        if type(value) is str and not value.isascii():
+            try:
+                value = value.encode("latin-1")
+            except UnicodeEncodeError:  # not read from FIX: real text
+                value = value.encode("utf-8")
+        elif type(value) is list:
+            value = [wire_fields(entry) for entry in value]
+        out.append((tag, value))
+    return out
+
+
 def _route(msg: Any) -> Fields:
     return [(out, v) for tag, out in _REVERSE_ROUTE if (v := msg.get(tag))]
 
@@ -211,6 +232,7 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ helpers
 
     def _send(self, session_id: Any, msg_type: str, fields: Fields) -> None:
+        fields = wire_fields(fields)
         if self.sender is not None:
             self.sender(session_id, msg_type, fields)
         elif getattr(self, "engine", None) is not None:
@@ -254,10 +276,10 @@ class ExchangeApplication(Application):
     def _symbol(self, get: Callable[[int], bytes | None]) -> str:
         sym = get(55)
         if sym:
-            return sym.decode("ascii", "replace")
+            return sym.decode("latin-1")
         sec = get(48)  # SecurityID, e.g. an ISIN with IDSource 4
         if sec:
-            return sec.decode("ascii", "replace")
+            return sec.decode("latin-1")
         raise self._bad(55, _REQUIRED_MISSING)
 
     def _qty(self, raw: bytes | None, tag: int = 38) -> int:
@@ -302,7 +324,7 @@ class ExchangeApplication(Application):
         if not ord_type:
             raise self._bad(40, _REQUIRED_MISSING)
         raise _Reject(
-            Reason.ORDER_TYPE_NOT_ALLOWED, f"unsupported OrdType {ord_type.decode('ascii', 'replace')}"
+            Reason.ORDER_TYPE_NOT_ALLOWED, f"unsupported OrdType {ord_type.decode('latin-1')}"
         )
 
     def _tif(self, raw: bytes | None) -> TimeInForce:
@@ -311,7 +333,7 @@ class ExchangeApplication(Application):
         tif = _TIF.get(raw)
         if tif is None:
             raise _Reject(
-                Reason.CONDITION_NOT_ALLOWED, f"unsupported TimeInForce {raw.decode('ascii', 'replace')}"
+                Reason.CONDITION_NOT_ALLOWED, f"unsupported TimeInForce {raw.decode('latin-1')}"
             )
         return tif
 
@@ -326,7 +348,7 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ new orders
 
     def _new_order_single(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         self._enter(msg.get, session_id, clordid, None, _route(msg))
 
     def _enter(
@@ -341,7 +363,7 @@ class ExchangeApplication(Application):
         known = self._by_clordid.setdefault(session_id, {})
         echo = [(t, v) for t in _ECHO_TAGS if (v := get(t))]
         info = _OrderInfo(
-            session_id, "NONE", clordid, (get(55) or get(48) or b"").decode("ascii", "replace"),
+            session_id, "NONE", clordid, (get(55) or get(48) or b"").decode("latin-1"),
             Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 0, None, echo, route, list_id,
         )
         try:
@@ -384,12 +406,12 @@ class ExchangeApplication(Application):
         known = self._by_clordid.get(session_id, {})
         orig = msg.get(41)
         if orig:
-            info = known.get(orig.decode("ascii", "replace"))
+            info = known.get(orig.decode("latin-1"))
             if info is not None:
                 return info
         oid = msg.get(37)
         if oid:
-            engine_id = self._by_order_id.get(oid.decode("ascii", "replace"))
+            engine_id = self._by_order_id.get(oid.decode("latin-1"))
             if engine_id is not None:
                 info = self._by_order.get(engine_id)
                 if info is not None and info.session_id == session_id:
@@ -401,8 +423,8 @@ class ExchangeApplication(Application):
     ) -> None:
         fields: Fields = [
             (37, info.order_id if info else "NONE"),
-            (11, (msg.get(11) or b"NONE").decode("ascii", "replace")),
-            (41, (msg.get(41) or b"NONE").decode("ascii", "replace")),
+            (11, (msg.get(11) or b"NONE").decode("latin-1")),
+            (41, (msg.get(41) or b"NONE").decode("latin-1")),
             (39, info.status if info else "8"),
         ]
         if info and info.list_id:
@@ -412,7 +434,7 @@ class ExchangeApplication(Application):
         self._send(session_id, "9", fields)
 
     def _cancel_request(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         self._req(msg, 41)
         info = self._lookup(msg, session_id)
         self._cancel_one(msg, session_id, info, clordid)
@@ -444,7 +466,7 @@ class ExchangeApplication(Application):
         self._emit(self.market.cancel(engine_id), info, new_clordid=clordid, request=msg)
 
     def _replace_request(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         self._req(msg, 41)
         live = self._live_order(msg, session_id, self._lookup(msg, session_id), clordid, True)
         if live is None:
@@ -466,12 +488,12 @@ class ExchangeApplication(Application):
 
     def _status_request(self, msg: Any, session_id: Any) -> None:
         """OrderStatusRequest (H): the order's current state, without changing it."""
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         known = self._by_clordid.get(session_id, {})
         info = known.get(clordid)
         if info is None:
             oid = msg.get(37)
-            engine_id = self._by_order_id.get(oid.decode("ascii", "replace")) if oid else None
+            engine_id = self._by_order_id.get(oid.decode("latin-1")) if oid else None
             cand = self._by_order.get(engine_id) if engine_id is not None else None
             info = cand if cand is not None and cand.session_id == session_id else None
         is44 = self._is44(session_id)
@@ -480,7 +502,7 @@ class ExchangeApplication(Application):
             if not is44:
                 fields.append((20, "3"))
             fields += [(150, "I" if is44 else "8"), (39, "8"), (55, self._symbol(msg.get)),
-                       (54, (msg.get(54) or b"1").decode("ascii", "replace")),
+                       (54, (msg.get(54) or b"1").decode("latin-1")),
                        (151, 0), (14, 0), (6, 0), (58, REASON_TEXT[Reason.UNKNOWN_ORDER])]
             fields += _route(msg)
             self._send(session_id, "8", fields)
@@ -496,7 +518,7 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ lists
 
     def _new_order_list(self, msg: Any, session_id: Any) -> None:
-        list_id = self._req(msg, 66).decode("ascii", "replace")
+        list_id = self._req(msg, 66).decode("latin-1")
         entries = _group_entries(msg.fields(), 73, 11)
         key = (session_id, list_id)
         if key in self._lists:
@@ -510,14 +532,14 @@ class ExchangeApplication(Application):
             values: dict[int, bytes] = {}
             for tag, value in entry:
                 values.setdefault(tag, value)
-            clordid = values[11].decode("ascii", "replace")
+            clordid = values[11].decode("latin-1")
             info = self._enter(values.get, session_id, clordid, list_id, lst.route)
             if info.list_id == list_id:  # not a duplicate of an earlier order's ClOrdID
                 lst.clordids.append(clordid)
         self._list_status(lst, None)
 
     def _list_cancel_request(self, msg: Any, session_id: Any) -> None:
-        list_id = self._req(msg, 66).decode("ascii", "replace")
+        list_id = self._req(msg, 66).decode("latin-1")
         lst = self._lists.get((session_id, list_id))
         if lst is None:
             self._list_status(_ListInfo(list_id, session_id, route=_route(msg)), "7", text="unknown ListID")
