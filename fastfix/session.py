@@ -1237,6 +1237,9 @@ class Session:
             self._event("Logon contains ResetSeqNumFlag=Y, resetting sequence numbers to 1")
             if not self.sent_reset:
                 self.store.reset()
+            # Messages queued under the old numbering must not be delivered under the new one.
+            self._queue.clear()
+            self._resend_range = None
         if cfg.initiator and not self.sent_logon and not reset_flag:
             self._event("Received logon response before sending request")
             self.disconnect()
