@@ -46,6 +46,8 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 PBKDF2_ITERATIONS = 600_000
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: The Text of a refusal for a wrong Username or Password (which one is not said).
+INVALID = "invalid Username or Password"
 
 
 def _b64(data: bytes) -> str:
@@ -249,9 +251,23 @@ class LogonPolicy:
     def check(self, logon: Any, peer: Peer | None) -> str | None:
         """None if ``logon`` (a parsed Logon) from ``peer`` may log on, else the reason.
 
-        Cheap checks come first: a connection from a refused address or with the wrong
-        certificate never makes the acceptor compute a password hash.
+        Synchronous: computes the password hash when it has to (see :meth:`precheck`
+        and :meth:`password_to_verify` for doing that part elsewhere).
         """
+        refusal = self.precheck(logon, peer)
+        if refusal is not None:
+            return refusal
+        pw = self.password_to_verify(logon)
+        if pw is not None:
+            assert self.password_hash is not None
+            if not verify_password(pw, self.password_hash):
+                return INVALID
+            self.remember(pw)
+        return None
+
+    def precheck(self, logon: Any, peer: Peer | None) -> str | None:
+        """Every check but the password hash itself, in order of cost: source address,
+        client certificate, Username, a Password present. None if they pass."""
         peer = peer or Peer()
         if self.allowed_addresses is not None and not _address_allowed(peer.host, self.allowed_addresses):
             return f"connection from {peer.host or 'an unknown address'} is not allowed for this session"
@@ -266,28 +282,29 @@ class LogonPolicy:
                 return "a client certificate is required for this session"
             if sender not in _cert_names(peer.cert):
                 return f"the client certificate does not name SenderCompID {sender}"
-        if self.password_hash is not None or self.username is not None:
+        if self.username is not None:
             user = logon.get(553)
-            if self.username is not None and (user is None or not hmac.compare_digest(user, self.username.encode())):
-                return "invalid Username or Password"
-            if self.password_hash is not None:
-                pw = logon.get(554)
-                if not pw:
-                    return "Password (554) required"
-                if not self._password_ok(pw):
-                    return "invalid Username or Password"
+            if user is None or not hmac.compare_digest(user, self.username.encode()):
+                return INVALID
+        if self.password_hash is not None and not logon.get(554):
+            return "Password (554) required"
         return None
 
-    def _password_ok(self, pw: bytes) -> bool:
-        mac = hmac.new(self._pepper, pw, hashlib.sha256).digest()
-        if mac in self._verified:
-            return True
-        assert self.password_hash is not None
-        if not verify_password(pw, self.password_hash):
-            return False
-        if len(self._verified) < 16:
-            self._verified.add(mac)
-        return True
+    def password_to_verify(self, logon: Any) -> bytes | None:
+        """The Logon's password if it still has to be hashed (None: no password is
+        required, or this one was verified before)."""
+        if self.password_hash is None:
+            return None
+        pw = logon.get(554) or b""
+        if hmac.new(self._pepper, pw, hashlib.sha256).digest() in self._verified:
+            return None
+        return pw
+
+    def remember(self, pw: bytes) -> None:
+        """``pw`` was verified: later logons with it skip the slow hash."""
+        if len(self._verified) >= 64:
+            self._verified.clear()
+        self._verified.add(hmac.new(self._pepper, pw, hashlib.sha256).digest())
 
 
 # --------------------------------------------------------------------------- command line

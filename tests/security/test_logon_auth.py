@@ -282,3 +282,44 @@ def test_password_never_reaches_the_message_log(tmp_path: Path) -> None:
     assert SECRET.encode() not in logs
     events = b"".join(p.read_bytes() for p in tmp_path.glob("hub-log/*.event.log"))
     assert b"Logon refused from 127.0.0.1: invalid Username or Password" in events
+
+
+def test_password_is_hashed_off_the_event_loop_and_what_follows_the_logon_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slow hash runs in a worker thread (other sessions go on meanwhile); an order
+    written right behind the Logon waits for the answer and is then processed."""
+    import threading
+
+    import fastfix.auth
+
+    threads: list[str] = []
+    real = fastfix.auth.verify_password
+
+    def spy(pw: bytes, encoded: str) -> bool:
+        threads.append(threading.current_thread().name)
+        return real(pw, encoded)
+
+    monkeypatch.setattr(fastfix.auth, "verify_password", spy)
+
+    async def go() -> list[Any]:
+        hub = Acceptor(hub_settings(tmp_path, PasswordHash=_HASH), Hub())
+        await hub.start()
+        try:
+            order = encode("FIX.4.4", "D", [(34, 2), (49, "GATEWAY"), (52, utc_timestamp()), (56, "HUB"),
+                                            (11, "BEHIND-1"), (21, "1"), (55, "005930"), (54, "1"), (38, 10),
+                                            (40, "1"), (60, utc_timestamp())])
+            r, w = await asyncio.open_connection("127.0.0.1", hub.port)
+            tok, got = Tokenizer(), []
+            w.write(logon(password=SECRET) + order)
+            while len(got) < 2:
+                chunk = await asyncio.wait_for(r.read(65536), 10)
+                assert chunk, got
+                got += tok.feed(chunk)
+            w.close()
+            return got
+        finally:
+            await hub.stop()
+
+    got = asyncio.run(asyncio.wait_for(go(), 60))
+    assert [m.msg_type for m in got[:2]] == [b"A", b"8"] and got[1][11] == b"BEHIND-1"
+    assert threads and threading.main_thread().name not in threads
