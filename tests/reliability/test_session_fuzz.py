@@ -207,10 +207,25 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 def _bounds() -> settings:
-    return settings(max_examples=int(os.environ.get("FASTFIX_SESSION_FUZZ_EXAMPLES", "60")),
+    return settings(max_examples=int(os.environ.get("FASTFIX_SESSION_FUZZ_EXAMPLES", "150")),
                     stateful_step_count=int(os.environ.get("FASTFIX_SESSION_FUZZ_STEPS", "40")),
                     deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 SessionMachine.TestCase.settings = _bounds()
 test_session_state_machine = SessionMachine.TestCase
+
+
+def test_reset_logon_forgets_messages_queued_before_it() -> None:
+    """Found by the machine: a message queued (too high) before a Logon with
+    ResetSeqNumFlag=Y was later delivered as if it belonged to the new numbering."""
+    m = SessionMachine()
+    m.logon(gap=1, reset=False)        # seq 2 while 1 is expected: a gap
+    m.application(gap=1)               # C1 as seq 4: queued
+    m.logon(gap=0, reset=True)         # the peer starts again at 1
+    m.application(gap=0)               # C2 as seq 2
+    m.application(gap=0)               # C3 as seq 3
+    m.application(gap=0)               # C4 as seq 4 (the stale C1 held that number)
+    assert [cl for _, cl in m.app.delivered] == [b"C2", b"C3", b"C4"]
+    m.nothing_delivered_twice_or_out_of_order()
+    m.numbers_never_go_backwards()
