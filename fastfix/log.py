@@ -39,8 +39,12 @@ __all__ = [
 _UNSAFE = re.compile(rb"[\x00\x02-\x1f\x7f\\]")
 _NAMED = {0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t", 0x5C: b"\\\\"}
 _ESCAPES = {bytes((c,)): _NAMED.get(c, b"\\x%02x" % c) for c in [*range(0x20), 0x7F, 0x5C]}
+# Every byte but those: what is left after deleting them needs escaping.
+_SAFE = bytes(c for c in range(256) if bytes((c,)) not in _ESCAPES or c == 0x01)
 # Passwords of a Logon (Password, NewPassword): never written to a log.
 _SECRET = re.compile(rb"(?:^|(?<=\x01))(554|925)=[^\x01]*")
+# They travel in Logon (A) and UserRequest (BE): a match of the header's start finds those.
+_CARRIES_SECRET = re.compile(rb"8=[^\x01]*\x01(?:9=[0-9]*\x01)?35=(?:A|BE)\x01")
 # Text: C0/C1 controls, DEL, line and paragraph separators, the backslash, and the
 # surrogates that stand for undecodable bytes.
 _UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\\\\\udc80-\udcff]")
@@ -68,9 +72,14 @@ def escape_bytes(raw: bytes) -> bytes:
 
     ``11=A<LF>B<ESC>[2J`` becomes ``11=A\\nB\\x1b[2J`` and ``554=secret`` becomes ``554=***``.
     """
-    if _UNSAFE.search(raw) is not None:
+    raw = _mask(raw)
+    if raw.translate(None, _SAFE):  # cheaper than a regex scan for the usual clean message
         raw = _UNSAFE.sub(_esc, raw)
-    if b"554=" in raw or b"925=" in raw:
+    return raw
+
+
+def _mask(raw: bytes) -> bytes:
+    if _CARRIES_SECRET.match(raw) is not None and _SECRET.search(raw) is not None:
         raw = _SECRET.sub(lambda m: m.group(1) + b"=***", raw)
     return raw
 
@@ -170,11 +179,11 @@ class ScreenLog(Log):
 
     def on_incoming(self, raw: bytes) -> None:
         if self._incoming:
-            self._write("IN  ", printable(escape_bytes(raw).replace(b"\x01", b"|")))
+            self._write("IN  ", printable(_mask(raw).replace(b"\x01", b"|")))
 
     def on_outgoing(self, raw: bytes) -> None:
         if self._outgoing:
-            self._write("OUT ", printable(escape_bytes(raw).replace(b"\x01", b"|")))
+            self._write("OUT ", printable(_mask(raw).replace(b"\x01", b"|")))
 
     def on_event(self, text: str) -> None:
         if self._events:
