@@ -67,6 +67,9 @@ class SessionMachine(RuleBasedStateMachine):
         self.last = (1, 1)
         self.gaps: list[tuple[int, int]] = []  # (expected, received) seen while logged on
         self.requests: list[Any] = []  # every ResendRequest the session sent
+        self.sender_last = 0  # MsgSeqNum of the session's last new (not resent) message
+        self.sender_backwards: list[tuple[int, int]] = []
+        self.our_orders = 0
 
     # ---- the peer
 
@@ -99,6 +102,10 @@ class SessionMachine(RuleBasedStateMachine):
         self.out.append(msg)
         if msg.msg_type == b"2":
             self.requests.append(msg)
+        if msg.get(43) != b"Y":  # a new message, not a resend or a gap fill
+            if msg.seq_num <= self.sender_last and not (msg.msg_type == b"A" and msg.get(141) == b"Y"):
+                self.sender_backwards.append((self.sender_last, msg.seq_num))
+            self.sender_last = msg.seq_num
 
     # ---- rules
 
@@ -173,6 +180,53 @@ class SessionMachine(RuleBasedStateMachine):
                              possdup=True))
 
     @rule()
+    def session_sends(self) -> None:
+        """The application sends (stored even while disconnected, as QuickFIX does)."""
+        self.our_orders += 1
+        self.session.send("8", [(37, f"O{self.our_orders}"), (11, f"R{self.our_orders}"), (17, "E"),
+                                (150, "0"), (39, "0"), (55, "005930"), (54, "1"), (151, 1), (14, 0), (6, 0)])
+
+    @precondition(lambda self: self.session.is_logged_on)
+    @rule(back=st.integers(0, 6), chunk=st.booleans())
+    def peer_asks_for_a_resend(self, back: int, chunk: bool) -> None:
+        """The peer asks for our messages again: every number in the range comes back once,
+        as a resend (PossDupFlag=Y) or inside a gap fill, in order."""
+        top = self.store.next_sender_seq - 1
+        begin = max(1, top - back)
+        end = min(top, begin + 2) if chunk else 0
+        seq = self.peer_next
+        self.sent[seq] = None
+        self.peer_next = seq + 1
+        before = len(self.out)
+        self._feed(self._msg("2", seq, [(7, begin), (16, end)]))
+        if not self.session.is_connected:
+            return
+        want = end or top
+        covered = begin
+        for m in self.out[before:]:
+            if m.get(43) != b"Y":
+                continue
+            assert m.seq_num == covered, (covered, m.raw)
+            covered = int(m[36]) if m.msg_type == b"4" else covered + 1
+        assert covered == want + 1 or want < begin, (begin, want, covered)
+
+    @precondition(lambda self: self.session.is_connected)
+    @rule(reset_mode=st.booleans())
+    def peer_logs_out_or_resets(self, reset_mode: bool) -> None:
+        """A Logout, or a SequenceReset-Reset (not a gap fill) moving the peer's numbers on."""
+        seq = self.peer_next
+        if reset_mode:
+            new = seq + 3
+            self._feed(self._msg("4", seq, [(36, new)]))
+            for k in range(seq, new):
+                self.sent[k] = None
+            self.peer_next = new
+        else:
+            self.sent[seq] = None
+            self.peer_next = seq + 1
+            self._feed(self._msg("5", seq, []))
+
+    @rule()
     def drop_connection(self) -> None:
         self.session.disconnected()
 
@@ -197,6 +251,10 @@ class SessionMachine(RuleBasedStateMachine):
             by_epoch.setdefault(epoch, []).append(int(cl[1:]))
         for ids in by_epoch.values():
             assert ids == sorted(ids), ids
+
+    @invariant()
+    def our_numbers_never_go_backwards(self) -> None:
+        assert not self.sender_backwards, self.sender_backwards
 
     @invariant()
     def every_gap_is_requested(self) -> None:
