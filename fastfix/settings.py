@@ -747,6 +747,12 @@ def _validate_session(s: Settings) -> None:
                     "SSLClientCertificateFingerprint"):
             if key in s:
                 raise ConfigError(f"{s.origin(key)}: is an acceptor setting (ConnectionType=initiator)")
+    elif s.get_bool("SSLCheckClientCertificateCompID", False) or "SSLClientCertificateFingerprint" in s:
+        key = "SSLClientCertificateFingerprint" if "SSLClientCertificateFingerprint" in s \
+            else "SSLCheckClientCertificateCompID"
+        if not (s.get_bool("SocketUseSSL", False) and s.get_bool("SSLRequireClientCertificate", False)):
+            raise ConfigError(f"{s.origin(key)}: checks the client certificate, so it needs "
+                              "SocketUseSSL=Y and SSLRequireClientCertificate=Y")
 
 
 # --------------------------------------------------------------------------- schedule

@@ -323,3 +323,12 @@ def test_password_is_hashed_off_the_event_loop_and_what_follows_the_logon_is_kep
     got = asyncio.run(asyncio.wait_for(go(), 60))
     assert [m.msg_type for m in got[:2]] == [b"A", b"8"] and got[1][11] == b"BEHIND-1"
     assert threads and threading.main_thread().name not in threads
+
+
+def test_certificate_checks_need_required_client_certificates() -> None:
+    base = {"ConnectionType": "acceptor", "BeginString": "FIX.4.4", "SocketAcceptPort": 0}
+    sess = [{"SenderCompID": "HUB", "TargetCompID": "GATEWAY"}]
+    with pytest.raises(ConfigError, match="SSLClientCertificateFingerprint: checks the client certificate"):
+        SessionSettings.from_dict(sess, default=base | {"SSLClientCertificateFingerprint": "ab" * 32})
+    with pytest.raises(ConfigError, match="SSLCheckClientCertificateCompID: checks the client certificate"):
+        SessionSettings.from_dict(sess, default=base | {"SSLCheckClientCertificateCompID": "Y"})
