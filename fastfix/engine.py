@@ -206,7 +206,10 @@ class _Connection(asyncio.Protocol):
             held, self._held = self._held, []
             if self.closed:
                 return  # the peer left, or the engine is stopping
-            ok = not f.cancelled() and f.exception() is None and f.result()
+            exc = None if f.cancelled() else f.exception()
+            if exc is not None:
+                session._event(f"Password check failed: {exc!r}")
+            ok = not f.cancelled() and exc is None and f.result()
             if not ok:
                 self.refuse(session, _INVALID)
                 return
