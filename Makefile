@@ -36,17 +36,42 @@ test: build
 reliability: build
 	$(BIN)/python -m pytest -q tests/reliability tests/security
 
-# Long fuzzing runs: atheris on each target (FUZZ_SECONDS each), then more examples for
-# hypothesis and schemathesis. Findings land in .fuzz/<target>/crash-*.
+# Long fuzzing runs: atheris on each target (FUZZ_SECONDS each) against the sanitizer build
+# (fuzz-build), then more examples for hypothesis (the session state machine included) and
+# schemathesis. Findings land in .fuzz/<target>-crash-*.
 FUZZ_SECONDS ?= 300
-fuzz: build
+FUZZ_DIR     := .fuzz-build
+# clang: AddressSanitizer plus libFuzzer's edge coverage (fuzzer-no-link), which the libFuzzer
+# inside atheris reads; its asan_with_fuzzer.so is preloaded so that one ASan runtime serves
+# Python and the extensions. (gcc's coverage, trace-pc, is not one libFuzzer reads.)
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  ?= -fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer -g -O1
+FUZZ_ENV = PYTHONPATH=$(CURDIR)/$(FUZZ_DIR) ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+	LD_PRELOAD="$$($(CURDIR)/$(BIN)/python -c 'import atheris, os; print(os.path.join(atheris.path(), "asan_with_fuzzer.so"))')"
+
+# The codec, jsonfix and the validator built with those flags into $(FUZZ_DIR), beside a copy
+# of the Python package: the normal build stays untouched.
+.PHONY: fuzz-build
+fuzz-build: $(STAMP)
+	command -v $(FUZZ_CC) >/dev/null || .ci/install-debian $(FUZZ_CC)
+	rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)
+	cp -r fastfix setup.py $(FUZZ_DIR)/
+	find $(FUZZ_DIR) \( -name '*.so' -o -name '*.c' \) -delete
+	cd $(FUZZ_DIR) && CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" LDSHARED="$(FUZZ_CC) -shared" \
+		LDFLAGS="$(FUZZ_CFLAGS)" ../$(BIN)/python setup.py -q build_ext --inplace
+	cd $(FUZZ_DIR) && $(FUZZ_ENV) ../$(BIN)/python -c 'import fastfix._codec as c, fastfix._jsonfix, fastfix._validate; \
+		assert "/$(FUZZ_DIR)/" in c.__file__, c.__file__; print("fuzz build:", c.__file__)'
+
+fuzz: build fuzz-build
 	mkdir -p .fuzz
 	$(BIN)/python tests/reliability/fuzz_targets.py --write-seeds .fuzz/corpus
 	for t in tokenizer validate jsonfix; do \
-		(cd .fuzz && ../$(BIN)/python ../tests/reliability/fuzz_targets.py $$t -max_total_time=$(FUZZ_SECONDS) \
-			-artifact_prefix=$$t- corpus/$$t) || exit 1; done
+		(cd .fuzz && $(FUZZ_ENV) ../$(BIN)/python ../tests/reliability/fuzz_targets.py $$t \
+			-max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$$t- corpus/$$t) || exit 1; done
 	FASTFIX_FUZZ_EXAMPLES=20000 FASTFIX_SCHEMATHESIS_EXAMPLES=500 FASTFIX_SCHEMATHESIS_SECONDS=$(FUZZ_SECONDS) \
-		$(BIN)/python -m pytest -q -p no:cacheprovider -o timeout=3600 tests/reliability/test_fuzz.py
+		FASTFIX_SESSION_FUZZ_EXAMPLES=20000 FASTFIX_SESSION_FUZZ_STEPS=200 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider -o timeout=3600 tests/reliability/test_fuzz.py \
+		tests/reliability/test_session_fuzz.py
 
 # Ten minutes of steady load through the gateway (RSS, descriptors, error counters flat).
 SOAK_SECONDS ?= 600
@@ -145,4 +170,4 @@ demo: build
 	$(BIN)/fastfix demo
 
 clean:
-	rm -rf build .build-stamp fastfix/*.c fastfix/**/*.c fastfix/*.so fastfix/**/*.so server/**/*.c server/**/*.so
+	rm -rf build .build-stamp .fuzz-build fastfix/*.c fastfix/**/*.c fastfix/*.so fastfix/**/*.so server/**/*.c server/**/*.so

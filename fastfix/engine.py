@@ -48,6 +48,9 @@ WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
 #: Period of the session timer (heartbeats, timeouts, schedule).
 TICK_INTERVAL = 0.5
+#: _route's answer while a Logon's password is being verified in a worker thread.
+_PENDING: Any = object()
+_INVALID = "invalid Username or Password"
 
 
 def _default(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -126,6 +129,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         self._batch: list[bytes] | None = None
+        self._held: list[Any] = []  # messages read behind a Logon whose password is being checked
         self._drained: asyncio.Future[None] | None = None
         self.opened_at = time.monotonic()
         self.lost: asyncio.Future[None] = engine._loop.create_future()
@@ -153,14 +157,27 @@ class _Connection(asyncio.Protocol):
         items = self.tokenizer.feed(data)
         if not items:
             return
+        if self._held:  # a Logon is being verified: keep the order of what follows it
+            self._held.extend(items)
+            return
+        self._process(items)
+
+    def _process(self, items: list[Any]) -> None:
         session = self.session
         self._batch = batch = []
         try:
-            for item in items:
+            for i, item in enumerate(items):
                 if self.closed:
                     break
                 if session is None or not self.bound:
-                    session = self.engine._route(self, item)
+                    routed = self.engine._route(self, item)
+                    if routed is _PENDING:
+                        # The Logon's password is being checked off the event loop: keep it
+                        # and what followed it, read nothing more until the answer.
+                        self._held = items[i:]
+                        session = None
+                        break
+                    session = routed
                     if session is None:
                         break
                 try:
@@ -188,6 +205,47 @@ class _Connection(asyncio.Protocol):
             if self.closed and self.transport is not None:
                 self.transport.close()
 
+    def verify_logon(self, session: Session, password: bytes) -> None:
+        """Hash the Logon's password in a worker thread (a slow hash on purpose: it must
+        not stall every other session of the loop), then go on with the held messages."""
+        from fastfix.auth import verify_password
+
+        policy = session.config.logon_policy
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.pause_reading()
+        fut = self.engine._loop.run_in_executor(None, verify_password, password, policy.password_hash)
+
+        def done(f: asyncio.Future[bool]) -> None:
+            held, self._held = self._held, []
+            if self.closed:
+                return  # the peer left, or the engine is stopping
+            exc = None if f.cancelled() else f.exception()
+            if exc is not None:
+                session._event(f"Password check failed: {exc!r}")
+            ok = not f.cancelled() and exc is None and f.result()
+            if not ok:
+                self.refuse(session, _INVALID)
+                return
+            policy.remember(password)
+            if session.is_connected:  # another connection logged on meanwhile
+                self.abort()
+                return
+            self._bind(session)
+            if self.transport is not None:
+                with contextlib.suppress(Exception):
+                    self.transport.resume_reading()
+            self._process(held)
+
+        fut.add_done_callback(done)
+
+    def refuse(self, session: Session, reason: str) -> None:
+        """Answer a Logon that failed the session's logon policy, and close."""
+        host = getattr(self.peer(), "host", None)
+        session._event(f"Logon refused{' from ' + host if host else ''}: {reason}")
+        self.write(session.logon_refusal(f"Logon refused: {reason}"))
+        self.abort()
+
     def eof_received(self) -> bool:
         return False  # close our side too
 
@@ -214,7 +272,13 @@ class _Connection(asyncio.Protocol):
         self.session = session
         self.bound = True
         self.engine._conn_of[session] = self
-        session.connected(self.write, self.close)
+        session.connected(self.write, self.close, self.peer())
+
+    def peer(self) -> Any:
+        """The other end: address and, under TLS, its verified certificate."""
+        from fastfix.auth import Peer
+
+        return Peer.from_transport(self.transport) if self.transport is not None else None
 
     def write(self, raw: bytes) -> None:
         batch = self._batch
@@ -530,6 +594,9 @@ class Acceptor(_Engine):
     A connection is bound to a session by its first message, which must be a
     Logon whose BeginString/SenderCompID/TargetCompID name a configured session
     that has no connection yet; anything else closes the connection silently.
+    A session with a logon policy (``PasswordHash``, ``AllowedRemoteAddresses``,
+    client certificate checks: :mod:`fastfix.auth`) answers a Logon that fails it
+    with a Logout saying why, and closes, before the session sees anything.
     """
 
     def __init__(self, settings: Any, app: Application, *, host: str | None = None,
@@ -592,6 +659,18 @@ class Acceptor(_Engine):
             # Unknown CompIDs, or a second connection for a session already in use.
             conn.abort()
             return None
+        policy = session.config.logon_policy
+        if policy is not None:
+            # Authenticate before binding: a refused Logon never reaches the session, so its
+            # sequence numbers, store and schedule stay the real counterparty's.
+            refusal = policy.precheck(item, conn.peer())
+            if refusal is not None:
+                conn.refuse(session, refusal)
+                return None
+            password = policy.password_to_verify(item)
+            if password is not None:
+                conn.verify_logon(session, password)
+                return _PENDING
         conn._bind(session)
         return session
 

@@ -191,6 +191,9 @@ class SessionConfig:
         target_location_id: str | None = None,
         schedule: Any = None,
         validation_options: Any = None,
+        username: str | None = None,
+        password: str | None = None,
+        logon_policy: Any = None,
     ) -> None:
         self.initiator = initiator
         self.heartbeat_interval = heartbeat_interval
@@ -217,6 +220,14 @@ class SessionConfig:
         #: a :class:`fastfix.settings.SessionSchedule` or None (always open)
         self.schedule = schedule
         self.validation_options = validation_options
+        #: initiator: Username (553) and Password (554) sent on Logon
+        self.username = username
+        self.password = password
+        #: acceptor: a :class:`fastfix.auth.LogonPolicy` every Logon must pass, or None
+        self.logon_policy = logon_policy
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SessionConfig(initiator={self.initiator}, heartbeat_interval={self.heartbeat_interval})"
 
     @classmethod
     def from_settings(cls, s: Settings) -> SessionConfig:
@@ -225,6 +236,8 @@ class SessionConfig:
         precision = s.get_str("TimeStampPrecision", "")
         if not precision:
             precision = "3" if s.get_bool("MillisecondsInTimeStamp", True) else "0"
+        from fastfix.auth import LogonPolicy
+
         options = None
         try:
             from fastfix.dictionary import ValidationOptions
@@ -257,6 +270,9 @@ class SessionConfig:
             target_location_id=s.get_str("TargetLocationID", None),
             schedule=None if schedule.non_stop else schedule,
             validation_options=options,
+            username=s.get_str("Username", None) if s.is_initiator else None,
+            password=s.password() if s.is_initiator else None,
+            logon_policy=LogonPolicy.from_settings(s),
         )
 
 
@@ -340,6 +356,7 @@ class Session:
         self.sender_comp_id = _b(session_id.sender_comp_id)
         self.target_comp_id = _b(session_id.target_comp_id)
         self._is_fix42_plus = session_id.begin_string >= "FIX.4.2"
+        self._logon_has_credentials = session_id.begin_string >= "FIX.4.3"  # 553/554 in Logon
         self._begin_str = session_id.begin_string
         # Extra header fields from settings, sorted with the rest of the header.
         extra: list[tuple[int, bytes]] = []
@@ -363,6 +380,7 @@ class Session:
         # Transport (None when disconnected).
         self._write: Callable[[bytes], Any] | None = None
         self._close: Callable[[], Any] | None = None
+        self.peer: Any = None
 
         # SendingTime cache (per millisecond).
         self._ts_ms = -1
@@ -415,10 +433,15 @@ class Session:
 
     # ------------------------------------------------------------------ transport
 
-    def connected(self, write: Callable[[bytes], Any], close: Callable[[], Any]) -> None:
-        """A transport is up. An initiator sends its Logon now."""
+    def connected(self, write: Callable[[bytes], Any], close: Callable[[], Any], peer: Any = None) -> None:
+        """A transport is up. An initiator sends its Logon now.
+
+        ``peer`` (a :class:`fastfix.auth.Peer`: address, client certificate) is what an
+        acceptor's logon policy checks.
+        """
         self._write = write
         self._close = close
+        self.peer = peer
         self._reset_state()
         self._event("Connected")
         if self.config.initiator and self.enabled and self.is_session_time():
@@ -658,6 +681,10 @@ class Session:
             self.sent_reset = True
         if cfg.enable_next_expected_msg_seq_num:
             body.append((789, self.store.next_target_seq))
+        if cfg.username:
+            body.append((553, cfg.username))
+        if cfg.password:
+            body.append((554, cfg.password))
         self.last_received = self._clock()  # LogonTimeout counts from here
         self._test_requests = 0
         self._send_admin(b"A", body)
@@ -840,7 +867,13 @@ class Session:
                 return
             dd = self.dictionary
             if dd is not None:
-                err = dd.validate(msg, self.config.validation_options)
+                checked = msg
+                if mt == b"A" and not self._logon_has_credentials and (553 in msg or 554 in msg):
+                    # Username/Password joined the Logon in FIX 4.3; older versions carry them
+                    # by bilateral agreement, so their dictionaries do not know the tags.
+                    checked = self._parse(self._encode(self.begin_string, mt, [
+                        f for f in msg.fields() if f[0] not in (8, 9, 35, 10, 553, 554)]))
+                err = dd.validate(checked, self.config.validation_options)
                 if err is not None:
                     ref = getattr(err, "ref_tag_id", None)
                     if ref is None:
@@ -1141,8 +1174,46 @@ class Session:
         header.sort(key=_tag_key)
         return self._encode(self.begin_string, mt, header + body)
 
+    def check_logon(self, logon: Any, peer: Any = None) -> str | None:
+        """None if this acceptor session may accept ``logon`` from ``peer``, else why not.
+
+        Pure: reads the logon policy (password, address, certificate), changes nothing.
+        """
+        policy = self.config.logon_policy
+        if policy is None or self.config.initiator:
+            return None
+        return policy.check(logon, peer)
+
+    def logon_refusal(self, text: str) -> bytes:
+        """The Logout (58=``text``) that refuses an unauthenticated Logon.
+
+        It carries the next sender number without taking it: the session's numbers,
+        store and log of messages stay as they were for the real counterparty.
+        """
+        return self._encode(self.begin_string, b"5",
+                            self._header(self.store.next_sender_seq, None) + [(58, text)])
+
+    def _refuse_logon(self, text: str) -> None:
+        """Answer an unauthenticated Logon with a Logout and close: no state changes."""
+        write, close = self._write, self._close
+        self._write = self._close = None
+        host = getattr(self.peer, "host", None)
+        self._event(f"Logon refused{' from ' + host if host else ''}: {text}")
+        if write is not None:
+            write(self.logon_refusal(f"Logon refused: {text}"))
+        if close is not None:
+            close()
+        if self.state_listener is not None:
+            self.state_listener(self)
+
     def _next_logon(self, msg: Any) -> None:
         cfg = self.config
+        if cfg.logon_policy is not None and not cfg.initiator:
+            # Before anything else: a refused Logon must not refresh, reset or number anything.
+            refusal = self.check_logon(msg, self.peer)
+            if refusal is not None:
+                self._refuse_logon(refusal)
+                return
         if cfg.refresh_on_logon:
             self.store.refresh()
         if not self.enabled:
@@ -1159,6 +1230,9 @@ class Session:
             self._event("Logon contains ResetSeqNumFlag=Y, resetting sequence numbers to 1")
             if not self.sent_reset:
                 self.store.reset()
+            # Messages queued under the old numbering must not be delivered under the new one.
+            self._queue.clear()
+            self._resend_range = None
         if cfg.initiator and not self.sent_logon and not reset_flag:
             self._event("Received logon response before sending request")
             self.disconnect()

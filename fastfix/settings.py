@@ -28,6 +28,7 @@ first logon.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -198,6 +199,24 @@ def _p_path(v: str) -> str:
     return _p_str(v)
 
 
+def _p_password_hash(v: str) -> str:
+    from fastfix.auth import check_password_hash
+
+    return check_password_hash(_p_str(v))
+
+
+def _p_addresses(v: str) -> Any:
+    from fastfix.auth import parse_addresses
+
+    return parse_addresses(_p_str(v))
+
+
+def _p_fingerprints(v: str) -> frozenset[str]:
+    from fastfix.auth import parse_fingerprints
+
+    return parse_fingerprints(_p_str(v))
+
+
 class _Setting(NamedTuple):
     parse: Callable[[str], Any]
     doc: str
@@ -303,6 +322,20 @@ for _name, _parse, _doc in [
     ("SSLValidateCertificates", _p_bool, "verify the peer's certificate (default Y)"),
     ("SSLRequireClientCertificate", _p_bool, "acceptor: require a client certificate"),
     ("SSLServerName", _p_str, "initiator: expected server host name (SNI and verification)"),
+    # Logon authentication (fastfix.auth, docs/security.md)
+    ("Username", _p_str, "Username (553): sent by an initiator; required from the peer by an acceptor"),
+    ("Password", _p_str, "initiator: Password (554) sent on Logon (see PasswordFile, PasswordEnv)"),
+    ("PasswordFile", _p_path, "initiator: file whose first line is the Password (554)"),
+    ("PasswordEnv", _p_str, "initiator: environment variable holding the Password (554)"),
+    ("PasswordHash", _p_password_hash,
+     "acceptor: scrypt or PBKDF2 hash the peer's Password must match (python -m fastfix.auth)"),
+    ("AllowedRemoteAddresses", _p_addresses,
+     "acceptor: IP addresses, networks (CIDR) or host names the peer may connect from"),
+    ("SSLCheckClientCertificateCompID", _p_bool,
+     "acceptor: the client certificate's CN or a DNS SAN must be the SenderCompID "
+     "(default: SSLRequireClientCertificate)"),
+    ("SSLClientCertificateFingerprint", _p_fingerprints,
+     "acceptor: SHA-256 fingerprints of the client certificates allowed for this session"),
 ]:  # fmt: skip
     register_setting(_name, _parse, _doc)
 
@@ -310,6 +343,7 @@ for _name, _parse, _doc in [
 _FILE_SETTINGS = (
     "FileStorePath", "FileLogPath", "SQLiteStorePath", "DataDictionary", "TransportDataDictionary",
     "AppDataDictionary", "SocketCertificateFile", "SocketPrivateKeyFile", "SocketCAFile",
+    "PasswordFile",
 )  # fmt: skip
 
 _FAILOVER = re.compile(r"(SocketConnectHost|SocketConnectPort)([1-9][0-9]*)")
@@ -463,6 +497,29 @@ class Settings(Mapping[str, str]):
     def ssl_context(self) -> ssl.SSLContext | None:
         """A TLS context from the ``Socket*``/``SSL*`` keys, or None without ``SocketUseSSL=Y``."""
         return ssl_context_from_settings(self)
+
+    def password(self) -> str | None:
+        """An initiator's Logon Password (554): ``Password``, the first line of
+        ``PasswordFile`` or the variable ``PasswordEnv`` names; None if none is set."""
+        if "Password" in self:
+            return self.get_str("Password")
+        if "PasswordFile" in self:
+            path = self.get_path("PasswordFile")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{self.origin('PasswordFile')}: cannot read {path}: {e}") from None
+            line = text.splitlines()[0] if text else ""
+            if not line:
+                raise ConfigError(f"{self.origin('PasswordFile')}: {path} is empty")
+            return line
+        if "PasswordEnv" in self:
+            name = self.get_str("PasswordEnv")
+            value = os.environ.get(name)
+            if not value:
+                raise ConfigError(f"{self.origin('PasswordEnv')}: environment variable {name} is not set")
+            return value
+        return None
 
 
 # --------------------------------------------------------------------------- SessionSettings
@@ -679,6 +736,23 @@ def _validate_session(s: Settings) -> None:
         raise ConfigError(f"{_where(s._section)}: SocketUseSSL=Y on an acceptor needs SocketCertificateFile")
     if "SocketPrivateKeyFile" in s and "SocketCertificateFile" not in s:
         raise ConfigError(f"{_where(s._section)}: SocketPrivateKeyFile needs SocketCertificateFile")
+    given = [k for k in ("Password", "PasswordFile", "PasswordEnv") if k in s]
+    if ctype == "acceptor" and given:
+        raise ConfigError(f"{s.origin(given[0])}: an acceptor checks PasswordHash and never holds "
+                          "the clear password (make the hash with: python -m fastfix.auth)")
+    if len(given) > 1:
+        raise ConfigError(f"{s.origin(given[1])}: {given[1]} and {given[0]} exclude each other")
+    if ctype == "initiator":
+        for key in ("PasswordHash", "AllowedRemoteAddresses", "SSLCheckClientCertificateCompID",
+                    "SSLClientCertificateFingerprint"):
+            if key in s:
+                raise ConfigError(f"{s.origin(key)}: is an acceptor setting (ConnectionType=initiator)")
+    elif s.get_bool("SSLCheckClientCertificateCompID", False) or "SSLClientCertificateFingerprint" in s:
+        key = "SSLClientCertificateFingerprint" if "SSLClientCertificateFingerprint" in s \
+            else "SSLCheckClientCertificateCompID"
+        if not (s.get_bool("SocketUseSSL", False) and s.get_bool("SSLRequireClientCertificate", False)):
+            raise ConfigError(f"{s.origin(key)}: checks the client certificate, so it needs "
+                              "SocketUseSSL=Y and SSLRequireClientCertificate=Y")
 
 
 # --------------------------------------------------------------------------- schedule

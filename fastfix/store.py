@@ -6,8 +6,9 @@ message it sent (for ResendRequest). Three stores share one interface,
 
 - :class:`MemoryStore` — nothing survives the process;
 - :class:`FileStore` — one append-only journal file per session: CRC-checked,
-  length-prefixed records; a record torn by a crash is cut off when the file is
-  reopened, so the store is never corrupt;
+  length-prefixed records; a last record torn by a crash is cut off when the file
+  is reopened; damage anywhere else stops the store with an error naming the file
+  and the offset, and leaves the file as it is for an operator;
 - :class:`SqliteStore` — one SQLite database (WAL) for any number of sessions.
 
 Durability policy (``sync``, ``FileStoreSync`` in settings):
@@ -310,6 +311,7 @@ _T_CREATED = 0x43  # 'C' payload: creation time, u64 ns since epoch
 _T_SEQNUMS = 0x53  # 'S' payload: next sender u64, next target u64
 _T_MESSAGE = 0x4D  # 'M' payload: seq u64 + raw message
 _T_SENT = 0x50  # 'P' payload: seq u64 + raw message; also sets next sender = seq + 1
+_TYPES = frozenset({_T_CREATED, _T_SEQNUMS, _T_MESSAGE, _T_SENT})
 _U64 = struct.Struct("<Q")
 _U64x2 = struct.Struct("<QQ")
 
@@ -323,9 +325,12 @@ class FileStore(_CachedSeqNums):
 
     The file holds a creation record, then message records and sequence-number
     records in the order they were made; on open the journal is replayed (the
-    last sequence-number record wins). A record cut short or failing its CRC at
-    the end of the file (a crash mid-write) is truncated away; ``recovered_bytes``
-    tells how much was cut. The file is locked (``flock``) while open, so two
+    last sequence-number record wins). Only the LAST record may be torn (a crash
+    mid-write: cut short, failing its CRC, or a zero-filled tail): it is truncated
+    away and ``recovered_bytes`` tells how much was cut. A damaged record with
+    anything after it is not a crash but damage (disk, copy, another writer):
+    opening raises :class:`~fastfix.errors.StoreError` naming the file and the
+    offset, and the file is left untouched. The file is locked (``flock``) while open, so two
     processes cannot write the same session.
     """
 
@@ -406,15 +411,13 @@ class FileStore(_CachedSeqNums):
             pos = len(_MAGIC)
             hsize = _REC.size
             while pos < size:
-                if size - pos < hsize:
+                bad = self._bad_record(mm, pos, size)
+                if bad:
+                    self._check_torn_tail(mm, pos, size, bad)
                     break
-                rtype, length, crc = _REC.unpack_from(mm, pos)
+                rtype, length, _ = _REC.unpack_from(mm, pos)
                 start = pos + hsize
-                if size - start < length:
-                    break
                 payload = mm[start : start + length]
-                if zlib.crc32(payload, rtype) != crc:
-                    break
                 if rtype == _T_MESSAGE or rtype == _T_SENT:
                     (seq,) = _U64.unpack_from(payload)
                     index.put(seq, start + 8, length - 8)
@@ -430,12 +433,69 @@ class FileStore(_CachedSeqNums):
         if created is None:
             raise StoreError(f"{self.path}: creation record missing or damaged")
         if pos < size:
-            # A record torn by a crash: cut it off so later appends follow good data.
+            # The last record, torn by a crash: cut it off so later appends follow good data.
             self.recovered_bytes = size - pos
             os.ftruncate(self._fd, pos)
             os.fsync(self._fd)
         self._index, self._sender, self._target, self._created = index, sender, target, created
         self._end = pos
+
+    @staticmethod
+    def _bad_record(mm: mmap.mmap, pos: int, size: int) -> str:
+        """Why the record at ``pos`` does not parse ("" if it does)."""
+        if size - pos < _REC.size:
+            return "header cut short"
+        rtype, length, crc = _REC.unpack_from(mm, pos)
+        start = pos + _REC.size
+        if size - start < length:
+            return "record cut short"
+        if zlib.crc32(mm[start : start + length], rtype) != crc:
+            return "CRC mismatch"
+        if rtype not in _TYPES:
+            return f"unknown record type {rtype}"
+        return ""
+
+    def _check_torn_tail(self, mm: mmap.mmap, pos: int, size: int, why: str) -> None:
+        """Raise unless the bad record at ``pos`` is the last thing in the file.
+
+        A crash leaves at most one record unfinished, at the very end: a short one, one
+        whose bytes never all reached the disk (CRC), or a zero-filled tail. Any record
+        after the bad one means the damage is in the middle: dropping everything from
+        ``pos`` would silently lose sent messages and sequence numbers.
+        """
+        if not any(mm[pos:size].translate(None, b"\x00")):
+            return  # the file system extended the file but the data never came
+        if why.startswith("unknown record type"):
+            raise StoreError(f"{self.path}: {why} at offset {pos}; the file is left untouched for inspection")
+        if why == "CRC mismatch":
+            _, length, _ = _REC.unpack_from(mm, pos)
+            if pos + _REC.size + length == size:
+                return  # the last record, its payload only partly written
+            raise StoreError(
+                f"{self.path}: damaged record at offset {pos} ({why}) with "
+                f"{size - pos - _REC.size - length} byte(s) after it: not a torn tail; "
+                "the file is left untouched for inspection"
+            )
+        # Cut short: a torn last record, unless its length field is what is damaged and
+        # valid records follow (then the length points past the end of the file).
+        nxt = self._next_valid_record(mm, pos + 1, size)
+        if nxt is not None:
+            raise StoreError(
+                f"{self.path}: damaged record at offset {pos} ({why}) but a valid record "
+                f"follows at offset {nxt}: not a torn tail; the file is left untouched for inspection"
+            )
+
+    @staticmethod
+    def _next_valid_record(mm: mmap.mmap, start: int, size: int) -> int | None:
+        """The offset of the first complete, CRC-valid record at or after ``start``."""
+        for pos in range(start, size - _REC.size + 1):
+            rtype, length, crc = _REC.unpack_from(mm, pos)
+            if rtype not in _TYPES:
+                continue
+            end = pos + _REC.size + length
+            if end <= size and zlib.crc32(mm[pos + _REC.size : end], rtype) == crc:
+                return pos
+        return None
 
     # ---- writing
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from fastfix.codec import utc_timestamp
 from fastfix.engine import Application, BusinessReject, UnsupportedMessageType
+from fastfix.log import printable
 from fastfix.tags import (
     ACCOUNT,
     AVG_PX,
@@ -78,6 +79,7 @@ from fastfix.tags import (
 from server.broker.config import BrokerConfig
 from server.broker.inquiries import InquiryMixin
 from server.broker.ledger import BrokerOrder, Ledger, Refusal
+from server.exchange.fix_app import wire_fields
 from server.exchange.instruments import lookup
 from server.krx import price_limits
 
@@ -91,7 +93,14 @@ _LIMIT_TYPES = frozenset({b"2", b"I"})
 
 
 def _s(v: bytes | None) -> str:
-    return v.decode("ascii", "replace") if v else ""
+    """A FIX value as text, one character per byte (Latin-1): identifiers in any bytes
+    (UTF-8 Korean, EUC-KR...) come back exactly through :func:`wire_fields`."""
+    return v.decode("latin-1") if v else ""
+
+
+def _shown(text: str) -> str:
+    """Text made of :func:`_s` values, for a log line (UTF-8, control characters escaped)."""
+    return printable(text.encode("latin-1", "replace"))
 
 
 def _int(v: bytes | None) -> int | None:
@@ -231,7 +240,8 @@ class BrokerApplication(InquiryMixin, Application):
         return self.exchange_sid.begin_string
 
     def _to_exchange(self, msg_type: str, fields: Fields) -> None:
-        self.send(self.exchange_sid, msg_type, _adapt(fields, msg_type, self._hub_begin, self._ex_begin))
+        self.send(self.exchange_sid, msg_type,
+                  wire_fields(_adapt(fields, msg_type, self._hub_begin, self._ex_begin)))
 
     def _to_client(self, origin: str, sub: str, msg_type: str, fields: Fields, src: str | None = None,
                    maybe_sent: bool = False) -> None:
@@ -241,7 +251,7 @@ class BrokerApplication(InquiryMixin, Application):
         out.append((DELIVER_TO_COMP_ID, origin))
         if sub:
             out.append((DELIVER_TO_SUB_ID, sub))
-        self.send(self.hub_sid, msg_type, out)
+        self.send(self.hub_sid, msg_type, wire_fields(out))
 
     def _reference_price(self, symbol: str) -> int | None:
         inst = lookup(symbol)
@@ -280,7 +290,7 @@ class BrokerApplication(InquiryMixin, Application):
             fields.append((LIST_ID, list_id))
         fields += [(LEAVES_QTY, 0), (CUM_QTY, 0), (AVG_PX, 0), (TRANSACT_TIME, utc_timestamp()),
                    (ORD_REJ_REASON, self._rej_code(refusal.kind)), (TEXT, refusal.text)]
-        log.info("refused %s from %s: %s", _s(req.get(CL_ORD_ID)), origin, refusal.text)
+        log.info("refused %s from %s: %s", printable(req.get(CL_ORD_ID)), _shown(origin), _shown(refusal.text))
         self._to_client(origin, sub, "8", fields)
 
     def _cancel_reject(self, origin: str, sub: str, msg: Any, code: int, text: str,
@@ -298,10 +308,10 @@ class BrokerApplication(InquiryMixin, Application):
         symbol = _s(req.get(SYMBOL) or req.get(SECURITY_ID))
         ref = self._reference_price(symbol)
         if ref is None:
-            return Refusal("unknown-symbol", f"unknown symbol {symbol!r}"), 0, 0
+            return Refusal("unknown-symbol", f"unknown symbol '{symbol}'"), 0, 0
         qty = _int(req.get(ORDER_QTY))
         if not qty:
-            return Refusal("other", f"invalid OrderQty {_s(req.get(ORDER_QTY))!r}"), 0, 0
+            return Refusal("other", f"invalid OrderQty '{_s(req.get(ORDER_QTY))}'"), 0, 0
         side = _s(req.get(SIDE))
         price = _int(req.get(PRICE)) if req.get(ORD_TYPE) in _LIMIT_TYPES else None
         if not price:
@@ -361,7 +371,7 @@ class BrokerApplication(InquiryMixin, Application):
         if self.ledger.find(origin, _s(req.get(CL_ORD_ID))) is not None:
             if _resent(msg):
                 return  # a resend of an order already taken (and answered): deduplicated by ClOrdID
-            self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID {_s(req.get(CL_ORD_ID))!r}"))
+            self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID '{_s(req.get(CL_ORD_ID))}'"))
             return
         refusal, qty, price = self._check_new(origin, req, sub=sub)
         refusal = refusal or self._exchange_down()
@@ -377,17 +387,17 @@ class BrokerApplication(InquiryMixin, Application):
             return  # a resend of a request already taken
         order = self.ledger.find(origin, _s(msg.get(ORIG_CL_ORD_ID)))
         if order is None:
-            self._cancel_reject(origin, sub, msg, 1, f"unknown order {_s(msg.get(ORIG_CL_ORD_ID))!r}", None)
+            self._cancel_reject(origin, sub, msg, 1, f"unknown order '{_s(msg.get(ORIG_CL_ORD_ID))}'", None)
             return
         if order.origin_sub != sub:
-            self._cancel_reject(origin, sub, msg, 1, f"order {_s(msg.get(ORIG_CL_ORD_ID))!r} belongs to another advisor", None)
+            self._cancel_reject(origin, sub, msg, 1, f"order '{_s(msg.get(ORIG_CL_ORD_ID))}' belongs to another advisor", None)
             return
         if not order.open:
             self._cancel_reject(origin, sub, msg, 0, "too late: the order is done", order)
             return
         if self.ledger.find(origin, _s(msg.get(CL_ORD_ID))) is not None:
             self._cancel_reject(origin, sub, msg, 99 if self._hub_begin >= "FIX.4.3" else 2,
-                                f"duplicate ClOrdID {_s(msg.get(CL_ORD_ID))!r}", order)
+                                f"duplicate ClOrdID '{_s(msg.get(CL_ORD_ID))}'", order)
             return
         if not self.up["exchange"]:
             self._cancel_reject(origin, sub, msg, 2, "the broker's exchange session is not available", order)
@@ -450,7 +460,7 @@ class BrokerApplication(InquiryMixin, Application):
                 extra_shares[(acct, sym)] = extra_shares.get((acct, sym), 0) + qty
             checked.append((entry, qty, price))
         if refusal is None and self.ledger.lists_by_client.get((origin, client_list)):
-            refusal = Refusal("other", f"duplicate ListID {client_list!r}")
+            refusal = Refusal("other", f"duplicate ListID '{client_list}'")
         refusal = refusal or (None if entries else Refusal("other", "NewOrderList without orders"))
         refusal = refusal or self._exchange_down()
         if refusal is not None:
@@ -490,10 +500,10 @@ class BrokerApplication(InquiryMixin, Application):
         client_list = _s(msg.get(LIST_ID))
         broker_list = self.ledger.lists_by_client.get((origin, client_list))
         if broker_list is not None and self.ledger.lists[broker_list][1] != sub:
-            self._list_reject(origin, sub, client_list, f"list {client_list!r} belongs to another advisor", [])
+            self._list_reject(origin, sub, client_list, f"list '{client_list}' belongs to another advisor", [])
             return
         if broker_list is None or not self.up["exchange"]:
-            text = f"unknown ListID {client_list!r}" if broker_list is None else \
+            text = f"unknown ListID '{client_list}'" if broker_list is None else \
                 "the broker's exchange session is not available"
             self._list_reject(origin, sub, client_list, text, [])
             return
@@ -510,14 +520,14 @@ class BrokerApplication(InquiryMixin, Application):
         elif mt in (b"y", b"d", b"h"):
             self._relay_answer(msg)
         elif mt == b"j":
-            log.warning("exchange rejected a message of ours: %s", _s(msg.get(TEXT)))
+            log.warning("exchange rejected a message of ours: %s", printable(msg.get(TEXT)))
         else:
             raise UnsupportedMessageType()
 
     def _report(self, msg: Any) -> None:
         found = self.ledger.for_request(_s(msg.get(CL_ORD_ID)))
         if found is None:
-            log.warning("report for an unknown ClOrdID %r: ignored", _s(msg.get(CL_ORD_ID)))
+            log.warning("report for an unknown ClOrdID '%s': ignored", printable(msg.get(CL_ORD_ID)))
             return
         order, client_id = found
         orig = self.ledger.for_request(_s(msg.get(ORIG_CL_ORD_ID))) if msg.get(ORIG_CL_ORD_ID) else None
@@ -570,7 +580,7 @@ class BrokerApplication(InquiryMixin, Application):
         broker_list = _s(msg.get(LIST_ID))
         info = self.ledger.lists.get(broker_list)
         if info is None:
-            log.warning("ListStatus for an unknown ListID %r: ignored", broker_list)
+            log.warning("ListStatus for an unknown ListID '%s': ignored", _shown(broker_list))
             return
         origin, sub, client_list = info
         fields: Fields = []

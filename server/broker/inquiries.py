@@ -47,7 +47,9 @@ _MAX_RELAYED = 1024  # relayed requests remembered for their answers
 
 
 def _s(v: bytes | None) -> str:
-    return v.decode("ascii", "replace") if v else ""
+    """A FIX value as text, one character per byte (Latin-1), like the application's own
+    helper: identifiers in any bytes come back exactly once the answer is written."""
+    return v.decode("latin-1") if v else ""
 
 
 def _parties(msg: Any, advisor: str, origin: str) -> list[Fields]:
@@ -133,7 +135,7 @@ class InquiryMixin:
             inst = lookup(_s(msg.get(55) or msg.get(48)))
             fields += [(55, inst.code if inst else (_s(msg.get(55)) or "?")), (54, _s(msg.get(54)) or "1"),
                        (151, 0), (14, 0), (6, 0), (60, utc_timestamp()),
-                       (58, f"unknown order {clordid!r}")]
+                       (58, f"unknown order '{clordid}'")]
             self._to_client(origin, sub, "8", fields)
             return
         fields += [(1, order.account), (55, order.symbol), (54, order.side), (38, order.qty)]
@@ -171,14 +173,14 @@ class InquiryMixin:
             report("0", [(532, reason), (533, 0), (58, text)])
 
         if kind not in ("1", "7"):
-            refuse("0", f"MassCancelRequestType {kind!r} not supported: 1 (security) or 7 (all orders)")
+            refuse("0", f"MassCancelRequestType '{kind}' not supported: 1 (security) or 7 (all orders)")
             return
         if kind == "1" and inst is None:
-            refuse("1", f"unknown security {symbol!r}" if symbol else
+            refuse("1", f"unknown security '{symbol}'" if symbol else
                    "MassCancelRequestType 1 needs Symbol (55) or SecurityID (48)")
             return
         if side and side not in ("1", "2", "5", "6"):
-            refuse("99", f"invalid Side {side!r}")
+            refuse("99", f"invalid Side '{side}'")
             return
         if account:
             refusal: Refusal | None = self.ledger.check_account(origin, account, sub)
@@ -216,11 +218,11 @@ class InquiryMixin:
         refusal = self.ledger.check_account(origin, account, sub)
         ack: Fields = [(721, self.ledger.next_id(f"{self.comp_id}-P")), (710, req_id)]
         if refusal is None and _s(msg.get(724)) not in ("0", ""):
-            refusal = Refusal("other", f"PosReqType {_s(msg.get(724))!r} not supported: 0 (positions) only")
+            refusal = Refusal("other", f"PosReqType '{_s(msg.get(724))}' not supported: 0 (positions) only")
         symbol = _s(msg.get(55) or msg.get(48))
         wanted = lookup(symbol) if symbol else None
         if refusal is None and symbol and wanted is None:
-            refusal = Refusal("unknown-symbol", f"unknown symbol {symbol!r}")
+            refusal = Refusal("unknown-symbol", f"unknown symbol '{symbol}'")
         if refusal is not None:
             result = {"not-owner": 3, "unknown-account": 1, "unknown-symbol": 1}.get(refusal.kind, 4)
             ack += [(727, 0), (728, result), (729, 2), (453, parties), (1, account or "?"), (581, acct_type),

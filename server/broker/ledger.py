@@ -189,14 +189,14 @@ class Ledger:
             return Refusal("unknown-account", "Account (1) is required")
         acc = self.accounts.get(account)
         if acc is None:
-            return Refusal("unknown-account", f"unknown account {account!r}")
+            return Refusal("unknown-account", f"unknown account '{account}'")
         if acc.owners and origin not in acc.owners:
-            return Refusal("not-owner", f"account {account!r} is not open to {origin}")
+            return Refusal("not-owner", f"account '{account}' is not open to {origin}")
         if acc.advisors and not advisor:
-            return Refusal("not-owner", f"account {account!r} belongs to an advisor: the request must name "
+            return Refusal("not-owner", f"account '{account}' belongs to an advisor: the request must name "
                                         "the advisor in SenderSubID (50)")
         if acc.advisors and advisor not in acc.advisors:
-            return Refusal("not-owner", f"account {account!r} is not owned by advisor {advisor!r}")
+            return Refusal("not-owner", f"account '{account}' is not owned by advisor '{advisor}'")
         return None
 
     def check_order(self, origin: str, account: str | None, symbol: str, side: str, qty: int,

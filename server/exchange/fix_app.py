@@ -135,6 +135,28 @@ _REJ_42 = {Reason.UNKNOWN_SYMBOL: 1, Reason.MARKET_CLOSED: 2, Reason.DUPLICATE_O
 # Tags copied from an order onto its reports when present.
 _ECHO_TAGS = (ACCOUNT, ACCOUNT_TYPE, ORDER_CAPACITY)
 
+
+def wire_fields(fields: Fields) -> Fields:
+    """``fields`` with every text value back to the bytes it was read from.
+
+    Values read from FIX are decoded as Latin-1 (one character per byte, so any bytes a
+    client uses for its identifiers, UTF-8 Korean or EUC-KR alike, round-trip exactly);
+    this turns them back into those bytes before the codec, which would write text as
+    UTF-8. Groups are converted entry by entry.
+    """
+    out: Fields = []
+    for tag, value in fields:
+        if type(value) is str and not value.isascii():
+            try:
+                value = value.encode("latin-1")
+            except UnicodeEncodeError:  # not read from FIX: real text
+                value = value.encode("utf-8")
+        elif type(value) is list:
+            value = [wire_fields(entry) for entry in value]
+        out.append((tag, value))
+    return out
+
+
 def _route(msg: Any) -> Fields:
     """A message that came through a hub names its origin in OnBehalfOf*; the answer is
     addressed back with DeliverTo* (the session moves these into the header)."""
@@ -177,7 +199,7 @@ class _OrderInfo:
     cum_qty: int = 0
     leaves_qty: int = 0
     value: int = 0
-    text: str = ""
+    text: str | bytes = ""
     rej_code: int | None = None
 
 
@@ -267,6 +289,7 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ helpers
 
     def _send(self, session_id: Any, msg_type: str, fields: Fields) -> None:
+        fields = wire_fields(fields)
         if self.sender is not None:
             self.sender(session_id, msg_type, fields)
         elif getattr(self, "engine", None) is not None:
@@ -310,10 +333,10 @@ class ExchangeApplication(Application):
     def _symbol(self, get: Callable[[int], bytes | None]) -> str:
         sym = get(SYMBOL)
         if sym:
-            return sym.decode("ascii", "replace")
+            return sym.decode("latin-1")
         sec = get(SECURITY_ID)  # e.g. an ISIN with IDSource 4
         if sec:
-            return sec.decode("ascii", "replace")
+            return sec.decode("latin-1")
         raise self._bad(SYMBOL, _REQUIRED_MISSING)
 
     def _qty(self, raw: bytes | None, tag: int = 38) -> int:
@@ -358,7 +381,7 @@ class ExchangeApplication(Application):
         if not ord_type:
             raise self._bad(ORD_TYPE, _REQUIRED_MISSING)
         raise _Reject(
-            Reason.ORDER_TYPE_NOT_ALLOWED, f"unsupported OrdType {ord_type.decode('ascii', 'replace')}"
+            Reason.ORDER_TYPE_NOT_ALLOWED, f"unsupported OrdType {ord_type.decode('latin-1')}"
         )
 
     def _tif(self, raw: bytes | None) -> TimeInForce:
@@ -367,7 +390,7 @@ class ExchangeApplication(Application):
         tif = _TIF.get(raw)
         if tif is None:
             raise _Reject(
-                Reason.CONDITION_NOT_ALLOWED, f"unsupported TimeInForce {raw.decode('ascii', 'replace')}"
+                Reason.CONDITION_NOT_ALLOWED, f"unsupported TimeInForce {raw.decode('latin-1')}"
             )
         return tif
 
@@ -382,7 +405,7 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ new orders
 
     def _new_order_single(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         self._enter(msg.get, session_id, clordid, None, _route(msg))
 
     def _enter(
@@ -397,7 +420,7 @@ class ExchangeApplication(Application):
         known = self._by_clordid.setdefault(session_id, {})
         echo = [(t, v) for t in _ECHO_TAGS if (v := get(t))]
         info = _OrderInfo(
-            session_id, "NONE", clordid, (get(SYMBOL) or get(SECURITY_ID) or b"").decode("ascii", "replace"),
+            session_id, "NONE", clordid, (get(SYMBOL) or get(SECURITY_ID) or b"").decode("latin-1"),
             Side.BUY, OrdType.LIMIT, TimeInForce.DAY, 0, None, echo, route, list_id,
         )
         try:
@@ -435,7 +458,7 @@ class ExchangeApplication(Application):
         self._emit(self.market.submit(req), info)
         return info
 
-    def _reject_new(self, info: _OrderInfo, reason: Reason | None, text: str) -> None:
+    def _reject_new(self, info: _OrderInfo, reason: Reason | None, text: str | bytes) -> None:
         info.status = "8"
         info.text = text
         info.rej_code = self._rej_code(info.session_id, reason)
@@ -450,12 +473,12 @@ class ExchangeApplication(Application):
         known = self._by_clordid.get(session_id, {})
         orig = msg.get(ORIG_CL_ORD_ID)
         if orig:
-            info = known.get(orig.decode("ascii", "replace"))
+            info = known.get(orig.decode("latin-1"))
             if info is not None:
                 return info
         oid = msg.get(ORDER_ID)
         if oid:
-            engine_id = self._by_order_id.get(oid.decode("ascii", "replace"))
+            engine_id = self._by_order_id.get(oid.decode("latin-1"))
             if engine_id is not None:
                 info = self._by_order.get(engine_id)
                 if info is not None and info.session_id == session_id:
@@ -463,12 +486,12 @@ class ExchangeApplication(Application):
         return None
 
     def _cancel_reject(
-        self, msg: Any, session_id: Any, info: _OrderInfo | None, code: int, text: str, replace: bool
+        self, msg: Any, session_id: Any, info: _OrderInfo | None, code: int, text: str | bytes, replace: bool
     ) -> None:
         fields: Fields = [
             (ORDER_ID, info.order_id if info else "NONE"),
-            (CL_ORD_ID, (msg.get(CL_ORD_ID) or b"NONE").decode("ascii", "replace")),
-            (ORIG_CL_ORD_ID, (msg.get(ORIG_CL_ORD_ID) or b"NONE").decode("ascii", "replace")),
+            (CL_ORD_ID, (msg.get(CL_ORD_ID) or b"NONE").decode("latin-1")),
+            (ORIG_CL_ORD_ID, (msg.get(ORIG_CL_ORD_ID) or b"NONE").decode("latin-1")),
             (ORD_STATUS, info.status if info else "8"),
         ]
         if info and info.list_id:
@@ -478,7 +501,7 @@ class ExchangeApplication(Application):
         self._send(session_id, "9", fields)
 
     def _cancel_request(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         self._req(msg, 41)
         info = self._lookup(msg, session_id)
         self._cancel_one(msg, session_id, info, clordid)
@@ -510,7 +533,7 @@ class ExchangeApplication(Application):
         self._emit(self.market.cancel(engine_id), info, new_clordid=clordid, request=msg)
 
     def _replace_request(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         self._req(msg, 41)
         live = self._live_order(msg, session_id, self._lookup(msg, session_id), clordid, True)
         if live is None:
@@ -533,12 +556,12 @@ class ExchangeApplication(Application):
 
     def _status_request(self, msg: Any, session_id: Any) -> None:
         """OrderStatusRequest (H): the order's current state, without changing it."""
-        clordid = self._req(msg, 11).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
         known = self._by_clordid.get(session_id, {})
         info = known.get(clordid)
         if info is None:
             oid = msg.get(ORDER_ID)
-            engine_id = self._by_order_id.get(oid.decode("ascii", "replace")) if oid else None
+            engine_id = self._by_order_id.get(oid.decode("latin-1")) if oid else None
             cand = self._by_order.get(engine_id) if engine_id is not None else None
             info = cand if cand is not None and cand.session_id == session_id else None
         is44 = self._is44(session_id)
@@ -547,7 +570,7 @@ class ExchangeApplication(Application):
             if not is44:
                 fields.append((EXEC_TRANS_TYPE, "3"))
             fields += [(EXEC_TYPE, "I" if is44 else "8"), (ORD_STATUS, "8"), (SYMBOL, self._symbol(msg.get)),
-                       (SIDE, (msg.get(SIDE) or b"1").decode("ascii", "replace")),
+                       (SIDE, (msg.get(SIDE) or b"1").decode("latin-1")),
                        (LEAVES_QTY, 0), (CUM_QTY, 0), (AVG_PX, 0), (TEXT, REASON_TEXT[Reason.UNKNOWN_ORDER])]
             fields += _route(msg)
             self._send(session_id, "8", fields)
@@ -563,7 +586,7 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ lists
 
     def _new_order_list(self, msg: Any, session_id: Any) -> None:
-        list_id = self._req(msg, 66).decode("ascii", "replace")
+        list_id = self._req(msg, 66).decode("latin-1")
         entries = _group_entries(msg.fields(), 73, 11)
         key = (session_id, list_id)
         if key in self._lists:
@@ -577,14 +600,14 @@ class ExchangeApplication(Application):
             values: dict[int, bytes] = {}
             for tag, value in entry:
                 values.setdefault(tag, value)
-            clordid = values[11].decode("ascii", "replace")
+            clordid = values[11].decode("latin-1")
             info = self._enter(values.get, session_id, clordid, list_id, lst.route)
             if info.list_id == list_id:  # not a duplicate of an earlier order's ClOrdID
                 lst.clordids.append(clordid)
         self._list_status(lst, None)
 
     def _list_cancel_request(self, msg: Any, session_id: Any) -> None:
-        list_id = self._req(msg, 66).decode("ascii", "replace")
+        list_id = self._req(msg, 66).decode("latin-1")
         lst = self._lists.get((session_id, list_id))
         if lst is None:
             self._list_status(_ListInfo(list_id, session_id, route=_route(msg)), "7", text="unknown ListID")
@@ -651,20 +674,20 @@ class ExchangeApplication(Application):
         A request that came through a hub (OnBehalfOf* set) only reaches the orders
         that came the same way for the same party and sub-id.
         """
-        clordid = self._req(msg, 11).decode("ascii", "replace")
-        kind = self._req(msg, 530).decode("ascii", "replace")
+        clordid = self._req(msg, 11).decode("latin-1")
+        kind = self._req(msg, 530).decode("latin-1")
         side_raw, account, route = msg.get(54), msg.get(1), _route(msg)
-        symbol = (msg.get(55) or msg.get(48) or b"").decode("ascii", "replace")
+        symbol = (msg.get(55) or msg.get(48) or b"").decode("latin-1")
         inst = lookup(symbol, self.market.instruments) if symbol else None
         report: Fields = [(11, clordid), (37, self._exec_id()), (530, kind)]
         reject = None
         if kind not in ("1", "7"):
             reject = ("0", f"MassCancelRequestType {kind} not supported: 1 (security) or 7 (all orders)")
         elif kind == "1" and inst is None:
-            reject = ("1", f"unknown security {symbol!r}" if symbol else
+            reject = ("1", f"unknown security '{symbol}'" if symbol else
                       "MassCancelRequestType 1 needs Symbol (55) or SecurityID (48)")
         elif side_raw and side_raw not in _SIDES:
-            reject = ("99", f"invalid Side {side_raw.decode('ascii', 'replace')}")
+            reject = ("99", f"invalid Side {side_raw.decode('latin-1')}")
         if reject is not None:
             report += [(531, "0"), (532, reject[0]), (533, 0), (60, self._now()), (58, reject[1]), *route]
             self._send(session_id, "r", report)
@@ -706,16 +729,16 @@ class ExchangeApplication(Application):
         instruments = list(self.market.instruments.values())
         text = ""
         if kind == b"0":
-            symbol = (msg.get(55) or msg.get(48) or b"").decode("ascii", "replace")
+            symbol = (msg.get(55) or msg.get(48) or b"").decode("latin-1")
             inst = lookup(symbol, self.market.instruments) if symbol else None
             instruments = [inst] if inst is not None else []
             result = 0 if inst is not None else 2
-            text = "" if inst is not None else f"no instrument {symbol!r}"
+            text = "" if inst is not None else f"no instrument '{symbol}'"
         elif kind == b"4":
             result = 0
         else:
             instruments, result = [], 1
-            text = f"SecurityListRequestType {kind.decode('ascii', 'replace')} not supported: 0 (symbol) or 4 (all)"
+            text = f"SecurityListRequestType {kind.decode('latin-1')} not supported: 0 (symbol) or 4 (all)"
         fields += [(560, result), (393, len(instruments)), (893, "Y")]
         if instruments:
             fields.append((146, [reference.security_list_entry(self.market, i) for i in instruments]))
@@ -727,14 +750,14 @@ class ExchangeApplication(Application):
         """SecurityDefinitionRequest (c) -> SecurityDefinition (d) of one instrument."""
         req_id = self._req(msg, 320)
         kind = self._req(msg, 321)
-        symbol = (msg.get(55) or msg.get(48) or b"").decode("ascii", "replace")
+        symbol = (msg.get(55) or msg.get(48) or b"").decode("latin-1")
         inst = lookup(symbol, self.market.instruments) if symbol else None
         fields: Fields = [(320, req_id), (322, self._response_id())]
         if kind not in (b"0", b"1"):
-            fields += [(323, 6), (58, f"SecurityRequestType {kind.decode('ascii', 'replace')} not supported: "
+            fields += [(323, 6), (58, f"SecurityRequestType {kind.decode('latin-1')} not supported: "
                                       "0 or 1 with Symbol (55) or SecurityID (48)")]
         elif inst is None:
-            fields += [(323, 6), (58, f"unknown instrument {symbol!r}" if symbol else
+            fields += [(323, 6), (58, f"unknown instrument '{symbol}'" if symbol else
                                       "Symbol (55) or SecurityID (48) is required")]
         else:
             fields += [(323, 1), *reference.security_definition(self.market, inst)]
@@ -751,10 +774,10 @@ class ExchangeApplication(Application):
         states = reference.session_states(self.market)
         wanted = msg.get(336)
         if wanted is not None:
-            name = wanted.decode("ascii", "replace")
+            name = wanted.decode("latin-1")
             if name not in states:
                 self._send(session_id, "h", [(335, req_id), (336, name), (339, 2), (340, 6), (567, 1),
-                                             (58, f"unknown TradingSessionID {name!r}: "
+                                             (58, f"unknown TradingSessionID '{name}': "
                                                   f"{', '.join(reference.SESSIONS)}"), *route])
                 return
             states = {name: states[name]}
@@ -838,12 +861,12 @@ class ExchangeApplication(Application):
                 continue
             if isinstance(ev, Rejected):
                 if ctx is not None and ev.request.client_ref == ctx.clordid:
-                    self._reject_new(ctx, ev.reason, ev.text)
+                    self._reject_new(ctx, ev.reason, reference.own_text(ev.text))
                 continue
             if isinstance(ev, CancelRejected):
                 if ctx is not None and request is not None:
                     code = 1 if ev.reason is Reason.UNKNOWN_ORDER else (99 if self._is44(ctx.session_id) else 2)
-                    self._cancel_reject(request, ctx.session_id, ctx, code, ev.text, ev.replace)
+                    self._cancel_reject(request, ctx.session_id, ctx, code, reference.own_text(ev.text), ev.replace)
                 continue
             if isinstance(ev, SessionChanged):
                 self._announce_sessions()

@@ -30,10 +30,20 @@ from server.exchange.instruments import Instrument
 from server.exchange.matching import MatchingEngine, VolatilityEnded, VolatilityInterruption
 from server.krx import tick_size
 
-__all__ = ["SESSIONS", "instrument_fields", "instrument_state", "security_definition", "security_list_entry",
-           "session_states", "volatility_status"]
+__all__ = ["SESSIONS", "instrument_fields", "instrument_state", "own_text", "security_definition",
+           "security_list_entry", "session_states", "volatility_status"]
 
 Fields = list[tuple[int, Any]]
+
+
+def own_text(text: str) -> str | bytes:
+    """Text the exchange writes itself, as it goes on the wire (UTF-8).
+
+    Values read from FIX are kept as Latin-1 text and turned back into their bytes by
+    :func:`server.exchange.fix_app.wire_fields`; real text with a character of that range
+    (``±``) would be mistaken for such a value, so it goes as bytes, which are left alone.
+    """
+    return text if text.isascii() else text.encode()
 
 REGULAR, PRE_CLOSE_PRICE, POST_CLOSE_PRICE, AFTER_HOURS = (
     "REGULAR", "PRE_CLOSE_PRICE", "POST_CLOSE_PRICE", "AFTER_HOURS")
@@ -81,7 +91,7 @@ def instrument_state(market: MatchingEngine, code: str) -> tuple[str, str]:
 def instrument_fields(inst: Instrument) -> Fields:
     """The Instrument component of one listed stock."""
     return [(55, inst.code), (48, inst.isin), (22, "4"), (460, 5), (167, "CS"), (762, inst.market),
-            (207, "XKRX"), (107, inst.name)]
+            (207, "XKRX"), (107, own_text(inst.name))]
 
 
 def _prices(market: MatchingEngine, code: str) -> tuple[int, int, int, int]:
@@ -119,7 +129,7 @@ def volatility_status(event: VolatilityInterruption | VolatilityEnded, static_pe
         text = (f"{event.kind} volatility interruption on {event.symbol}: {event.price:,} is beyond "
                 f"±{pct}% of {event.reference:,}; single-price call for 2 minutes plus a random extra")
         return [(336, REGULAR), (625, f"VI_{event.kind.upper()}"), (339, 2), (340, HALTED), (55, event.symbol),
-                (58, text)]
+                (58, own_text(text))]
     if event.price is None:
         return [(336, REGULAR), (625, "CLOSING_CALL"), (339, 2), (340, PRE_CLOSE), (55, event.symbol),
                 (58, f"volatility interruption on {event.symbol} ended by the closing call")]

@@ -49,6 +49,7 @@ from typing import Any
 
 from fastfix.codec import parse
 from fastfix.engine import Application
+from fastfix.log import printable
 from fastfix.tags import (
     BEGIN_STRING,
     BODY_LENGTH,
@@ -180,10 +181,11 @@ class HubApplication(Application):
             self._reject(session_id, msg, _FIELD_MISSING,
                          "DeliverToCompID (128) is required: the hub routes on it")
             return
-        dest = dest_raw.decode("ascii", "replace")
+        dest = dest_raw.decode("utf-8", "replace")
         party = self.cfg.parties.get(dest)
         if party is None or dest not in self._sid:
-            self._reject(session_id, msg, _OTHER, f"unknown DeliverToCompID {dest!r}: not a party of this hub")
+            self._reject(session_id, msg, _OTHER,
+                         b"unknown DeliverToCompID '" + dest_raw + b"': not a party of this hub")
             return
         src_role = self.cfg.parties[origin].role
         if party.role == src_role:
@@ -195,7 +197,7 @@ class HubApplication(Application):
             if self.cfg.policy(dest) == "hold":
                 self.held.add(dest, origin, msg.raw, self.clock())
                 log.info("holding %s from %s for %s (not logged on)",
-                         msg.msg_type.decode(), origin, dest)
+                         printable(msg.msg_type), origin, dest)
                 return
             self._reject(session_id, msg, _APP_NOT_AVAILABLE,
                          f"DeliverToCompID {dest} is not available: not logged on to the hub")
@@ -224,7 +226,7 @@ class HubApplication(Application):
             self.held.attempt(h.id)
             self._forward(msg, h.origin, dest, maybe_sent=h.attempts > 0)
             self.held.delete(h.id)
-            log.info("released held %s from %s to %s", msg.msg_type.decode(), h.origin, dest)
+            log.info("released held %s from %s to %s", printable(msg.msg_type), h.origin, dest)
 
     def expire_held(self) -> int:
         """Reject held messages older than ``hold_timeout`` back to their origin."""
@@ -246,7 +248,7 @@ class HubApplication(Application):
 
     # ------------------------------------------------------------------ rejects
 
-    def _reject(self, session_id: Any, msg: Any, reason: int, text: str,
+    def _reject(self, session_id: Any, msg: Any, reason: int, text: str | bytes,
                 on_behalf_of: str | None = None, with_seq: bool = True) -> None:
         """BusinessMessageReject about ``msg`` to the party it came from."""
         fields: list[tuple[int, Any]] = []
@@ -261,7 +263,7 @@ class HubApplication(Application):
             fields.append((BUSINESS_REJECT_REF_ID, ref))
         fields += [(BUSINESS_REJECT_REASON, reason), (TEXT, text)]
         self.rejected += 1
-        log.info("rejected %s from %s: %s", msg.msg_type.decode(), session_id.target_comp_id, text)
+        log.info("rejected %s from %s: %s", printable(msg.msg_type), session_id.target_comp_id, printable(text))
         self.send(session_id, "j", fields)
 
     def _downstream_reject(self, rej: Any, session_id: Any) -> None:
@@ -281,9 +283,10 @@ class HubApplication(Application):
             return  # a session message of ours: nothing to forward
         sent = parse(stored[0][1])
         origin_raw = sent.get(ON_BEHALF_OF_COMP_ID)
-        origin = origin_raw.decode("ascii", "replace") if origin_raw else ""
+        origin = origin_raw.decode("utf-8", "replace") if origin_raw else ""
         sid = self._sid.get(origin)
         if sid is None:
             return
-        text = (rej.get(TEXT) or b"rejected").decode("latin-1")
-        self._reject(sid, sent, _OTHER, f"rejected by {dest}: {text}", on_behalf_of=dest, with_seq=False)
+        # The destination's Text is passed on byte for byte (it may be in any encoding).
+        text = b"rejected by " + dest.encode() + b": " + (rej.get(TEXT) or b"rejected")
+        self._reject(sid, sent, _OTHER, text, on_behalf_of=dest, with_seq=False)

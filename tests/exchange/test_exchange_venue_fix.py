@@ -134,7 +134,7 @@ def test_volatility_interruption_is_announced_with_its_symbol():
     assert {sid for sid, _ in status} == {S44, S42}
     f = status[0][1]
     assert (f[336], f[625], f[340], f[55], f[325]) == ("REGULAR", "VI_STATIC", 1, SAM, "Y")
-    assert "77,500" in f[58] and "10%" in f[58]
+    assert "77,500" in f[58].decode() and "±10%" in f[58].decode()  # our own text: UTF-8 on the wire
     app.from_app(msg("c", (320, "SD1"), (321, 0), (55, SAM)), S44)
     assert dict(rec.take()[0][2])[625] == "VI_STATIC"
     t.advance(seconds=151)

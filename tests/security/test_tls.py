@@ -20,7 +20,7 @@ import pytest
 from _sec_helpers import Issued, client_context, https, issue, make_ca
 from helpers import acceptor, fix_settings, initiator, session
 
-from fastfix.codec import utc_timestamp
+from fastfix.codec import encode, utc_timestamp
 from fastfix.engine import Acceptor, Application, Initiator
 from fastfix.log import Log
 from fastfix.settings import SessionID, SessionSettings
@@ -101,7 +101,8 @@ def pki(tmp_path: Path) -> dict[str, Issued]:
     ca = make_ca(tmp_path / "pki")
     other = make_ca(tmp_path / "other", "unrelated CA")
     return {"ca": ca, "other": other, "server": issue(ca, tmp_path / "pki", "server"),
-            "client": issue(ca, tmp_path / "pki", "client", client=True),
+            # a client certificate names its CompID: the acceptor binds one to the other
+            "client": issue(ca, tmp_path / "pki", "GW", client=True),
             "rogue_client": issue(other, tmp_path / "other", "rogue", client=True)}
 
 
@@ -138,6 +139,52 @@ def test_fix_mutual_tls(pki: dict[str, Issued]) -> None:
                       "SocketPrivateKeyFile": str(pki["rogue_client"].key_path)}
     asyncio.run(_fix_pair(_server_tls(pki, require_client=True), rogue, expect_logon=False))
     asyncio.run(_fix_pair(_server_tls(pki, require_client=True), client, expect_logon=False))
+
+
+def test_fix_client_certificate_is_bound_to_the_comp_id(pki: dict[str, Issued], tmp_path: Path) -> None:
+    """Another tenant's valid certificate (same CA) cannot log on as GW while GW is away."""
+    from test_logon_auth import impersonate
+
+    other_tenant = issue(pki["ca"], tmp_path / "pki", "KIWOOM", client=True)
+    client = {"SocketUseSSL": "Y", "SocketCAFile": str(pki["ca"].cert_path),
+              "SocketCertificateFile": str(pki["client"].cert_path),
+              "SocketPrivateKeyFile": str(pki["client"].key_path)}
+
+    def ctx(cert: Issued) -> Any:
+        c = client_context(pki["ca"])
+        c.load_cert_chain(cert.cert_path, cert.key_path)
+        return c
+
+    async def go(server_tls: dict[str, str], rogue: Issued, reason: str) -> None:
+        hub_app = _Echo()
+        acceptor = Acceptor(_fix_settings("acceptor", 0, server_tls), hub_app)
+        await acceptor.start()
+        try:
+            logon = encode("FIX.4.4", "A", [(34, 1), (49, "GW"), (52, utc_timestamp()), (56, "HUB"),
+                                            (98, 0), (108, 5)])
+            got = await impersonate(acceptor.port, logon, ssl=ctx(rogue))
+            assert [m.msg_type for m in got] == [b"5"] and reason in got[0][58].decode(), got
+            session = acceptor.session(SessionID("FIX.4.4", "HUB", "GW"))
+            assert (session.next_sender_seq, session.next_target_seq) == (1, 1) and hub_app.logons == 0
+            # the owner's certificate logs on
+            initiator = Initiator(_fix_settings("initiator", acceptor.port, client), _Echo())
+            await initiator.start()
+            try:
+                await initiator.wait_logged_on(GW, timeout=10)
+            finally:
+                await initiator.stop()
+            assert hub_app.logons == 1
+        finally:
+            await acceptor.stop()
+
+    server = _server_tls(pki, require_client=True)
+    asyncio.run(asyncio.wait_for(go(server, other_tenant, "does not name SenderCompID GW"), 60))
+    # pinned by fingerprint: even a certificate named GW but with another key is refused
+    twin = issue(pki["ca"], tmp_path / "twin", "GW", client=True)
+    from cryptography.hazmat.primitives import hashes
+
+    pinned = server | {"SSLClientCertificateFingerprint": pki["client"].cert.fingerprint(hashes.SHA256()).hex()}
+    asyncio.run(asyncio.wait_for(go(pinned, twin, "not the one configured"), 60))
 
 
 # ------------------------------------------------------------------ gateway: HTTPS and WSS
