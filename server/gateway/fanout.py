@@ -134,6 +134,22 @@ class Fanout:
                 s += 1
         return rows
 
+    async def read_events(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
+        """:meth:`events_since`, with a read of the projection done in a reader thread (a replay
+        from an old cursor reads up to ``limit`` rows; orders keep flowing meanwhile)."""
+        mine = self._tail.get(client_id)
+        if mine and seq + 1 >= min(mine):
+            return self.events_since(client_id, seq, limit)
+        proj = self.projection
+        rows = await proj.in_thread(lambda conn: proj.events_since(client_id, seq, limit, conn))
+        mine = self._tail.get(client_id)
+        if mine and len(rows) < limit:  # newer events the projection had not applied yet
+            s = (rows[-1].seq if rows else seq) + 1
+            while s in mine and len(rows) < limit:
+                rows.append(EventRow(s, mine[s]))
+                s += 1
+        return rows
+
     def subscribe(self, client_id: str, sub: Subscriber) -> None:
         self.subscribers.setdefault(client_id, set()).add(sub)
         self.metrics.ws_clients.inc()

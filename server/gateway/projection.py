@@ -25,6 +25,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,7 @@ class Projection:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._poller: asyncio.TimerHandle | None = None
         self.restarts = 0  # projector processes started again after they died
+        self._local = threading.local()  # reader threads' own connections (see in_thread)
         # (client_id, ClOrdID) -> order number, for every stored order: hash(key) -> number,
         # and the exact key for the rare key whose hash another key took first. A lookup
         # through the hash is confirmed against the row it finds (see _find), or, for an
@@ -479,8 +481,20 @@ class Projection:
         ).fetchone()
         return _list_dec.decode(row[0]) if row else None
 
-    def events_since(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
-        rows = self._r.execute(
+    async def in_thread(self, read: Any) -> Any:
+        """``read(conn)`` in a reader thread with a connection of its own: large reads keep the
+        event loop free (WAL lets them read while the projector writes)."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._with_reader, read)
+
+    def _with_reader(self, read: Any) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        return read(conn)
+
+    def events_since(self, client_id: str, seq: int, limit: int,
+                     conn: sqlite3.Connection | None = None) -> list[EventRow]:
+        rows = (conn or self._r).execute(
             "SELECT seq, data FROM events WHERE client_id=? AND seq>? ORDER BY seq LIMIT ?",
             (client_id, seq, limit),
         )

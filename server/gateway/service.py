@@ -95,6 +95,7 @@ class Gateway:
         self.subscribe = self.fanout.subscribe
         self.unsubscribe = self.fanout.unsubscribe
         self.events_since = self.fanout.events_since
+        self.read_events = self.fanout.read_events
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> None:

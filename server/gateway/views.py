@@ -7,9 +7,6 @@ reader thread, so the event loop keeps serving orders meanwhile.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -79,13 +76,13 @@ def list_view(ol: OrderList, state: OrderState) -> dict[str, Any]:
     return out
 
 
+
 class Views:
     """The read side of the REST API."""
 
     def __init__(self, state: OrderState) -> None:
         self.state = state
         self.projection = state.projection
-        self._local = threading.local()  # the reader thread's own connection
 
     async def order_detail(self, client: ClientConfig, cl: str) -> bytes:
         await self.projection.wait_applied()  # its executions are read from the projection
@@ -103,15 +100,11 @@ class Views:
     async def search_orders(self, client: ClientConfig, flt: OrderFilter) -> list[Order]:
         await self.projection.wait_applied()
         if flt.limit > LARGE_READ:
-            found = await asyncio.get_running_loop().run_in_executor(None, self._list_in_thread, client.id, flt)
+            found = await self.projection.in_thread(
+                lambda conn: self.projection.list_orders(client.id, flt, conn))
         else:
             found = self.projection.list_orders(client.id, flt)
         # The in-memory copy may be newer than the projection.
         orders = self.state.orders
         return [orders.get((o.client_id, o.ClOrdID), o) for o in found]
 
-    def _list_in_thread(self, client_id: str, flt: OrderFilter) -> list[Order]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = sqlite3.connect(self.projection.path, check_same_thread=False, timeout=30)
-        return self.projection.list_orders(client_id, flt, conn)

@@ -267,9 +267,15 @@ class _Connection(WSListener):  # type: ignore[misc]
         batch = self.server.replay_batch
         try:
             while not self.closed:
-                rows = gw.events_since(self.client.id, self.last_sent, batch)
-                if not rows:
-                    self.live = True  # no await between the empty read and this flag
+                rows = await gw.read_events(self.client.id, self.last_sent, batch)  # old ones: a thread
+                if not rows and not self.closed:
+                    # Caught up: the last look and going live with no await between them, so an
+                    # event published meanwhile is either read here or delivered live.
+                    rows = gw.events_since(self.client.id, self.last_sent, batch)
+                    if not rows:
+                        self.live = True
+                        return
+                if self.closed:
                     return
                 for row in rows:
                     if row.seq != self.last_sent + 1:

@@ -73,6 +73,10 @@ class FakeGateway:
     def events_since(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
         return [r for r in self.log if r.seq > seq][:limit]
 
+    async def read_events(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
+        await asyncio.sleep(0)  # as the gateway's reader thread: the read is awaited
+        return self.events_since(client_id, seq, limit)
+
     def subscribe(self, client_id: str, sub: Any) -> None:
         self.subs.add(sub)
 
