@@ -137,6 +137,8 @@ class Fanout:
     async def read_events(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
         """:meth:`events_since`, with a read of the projection done in a reader thread (a replay
         from an old cursor reads up to ``limit`` rows; orders keep flowing meanwhile)."""
+        if seq >= self.seq.get(client_id, 0):
+            return []  # caught up (a live-only subscription): nothing to read
         mine = self._tail.get(client_id)
         if mine and seq + 1 >= min(mine):
             return self.events_since(client_id, seq, limit)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import mmap
 import os
@@ -184,7 +185,8 @@ class Projection:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._poller: asyncio.TimerHandle | None = None
         self.restarts = 0  # projector processes started again after they died
-        self._local = threading.local()  # reader threads' own connections (see in_thread)
+        self._local = threading.local()  # the reader thread's own connection (see in_thread)
+        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
         # (client_id, ClOrdID) -> order number, for every stored order: hash(key) -> number,
         # and the exact key for the rare key whose hash another key took first. A lookup
         # through the hash is confirmed against the row it finds (see _find), or, for an
@@ -289,6 +291,10 @@ class Projection:
             await asyncio.get_running_loop().run_in_executor(None, stop_process, proc)
         if self._poller is not None:
             self._poller.cancel()
+        if self._reader is not None:
+            self._reader.submit(self._close_reader)
+            self._reader.shutdown(wait=False)
+            self._reader = None
         if self._status is not None:
             self._applied = self.applied
             self._status.close()
@@ -484,7 +490,14 @@ class Projection:
     async def in_thread(self, read: Any) -> Any:
         """``read(conn)`` in a reader thread with a connection of its own: large reads keep the
         event loop free (WAL lets them read while the projector writes)."""
-        return await asyncio.get_running_loop().run_in_executor(None, self._with_reader, read)
+        if self._reader is None:  # one thread: reads queue up rather than take more connections
+            self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gateway-reader")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._with_reader, read)
+
+    def _close_reader(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
 
     def _with_reader(self, read: Any) -> Any:
         conn = getattr(self._local, "conn", None)
