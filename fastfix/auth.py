@@ -29,6 +29,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from fastfix.tags import PASSWORD, SENDER_COMP_ID, USERNAME
+
 __all__ = [
     "Peer",
     "LogonPolicy",
@@ -277,16 +279,16 @@ class LogonPolicy:
             if hashlib.sha256(peer.cert_der).hexdigest() not in self.cert_fingerprints:
                 return "the client certificate is not the one configured for this session"
         elif self.cert_comp_id:
-            sender = (logon.get(49) or b"").decode("utf-8", "replace")
+            sender = (logon.get(SENDER_COMP_ID) or b"").decode("utf-8", "replace")
             if not peer.cert:
                 return "a client certificate is required for this session"
             if sender not in _cert_names(peer.cert):
                 return f"the client certificate does not name SenderCompID {sender}"
         if self.username is not None:
-            user = logon.get(553)
+            user = logon.get(USERNAME)
             if user is None or not hmac.compare_digest(user, self.username.encode()):
                 return INVALID
-        if self.password_hash is not None and not logon.get(554):
+        if self.password_hash is not None and not logon.get(PASSWORD):
             return "Password (554) required"
         return None
 
@@ -295,7 +297,7 @@ class LogonPolicy:
         required, or this one was verified before)."""
         if self.password_hash is None:
             return None
-        pw = logon.get(554) or b""
+        pw = logon.get(PASSWORD) or b""
         if hmac.new(self._pepper, pw, hashlib.sha256).digest() in self._verified:
             return None
         return pw

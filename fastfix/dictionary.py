@@ -27,7 +27,16 @@ import msgspec
 
 from fastfix._reject_text import REJECT_TEXT as REJECT_TEXT  # re-exported: validation texts
 from fastfix.errors import ConfigError
-from fastfix.tags import HEADER_TAGS, TRAILER_TAGS
+from fastfix.tags import (
+    HEADER_TAGS,
+    MSG_TYPE,
+    REF_MSG_TYPE,
+    REF_SEQ_NUM,
+    REF_TAG_ID,
+    SESSION_REJECT_REASON,
+    TEXT,
+    TRAILER_TAGS,
+)
 
 __all__ = [
     "DataDictionary",
@@ -263,11 +272,11 @@ def _merge_specs(base: _Spec, ext: _Spec) -> _Spec:
         return a + tuple(n for n in b if n.name not in known)
 
     # New message types become valid values of MsgType (35) when it is enumerated.
-    mt = fields.get(35)
+    mt = fields.get(MSG_TYPE)
     if mt is not None and mt.enums:
         extra = {m.msg_type: m.name for m in ext.messages if m.msg_type not in mt.enums}
         if extra:
-            fields[35] = _FieldSpec(35, mt.name, mt.type, {**mt.enums, **extra})
+            fields[MSG_TYPE] = _FieldSpec(MSG_TYPE, mt.name, mt.type, {**mt.enums, **extra})
     return _Spec(_COMPILED_FORMAT, base.begin_string or ext.begin_string,
                  tuple(sorted(fields.values(), key=lambda f: f.tag)),
                  widen(base.header, ext.header), widen(base.trailer, ext.trailer),
@@ -368,18 +377,18 @@ class ValidationError(msgspec.Struct, frozen=True):
         """
         out: list[tuple[int, str | int]] = []
         if ref_seq_num is not None:
-            out.append((45, ref_seq_num))
+            out.append((REF_SEQ_NUM, ref_seq_num))
         if begin_string >= "FIX.4.2":
-            out.append((58, self.text))
+            out.append((TEXT, self.text))
             if self.ref_tag_id is not None:
-                out.append((371, self.ref_tag_id))
+                out.append((REF_TAG_ID, self.ref_tag_id))
             if self.ref_msg_type:
-                out.append((372, self.ref_msg_type))
+                out.append((REF_MSG_TYPE, self.ref_msg_type))
             if begin_string > "FIX.4.2" or self.reason <= SessionRejectReason.INVALID_MSGTYPE:
-                out.append((373, self.reason))
+                out.append((SESSION_REJECT_REASON, self.reason))
         else:
             text = self.text if self.ref_tag_id is None else f"{self.text} ({self.ref_tag_id})"
-            out.append((58, text))
+            out.append((TEXT, text))
         return out
 
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
+from fastfix.tags import NEW_PASSWORD, PASSWORD
+
 if TYPE_CHECKING:
     from fastfix.settings import SessionID, Settings
 
@@ -42,7 +44,7 @@ _ESCAPES = {bytes((c,)): _NAMED.get(c, b"\\x%02x" % c) for c in [*range(0x20), 0
 # Every byte but those: what is left after deleting them needs escaping.
 _SAFE = bytes(c for c in range(256) if bytes((c,)) not in _ESCAPES or c == 0x01)
 # Passwords of a Logon (Password, NewPassword): never written to a log.
-_SECRET = re.compile(rb"(?:^|(?<=\x01))(554|925)=[^\x01]*")
+_SECRET = re.compile(rb"(?:^|(?<=\x01))(%d|%d)=[^\x01]*" % (PASSWORD, NEW_PASSWORD))
 # They travel in Logon (A) and UserRequest (BE): a match of the header's start finds those.
 _CARRIES_SECRET = re.compile(rb"8=[^\x01]*\x01(?:9=[0-9]*\x01)?35=(?:A|BE)\x01")
 # Text: C0/C1 controls, DEL, line and paragraph separators, the backslash, and the

@@ -31,7 +31,44 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from fastfix._reject_text import REJECT_TEXT
 from fastfix.errors import FixError
 from fastfix.tags import ADMIN_MSG_TYPES as _ADMIN_TYPES
-from fastfix.tags import HEADER_TAGS
+from fastfix.tags import (
+    BEGIN_SEQ_NO,
+    BUSINESS_REJECT_REASON,
+    CHECK_SUM,
+    DELIVER_TO_COMP_ID,
+    DELIVER_TO_LOCATION_ID,
+    DELIVER_TO_SUB_ID,
+    ENCRYPT_METHOD,
+    END_SEQ_NO,
+    FRAME_TAGS,
+    GAP_FILL_FLAG,
+    HEADER_TAGS,
+    HEART_BT_INT,
+    MSG_SEQ_NUM,
+    NEW_SEQ_NO,
+    NEXT_EXPECTED_MSG_SEQ_NUM,
+    ON_BEHALF_OF_COMP_ID,
+    ON_BEHALF_OF_LOCATION_ID,
+    ON_BEHALF_OF_SUB_ID,
+    ORIG_SENDING_TIME,
+    PASSWORD,
+    POSS_DUP_FLAG,
+    REF_MSG_TYPE,
+    REF_SEQ_NUM,
+    REF_TAG_ID,
+    RESET_SEQ_NUM_FLAG,
+    SENDER_COMP_ID,
+    SENDER_LOCATION_ID,
+    SENDER_SUB_ID,
+    SENDING_TIME,
+    SESSION_REJECT_REASON,
+    TARGET_COMP_ID,
+    TARGET_LOCATION_ID,
+    TARGET_SUB_ID,
+    TEST_REQ_ID,
+    TEXT,
+    USERNAME,
+)
 from fastfix.tags import SESSION_HEADER_TAGS as _SESSION_HEADER
 
 if TYPE_CHECKING:
@@ -111,8 +148,17 @@ class RejectLogon(FixError):
 # --------------------------------------------------------------------------- constants
 
 # Routing tags swapped on a reply: OnBehalfOf* <-> DeliverTo*.
-_REVERSE_ROUTE = ((115, 128), (116, 129), (128, 115), (129, 116))
-_REVERSE_LOCATION = ((144, 145), (145, 144))
+_REVERSE_ROUTE = (
+    (ON_BEHALF_OF_COMP_ID, DELIVER_TO_COMP_ID), (ON_BEHALF_OF_SUB_ID, DELIVER_TO_SUB_ID),
+    (DELIVER_TO_COMP_ID, ON_BEHALF_OF_COMP_ID), (DELIVER_TO_SUB_ID, ON_BEHALF_OF_SUB_ID),
+)  # fmt: skip
+_REVERSE_LOCATION = (
+    (ON_BEHALF_OF_LOCATION_ID, DELIVER_TO_LOCATION_ID), (DELIVER_TO_LOCATION_ID, ON_BEHALF_OF_LOCATION_ID),
+)  # fmt: skip
+# A Logon's fields to pass on when the version has no Username/Password (FIX 4.2 and older).
+_FRAME_AND_CREDENTIALS = FRAME_TAGS | {USERNAME, PASSWORD}
+# Header fields of a stored message that a resend writes anew (SendingTime moves to OrigSendingTime).
+_REWRITTEN_ON_RESEND = FRAME_TAGS | {POSS_DUP_FLAG, ORIG_SENDING_TIME}
 
 
 def _b(v: str | bytes) -> bytes:
@@ -361,10 +407,10 @@ class Session:
         # Extra header fields from settings, sorted with the rest of the header.
         extra: list[tuple[int, bytes]] = []
         for tag, v in (
-            (50, config.sender_sub_id),
-            (142, config.sender_location_id),
-            (57, config.target_sub_id),
-            (143, config.target_location_id),
+            (SENDER_SUB_ID, config.sender_sub_id),
+            (SENDER_LOCATION_ID, config.sender_location_id),
+            (TARGET_SUB_ID, config.target_sub_id),
+            (TARGET_LOCATION_ID, config.target_location_id),
         ):
             if v:
                 extra.append((tag, _b(v)))
@@ -535,10 +581,10 @@ class Session:
                 sending_time: Any = None) -> list[tuple[int, Any]]:
         """Header in QuickFIX's order: tags sorted after 8/9/35."""
         hdr: list[tuple[int, Any]] = [
-            (34, seq),
-            (49, self.sender_comp_id),
-            (52, self._sending_time() if sending_time is None else sending_time),
-            (56, self.target_comp_id),
+            (MSG_SEQ_NUM, seq),
+            (SENDER_COMP_ID, self.sender_comp_id),
+            (SENDING_TIME, self._sending_time() if sending_time is None else sending_time),
+            (TARGET_COMP_ID, self.target_comp_id),
         ]
         if extra or self._header_extra:
             hdr.extend(self._header_extra)
@@ -581,7 +627,7 @@ class Session:
                 for g in fields:
                     t = g[0]
                     if t in HEADER_TAGS:
-                        if t not in (8, 9, 35, 34, 49, 52, 56, 43, 122):
+                        if t not in _SESSION_HEADER:
                             extra.append(g)
                     else:
                         body.append(g)
@@ -603,7 +649,7 @@ class Session:
     def send_raw_message(self, msg: Any) -> int:
         """Send a parsed message again (echo, routing): body and extra header kept."""
         fields = msg.fields()
-        return self.send(msg.msg_type, [f for f in fields if f[0] not in (8, 9, 35, 10)])
+        return self.send(msg.msg_type, [f for f in fields if f[0] not in FRAME_TAGS])
 
     def send_body(self, msg_type: str | bytes, body: bytes, header: Sequence[tuple[int, Any]] = ()) -> int:
         """Send an application message whose body is already encoded; returns its MsgSeqNum.
@@ -671,20 +717,20 @@ class Session:
             self.store.refresh()
         if cfg.reset_on_logon:
             self.store.reset()
-        body: list[tuple[int, Any]] = [(98, 0), (108, self.heartbeat_interval)]
+        body: list[tuple[int, Any]] = [(ENCRYPT_METHOD, 0), (HEART_BT_INT, self.heartbeat_interval)]
         if (
             (cfg.reset_on_logon or cfg.reset_on_logout or cfg.reset_on_disconnect)
             and self.store.next_sender_seq == 1
             and self.store.next_target_seq == 1
         ):
-            body.append((141, b"Y"))
+            body.append((RESET_SEQ_NUM_FLAG, b"Y"))
             self.sent_reset = True
         if cfg.enable_next_expected_msg_seq_num:
-            body.append((789, self.store.next_target_seq))
+            body.append((NEXT_EXPECTED_MSG_SEQ_NUM, self.store.next_target_seq))
         if cfg.username:
-            body.append((553, cfg.username))
+            body.append((USERNAME, cfg.username))
         if cfg.password:
-            body.append((554, cfg.password))
+            body.append((PASSWORD, cfg.password))
         self.last_received = self._clock()  # LogonTimeout counts from here
         self._test_requests = 0
         self._send_admin(b"A", body)
@@ -692,24 +738,24 @@ class Session:
         self._event("Initiated logon request")
 
     def _generate_logon_response(self, logon: Any, expected_after: int) -> None:
-        body: list[tuple[int, Any]] = [(98, 0), (108, self.heartbeat_interval)]
+        body: list[tuple[int, Any]] = [(ENCRYPT_METHOD, 0), (HEART_BT_INT, self.heartbeat_interval)]
         if self.received_reset:
-            body.append((141, b"Y"))
+            body.append((RESET_SEQ_NUM_FLAG, b"Y"))
         if self.config.enable_next_expected_msg_seq_num:
-            body.append((789, expected_after))
+            body.append((NEXT_EXPECTED_MSG_SEQ_NUM, expected_after))
         self._send_admin(b"A", body)
         self.sent_logon = True
 
     def _generate_logout(self, text: str = "") -> None:
-        body: list[tuple[int, Any]] = [(58, text)] if text else []
+        body: list[tuple[int, Any]] = [(TEXT, text)] if text else []
         self._send_admin(b"5", body)
         self.sent_logout = True
 
     def _generate_heartbeat(self, test_req_id: bytes | None = None) -> None:
-        self._send_admin(b"0", [(112, test_req_id)] if test_req_id is not None else [])
+        self._send_admin(b"0", [(TEST_REQ_ID, test_req_id)] if test_req_id is not None else [])
 
     def _generate_test_request(self, test_req_id: bytes) -> None:
-        self._send_admin(b"1", [(112, test_req_id)])
+        self._send_admin(b"1", [(TEST_REQ_ID, test_req_id)])
 
     def _generate_resend_request(self, msg_seq: int) -> None:
         begin = self.store.next_target_seq
@@ -721,7 +767,7 @@ class Session:
         else:
             chunk_end = end
             wire_end = 0 if self._is_fix42_plus else 999999
-        self._send_admin(b"2", [(7, begin), (16, wire_end)])
+        self._send_admin(b"2", [(BEGIN_SEQ_NO, begin), (END_SEQ_NO, wire_end)])
         self._resend_range = (begin, end, chunk_end)
         self._event(f"Sent ResendRequest FROM: {begin} TO: {wire_end}")
 
@@ -729,17 +775,17 @@ class Session:
         """A SequenceReset-GapFill numbered ``begin`` (does not consume a number)."""
         ts = self._sending_time()
         header: list[tuple[int, Any]] = [
-            (34, begin),
-            (43, b"Y"),
-            (49, self.sender_comp_id),
-            (52, ts),
-            (56, self.target_comp_id),
-            (122, ts),
+            (MSG_SEQ_NUM, begin),
+            (POSS_DUP_FLAG, b"Y"),
+            (SENDER_COMP_ID, self.sender_comp_id),
+            (SENDING_TIME, ts),
+            (TARGET_COMP_ID, self.target_comp_id),
+            (ORIG_SENDING_TIME, ts),
         ]
         if self._header_extra:
             header.extend(self._header_extra)
             header.sort(key=_tag_key)
-        raw = self._encode(self.begin_string, b"4", header + [(36, new_seq), (123, b"Y")])
+        raw = self._encode(self.begin_string, b"4", header + [(NEW_SEQ_NO, new_seq), (GAP_FILL_FLAG, b"Y")])
         self._transmit(raw)
         self._event(f"Sent SequenceReset TO: {new_seq}")
 
@@ -763,7 +809,7 @@ class Session:
     ) -> None:
         """Session-level Reject (35=3) of ``msg``, worded and ordered as QuickFIX does."""
         mt = msg.msg_type
-        seq_raw = msg.get(34)
+        seq_raw = msg.get(MSG_SEQ_NUM)
         try:
             seq = int(seq_raw) if seq_raw else 0
         except ValueError:
@@ -777,20 +823,20 @@ class Session:
         header = self._reverse_route(msg, self._begin_str >= "FIX.4.1")
         body: list[tuple[int, Any]] = []
         if seq_raw:
-            body.append((45, seq_raw))
+            body.append((REF_SEQ_NUM, seq_raw))
         text = REJECT_TEXT.get(reason) or text
         with_tag = text is not None and ref_tag is not None and (ref_tag != 0 or reason == 0)
         if self._is_fix42_plus:
             if text is not None:
-                body.append((58, text))
+                body.append((TEXT, text))
             if with_tag:
-                body.append((371, ref_tag))
+                body.append((REF_TAG_ID, ref_tag))
             if mt:
-                body.append((372, mt))
+                body.append((REF_MSG_TYPE, mt))
             if self._begin_str > "FIX.4.2" or reason <= 11:
-                body.append((373, reason))
+                body.append((SESSION_REJECT_REASON, reason))
         elif text is not None:
-            body.append((58, f"{text} ({ref_tag})" if with_tag else text))
+            body.append((TEXT, f"{text} ({ref_tag})" if with_tag else text))
         self._event(f"Message {seq_raw.decode() if seq_raw else '?'} Rejected: {text}")
         self._send_admin(b"3", body, header)
 
@@ -806,11 +852,11 @@ class Session:
             self.store.incr_next_target_seq()
         header = self._reverse_route(msg, True)
         text = text or _BUSINESS_TEXT.get(reason)
-        body: list[tuple[int, Any]] = [(45, msg.get(34) or b"0")]
+        body: list[tuple[int, Any]] = [(REF_SEQ_NUM, msg.get(MSG_SEQ_NUM) or b"0")]
         if text:
-            body.append((58, f"{text} ({ref_tag})" if ref_tag else text))
-        body.append((372, msg.msg_type))
-        body.append((380, reason))
+            body.append((TEXT, f"{text} ({ref_tag})" if ref_tag else text))
+        body.append((REF_MSG_TYPE, msg.msg_type))
+        body.append((BUSINESS_REJECT_REASON, reason))
         self._send_admin(b"j", body, header)
 
     # ------------------------------------------------------------------ hooks
@@ -849,8 +895,8 @@ class Session:
             self.log.on_incoming(msg.raw)
         mt = msg.msg_type
         try:
-            if 49 not in msg or 56 not in msg:
-                tag = 49 if 49 not in msg else 56
+            if SENDER_COMP_ID not in msg or TARGET_COMP_ID not in msg:
+                tag = SENDER_COMP_ID if SENDER_COMP_ID not in msg else TARGET_COMP_ID
                 if mt not in _ADMIN_TYPES and self._is_fix42_plus:
                     self._generate_business_reject(msg, 5, tag)
                 else:
@@ -868,11 +914,11 @@ class Session:
             dd = self.dictionary
             if dd is not None:
                 checked = msg
-                if mt == b"A" and not self._logon_has_credentials and (553 in msg or 554 in msg):
+                if mt == b"A" and not self._logon_has_credentials and (USERNAME in msg or PASSWORD in msg):
                     # Username/Password joined the Logon in FIX 4.3; older versions carry them
                     # by bilateral agreement, so their dictionaries do not know the tags.
                     checked = self._parse(self._encode(self.begin_string, mt, [
-                        f for f in msg.fields() if f[0] not in (8, 9, 35, 10, 553, 554)]))
+                        f for f in msg.fields() if f[0] not in _FRAME_AND_CREDENTIALS]))
                 err = dd.validate(checked, self.config.validation_options)
                 if err is not None:
                     ref = getattr(err, "ref_tag_id", None)
@@ -946,7 +992,7 @@ class Session:
         cfg = self.config
         now = self._clock()
         if cfg.check_latency:
-            st = msg.get(52)
+            st = msg.get(SENDING_TIME)
             try:
                 ok = st is not None and abs(now - parse_utc(st)) <= cfg.max_latency
             except ValueError:
@@ -957,7 +1003,7 @@ class Session:
                     self._generate_logout()
                 return False
         if cfg.check_comp_id and (
-            msg.get(49) != self.target_comp_id or msg.get(56) != self.sender_comp_id
+            msg.get(SENDER_COMP_ID) != self.target_comp_id or msg.get(TARGET_COMP_ID) != self.sender_comp_id
         ):
             self._generate_reject(msg, 9)
             if self._write is not None:
@@ -981,7 +1027,7 @@ class Session:
                     # Chunked resend: this chunk is done, ask for the next one.
                     begin = rr[2] + 1
                     chunk_end = min(rr[2] + self.config.resend_request_chunk_size, rr[1])
-                    self._send_admin(b"2", [(7, begin), (16, chunk_end)])
+                    self._send_admin(b"2", [(BEGIN_SEQ_NO, begin), (END_SEQ_NO, chunk_end)])
                     self._resend_range = (rr[0], rr[1], chunk_end)
         self.last_received = now
         self._test_requests = 0
@@ -1000,7 +1046,7 @@ class Session:
         self._generate_resend_request(seq)
 
     def _target_too_low(self, msg: Any, seq: int) -> None:
-        if msg.get(43) != b"Y":
+        if msg.get(POSS_DUP_FLAG) != b"Y":
             text = (
                 f"MsgSeqNum too low, expecting {self.store.next_target_seq} but received {seq}"
             )
@@ -1013,12 +1059,12 @@ class Session:
     def _check_poss_dup(self, msg: Any) -> bool:
         if msg.msg_type == b"4":
             return True
-        orig = msg.get(122)
+        orig = msg.get(ORIG_SENDING_TIME)
         if orig is None:
-            self._generate_reject(msg, 1, 122)
+            self._generate_reject(msg, 1, ORIG_SENDING_TIME)
             return False
         try:
-            too_late = parse_utc(orig) > parse_utc(msg.get(52) or b"")
+            too_late = parse_utc(orig) > parse_utc(msg.get(SENDING_TIME) or b"")
         except ValueError:
             too_late = True
         if too_late:
@@ -1053,13 +1099,13 @@ class Session:
             self._generate_business_reject(msg, exc.reason, exc.ref_tag, exc.text, consume=False)
         elif isinstance(exc, RejectMessage):
             header = self._reverse_route(msg, True)
-            body: list[tuple[int, Any]] = [(45, msg.get(34) or b"0")]
+            body: list[tuple[int, Any]] = [(REF_SEQ_NUM, msg.get(MSG_SEQ_NUM) or b"0")]
             text = exc.text or REJECT_TEXT.get(exc.reason, "Rejected")
-            body.append((58, text))
+            body.append((TEXT, text))
             if exc.ref_tag:
-                body.append((371, exc.ref_tag))
-            body.append((372, msg.msg_type))
-            body.append((373, exc.reason))
+                body.append((REF_TAG_ID, exc.ref_tag))
+            body.append((REF_MSG_TYPE, msg.msg_type))
+            body.append((SESSION_REJECT_REASON, exc.reason))
             self._send_admin(b"3", body, header)
         else:
             self._event(f"Application error: {exc!r}")
@@ -1067,7 +1113,7 @@ class Session:
     def _next_test_request(self, msg: Any) -> None:
         if not self._verify(msg, True, True):
             return
-        self._generate_heartbeat(msg.get(112) or b"")
+        self._generate_heartbeat(msg.get(TEST_REQ_ID) or b"")
         self.store.incr_next_target_seq()
 
     def _next_logout(self, msg: Any) -> None:
@@ -1084,10 +1130,10 @@ class Session:
         self.disconnect()
 
     def _next_sequence_reset(self, msg: Any) -> None:
-        gap_fill = msg.get(123) == b"Y"
+        gap_fill = msg.get(GAP_FILL_FLAG) == b"Y"
         if not self._verify(msg, gap_fill, gap_fill):
             return
-        raw = msg.get(36)
+        raw = msg.get(NEW_SEQ_NO)
         if raw is None:
             return
         new_seq = int(raw)
@@ -1101,8 +1147,8 @@ class Session:
     def _next_resend_request(self, msg: Any) -> None:
         if not self._verify(msg, False, False):
             return
-        begin = int(msg.get(7) or b"0")
-        end = int(msg.get(16) or b"0")
+        begin = int(msg.get(BEGIN_SEQ_NO) or b"0")
+        end = int(msg.get(END_SEQ_NO) or b"0")
         self._event(f"Received ResendRequest FROM: {begin} TO: {end}")
         self._resend(begin, end)
         seq = msg.seq_num
@@ -1151,26 +1197,26 @@ class Session:
         orig = None
         for tag, value in msg.fields():
             if tag in HEADER_TAGS:
-                if tag in (8, 9, 35, 43, 122):
+                if tag in _REWRITTEN_ON_RESEND:
                     continue
-                if tag == 52:
+                if tag == SENDING_TIME:
                     orig = value
                     continue
                 header.append((tag, value))
-            elif tag != 10:
+            elif tag != CHECK_SUM:
                 body.append((tag, value))
         if self._hook_to_app:
-            lst = [(43, b"Y")] + header + body
+            lst = [(POSS_DUP_FLAG, b"Y")] + header + body
             try:
                 self._call_hook(self.app.to_app, mt, lst, self.session_id)
             except DoNotSend:
                 return None
-            header = [f for f in lst if f[0] in HEADER_TAGS and f[0] != 43]
+            header = [f for f in lst if f[0] in HEADER_TAGS and f[0] != POSS_DUP_FLAG]
             body = [f for f in lst if f[0] not in HEADER_TAGS]
-        header.append((43, b"Y"))
-        header.append((52, self._sending_time()))
+        header.append((POSS_DUP_FLAG, b"Y"))
+        header.append((SENDING_TIME, self._sending_time()))
         if orig is not None:
-            header.append((122, orig))
+            header.append((ORIG_SENDING_TIME, orig))
         header.sort(key=_tag_key)
         return self._encode(self.begin_string, mt, header + body)
 
@@ -1191,7 +1237,7 @@ class Session:
         store and log of messages stay as they were for the real counterparty.
         """
         return self._encode(self.begin_string, b"5",
-                            self._header(self.store.next_sender_seq, None) + [(58, text)])
+                            self._header(self.store.next_sender_seq, None) + [(TEXT, text)])
 
     def _refuse_logon(self, text: str) -> None:
         """Answer an unauthenticated Logon with a Logout and close: no state changes."""
@@ -1224,7 +1270,7 @@ class Session:
             self._event("Received logon outside of valid logon time")
             self.disconnect("logon outside of session time")
             return
-        reset_flag = msg.get(141) == b"Y"
+        reset_flag = msg.get(RESET_SEQ_NUM_FLAG) == b"Y"
         self.received_reset = reset_flag
         if reset_flag:
             self._event("Logon contains ResetSeqNumFlag=Y, resetting sequence numbers to 1")
@@ -1246,7 +1292,7 @@ class Session:
         expected = self.store.next_target_seq
         too_high = seq > expected and not reset_flag
         if not cfg.initiator or (self.received_reset and not self.sent_reset):
-            hb = msg.get(108)
+            hb = msg.get(HEART_BT_INT)
             self.heartbeat_interval = int(hb) if hb else 0
             self._event("Received logon request")
             self._generate_logon_response(msg, expected if too_high else expected + 1)
@@ -1270,7 +1316,7 @@ class Session:
 
     def _check_next_expected(self, logon: Any) -> bool:
         """NextExpectedMsgSeqNum (789) on a Logon: resend what the peer missed."""
-        raw = logon.get(789)
+        raw = logon.get(NEXT_EXPECTED_MSG_SEQ_NUM)
         if not raw:
             return True
         want = int(raw)

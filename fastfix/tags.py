@@ -7,8 +7,10 @@ file (see :func:`_pxd_source`), so the C-level constants cannot drift from these
 
 Names are the FIX field names in upper snake case (``ClOrdID`` -> ``CL_ORD_ID``),
 as the FIX 4.4 dictionary spells them (tag 32 is ``LAST_QTY``, FIX 4.2's
-``LastShares``). Only tags the code base uses have a name here; the data
-dictionaries (:mod:`fastfix.dictionary`) know every field.
+``LastShares``; ``NoPartyIDs`` is ``NO_PARTY_IDS``); fields the shipped FIX 4.x
+dictionaries lack are named as FIXT.1.1 or FIX 5.0 spells them. Only tags the code
+base uses have a name here; the data dictionaries (:mod:`fastfix.dictionary`) know
+every field.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ BUSINESS_REJECT_REASON = 380
 USERNAME = 553
 PASSWORD = 554
 NEXT_EXPECTED_MSG_SEQ_NUM = 789
+NEW_PASSWORD = 925
 DEFAULT_APPL_VER_ID = 1137  # FIXT.1.1 Logon
 
 # ---------------------------------------------------------------- orders and reports
@@ -120,6 +123,91 @@ CXL_REJ_RESPONSE_TO = 434
 LIST_STATUS_TEXT = 444
 ORDER_CAPACITY = 528
 ACCOUNT_TYPE = 581
+ORD_STATUS_REQ_ID = 790
+
+# ---------------------------------------------------------------- parties
+NO_PARTY_IDS = 453
+PARTY_ID = 448
+PARTY_ID_SOURCE = 447
+PARTY_ROLE = 452
+
+# ---------------------------------------------------------------- instrument
+SECURITY_DESC = 107
+SECURITY_TYPE = 167
+SECURITY_EXCHANGE = 207
+NO_STIPULATIONS = 232
+STIPULATION_TYPE = 233
+STIPULATION_VALUE = 234
+PRODUCT = 460
+ROUND_LOT = 561
+MIN_TRADE_VOL = 562
+BENCHMARK_PRICE = 662
+BENCHMARK_PRICE_TYPE = 663
+SECURITY_SUB_TYPE = 762
+MIN_PRICE_INCREMENT = 969  # FIX 5.0
+LOW_LIMIT_PRICE = 1148  # FIX 5.0
+HIGH_LIMIT_PRICE = 1149  # FIX 5.0
+
+# ---------------------------------------------------------------- mass cancel
+MASS_CANCEL_REQUEST_TYPE = 530
+MASS_CANCEL_RESPONSE = 531
+MASS_CANCEL_REJECT_REASON = 532
+TOTAL_AFFECTED_ORDERS = 533
+NO_AFFECTED_ORDERS = 534
+AFFECTED_ORDER_ID = 535
+
+# ---------------------------------------------------------------- security list and definition
+NO_RELATED_SYM = 146
+SUBSCRIPTION_REQUEST_TYPE = 263
+SECURITY_REQ_ID = 320
+SECURITY_REQUEST_TYPE = 321
+SECURITY_RESPONSE_ID = 322
+SECURITY_RESPONSE_TYPE = 323
+TOT_NO_RELATED_SYM = 393  # FIX 4.2: TotalNumSecurities
+SECURITY_LIST_REQUEST_TYPE = 559
+SECURITY_REQUEST_RESULT = 560
+LAST_FRAGMENT = 893
+
+# ---------------------------------------------------------------- trading session status
+UNSOLICITED_INDICATOR = 325
+TRAD_SES_REQ_ID = 335
+TRADING_SESSION_ID = 336
+TRAD_SES_MODE = 339
+TRAD_SES_STATUS = 340
+TRAD_SES_STATUS_REJ_REASON = 567
+TRADING_SESSION_SUB_ID = 625
+
+# ---------------------------------------------------------------- positions
+NO_POSITIONS = 702
+POS_TYPE = 703
+LONG_QTY = 704
+SHORT_QTY = 705
+POS_AMT_TYPE = 707
+POS_AMT = 708
+POS_REQ_ID = 710
+CLEARING_BUSINESS_DATE = 715
+POS_MAINT_RPT_ID = 721
+POS_REQ_TYPE = 724
+TOTAL_NUM_POS_REPORTS = 727
+POS_REQ_RESULT = 728
+POS_REQ_STATUS = 729
+SETTL_PRICE = 730
+SETTL_PRICE_TYPE = 731
+PRIOR_SETTL_PRICE = 734
+NO_POS_AMT = 753
+
+# ---------------------------------------------------------------- collateral
+MARGIN_EXCESS = 899
+TOTAL_NET_VALUE = 900
+CASH_OUTSTANDING = 901
+COLL_RPT_ID = 908
+COLL_INQUIRY_ID = 909
+COLL_STATUS = 910
+TOT_NUM_REPORTS = 911
+LAST_RPT_REQUESTED = 912
+END_CASH = 922
+COLL_INQUIRY_STATUS = 945
+COLL_INQUIRY_RESULT = 946
 
 # ---------------------------------------------------------------- tag sets
 

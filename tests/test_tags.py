@@ -15,8 +15,11 @@ from fastfix.dictionary import DataDictionary, Member
 SHIPPED = ("FIX.4.2", "FIX.4.4")
 PXD = Path(tags.__file__).with_name("_tags.pxd")
 
-# FIXT.1.1 fields: the shipped FIX 4.x dictionaries do not define them.
-FIXT_NAMES = {1128: "ApplVerID", 1129: "CstmApplVerID", 1156: "ApplExtID", 1137: "DefaultApplVerID"}
+# FIXT.1.1 and FIX 5.0 fields: the shipped FIX 4.x dictionaries do not define them.
+LATER_NAMES = {
+    1128: "ApplVerID", 1129: "CstmApplVerID", 1156: "ApplExtID", 1137: "DefaultApplVerID",
+    969: "MinPriceIncrement", 1148: "LowLimitPrice", 1149: "HighLimitPrice",
+}  # fmt: skip
 
 
 def _all_tags(members: Iterable[Member]) -> set[int]:
@@ -30,8 +33,10 @@ def _all_tags(members: Iterable[Member]) -> set[int]:
 
 
 def _snake(fix_name: str) -> str:
-    """``ClOrdID`` -> ``CL_ORD_ID``, ``SecurityIDSource`` -> ``SECURITY_ID_SOURCE``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", fix_name).upper()
+    """``ClOrdID`` -> ``CL_ORD_ID``, ``SecurityIDSource`` -> ``SECURITY_ID_SOURCE``,
+    ``NoPartyIDs`` -> ``NO_PARTY_IDS``."""
+    words = re.sub(r"IDs(?![a-z])", "Ids", fix_name)
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", words).upper()
 
 
 def test_header_tags_are_the_dictionaries_headers_plus_fixt() -> None:
@@ -65,9 +70,23 @@ def test_session_and_frame_sets_are_header_or_trailer_tags() -> None:
 def test_constant_is_named_after_its_field(name: str, tag: int) -> None:
     names = {_snake(DataDictionary.load(v).fields[tag].name) for v in SHIPPED
              if tag in DataDictionary.load(v).fields}  # fmt: skip
-    if tag in FIXT_NAMES:
-        names.add(_snake(FIXT_NAMES[tag]))
+    if tag in LATER_NAMES:
+        names.add(_snake(LATER_NAMES[tag]))
     assert name in names
+
+
+@pytest.mark.parametrize(("fix_name", "snake"), [
+    ("ClOrdID", "CL_ORD_ID"), ("SecurityIDSource", "SECURITY_ID_SOURCE"), ("NoPartyIDs", "NO_PARTY_IDS"),
+    ("TotNoRelatedSym", "TOT_NO_RELATED_SYM"), ("HeartBtInt", "HEART_BT_INT"), ("PosReqID", "POS_REQ_ID"),
+])  # fmt: skip
+def test_snake_case_of_field_names(fix_name: str, snake: str) -> None:
+    assert _snake(fix_name) == snake
+
+
+def test_later_version_names_are_not_shipped_fields() -> None:
+    # A tag the shipped dictionaries define is checked against them, not against this table.
+    for v in SHIPPED:
+        assert not set(LATER_NAMES) & set(DataDictionary.load(v).fields), v
 
 
 def test_tag_numbers_are_distinct() -> None:

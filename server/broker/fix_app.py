@@ -283,7 +283,7 @@ class BrokerApplication(InquiryMixin, Application):
         if req.get(ACCOUNT):
             fields.append((ACCOUNT, _s(req.get(ACCOUNT))))
         fields += [(SYMBOL, _s(req.get(SYMBOL)) or "?"), (SIDE, _s(req.get(SIDE)) or "1"), (ORDER_QTY, qty)]
-        for tag in (40, 44):
+        for tag in (ORD_TYPE, PRICE):
             if req.get(tag):
                 fields.append((tag, _s(req.get(tag))))
         if list_id:
@@ -438,14 +438,14 @@ class BrokerApplication(InquiryMixin, Application):
         client_list = _s(msg.get(LIST_ID))
         if _resent(msg) and self.ledger.lists_by_client.get((origin, client_list)):
             return  # a resend of a list already taken
-        entries = _group_entries(body, 73, 11)
+        entries = _group_entries(body, NO_ORDERS, CL_ORD_ID)
         account_default = msg.get(ACCOUNT)
         extra_cash: dict[str, int] = {}
         extra_shares: dict[tuple[str, str], int] = {}
         checked: list[tuple[dict[int, bytes], int, int]] = []
         refusal: Refusal | None = None
         for entry in entries:
-            if 1 not in entry and account_default:
+            if ACCOUNT not in entry and account_default:
                 entry[1] = account_default
             acct = _s(entry.get(ACCOUNT))
             sym = _s(entry.get(SYMBOL))

@@ -30,7 +30,79 @@ from datetime import datetime
 from typing import Any
 
 from fastfix.codec import utc_timestamp
-from fastfix.tags import HEADER_TAGS
+from fastfix.tags import (
+    ACCOUNT,
+    ACCOUNT_TYPE,
+    AFFECTED_ORDER_ID,
+    AVG_PX,
+    BUSINESS_REJECT_REASON,
+    BUSINESS_REJECT_REF_ID,
+    CASH_OUTSTANDING,
+    CL_ORD_ID,
+    CLEARING_BUSINESS_DATE,
+    COLL_INQUIRY_ID,
+    COLL_INQUIRY_RESULT,
+    COLL_INQUIRY_STATUS,
+    COLL_RPT_ID,
+    COLL_STATUS,
+    CUM_QTY,
+    CURRENCY,
+    END_CASH,
+    EXEC_ID,
+    EXEC_TRANS_TYPE,
+    EXEC_TYPE,
+    HEADER_TAGS,
+    LAST_FRAGMENT,
+    LAST_RPT_REQUESTED,
+    LEAVES_QTY,
+    LIST_ID,
+    LONG_QTY,
+    MARGIN_EXCESS,
+    MASS_CANCEL_REJECT_REASON,
+    MASS_CANCEL_REQUEST_TYPE,
+    MASS_CANCEL_RESPONSE,
+    NO_AFFECTED_ORDERS,
+    NO_PARTY_IDS,
+    NO_POS_AMT,
+    NO_POSITIONS,
+    ORD_STATUS,
+    ORD_STATUS_REQ_ID,
+    ORD_TYPE,
+    ORDER_ID,
+    ORDER_QTY,
+    ORIG_CL_ORD_ID,
+    PARTY_ID,
+    PARTY_ID_SOURCE,
+    PARTY_ROLE,
+    POS_AMT,
+    POS_AMT_TYPE,
+    POS_MAINT_RPT_ID,
+    POS_REQ_ID,
+    POS_REQ_RESULT,
+    POS_REQ_STATUS,
+    POS_REQ_TYPE,
+    POS_TYPE,
+    PRICE,
+    PRIOR_SETTL_PRICE,
+    REF_MSG_TYPE,
+    SECURITY_ID,
+    SECURITY_ID_SOURCE,
+    SECURITY_REQ_ID,
+    SETTL_PRICE,
+    SETTL_PRICE_TYPE,
+    SHORT_QTY,
+    SIDE,
+    SUBSCRIPTION_REQUEST_TYPE,
+    SYMBOL,
+    TEXT,
+    TOT_NUM_REPORTS,
+    TOTAL_AFFECTED_ORDERS,
+    TOTAL_NET_VALUE,
+    TOTAL_NUM_POS_REPORTS,
+    TRAD_SES_REQ_ID,
+    TRAILER_TAGS,
+    TRANSACT_TIME,
+)
 from server.broker.ledger import BrokerOrder, Refusal
 from server.exchange.clock import SEOUL
 from server.exchange.instruments import lookup
@@ -41,7 +113,8 @@ __all__ = ["InquiryMixin"]
 Fields = list[tuple[int, Any]]
 
 # The request id field of each relayed reference-data request and of its answers.
-_REQ_ID = {b"x": 320, b"c": 320, b"g": 335, b"y": 320, b"d": 320, b"h": 335}
+_REQ_ID = {b"x": SECURITY_REQ_ID, b"c": SECURITY_REQ_ID, b"y": SECURITY_REQ_ID, b"d": SECURITY_REQ_ID,
+           b"g": TRAD_SES_REQ_ID, b"h": TRAD_SES_REQ_ID}
 _LIMIT_TYPES = frozenset({"2", "I"})
 _MAX_RELAYED = 1024  # relayed requests remembered for their answers
 
@@ -57,18 +130,18 @@ def _parties(msg: Any, advisor: str, origin: str) -> list[Fields]:
     entries: list[Fields] = []
     inside = False
     for tag, value in msg.fields():
-        if tag == 453:
+        if tag == NO_PARTY_IDS:
             inside = True
             continue
         if not inside:
             continue
-        if tag == 448:
-            entries.append([(448, value)])
-        elif tag in (447, 452) and entries:
+        if tag == PARTY_ID:
+            entries.append([(PARTY_ID, value)])
+        elif (tag == PARTY_ID_SOURCE or tag == PARTY_ROLE) and entries:
             entries[-1].append((tag, value))
         else:
             break
-    return entries or [[(448, advisor or origin), (452, 3)]]  # 3 = client id
+    return entries or [[(PARTY_ID, advisor or origin), (PARTY_ROLE, 3)]]  # 3 = client id
 
 
 def _sells(side: str) -> bool:
@@ -99,7 +172,7 @@ class InquiryMixin:
 
     @staticmethod
     def _body(msg: Any) -> Fields:
-        return [f for f in msg.fields() if f[0] not in HEADER_TAGS and f[0] not in (10, 89, 93)]
+        return [f for f in msg.fields() if f[0] not in HEADER_TAGS and f[0] not in TRAILER_TAGS]
 
     def _is44(self) -> bool:
         return bool(self.hub_sid.begin_string >= "FIX.4.3")
@@ -107,70 +180,71 @@ class InquiryMixin:
     def _business_reject(self, origin: str, sub: str, msg: Any, ref_tag: int, reason: int, text: str) -> None:
         """BusinessMessageReject (j) about ``msg``, addressed back through the hub."""
         # No RefSeqNum: our inbound sequence number means nothing on the requester's session.
-        fields: Fields = [(372, msg.msg_type)]
+        fields: Fields = [(REF_MSG_TYPE, msg.msg_type)]
         ref = msg.get(ref_tag)
         if ref:
-            fields.append((379, ref))
-        fields += [(380, reason), (58, text)]
+            fields.append((BUSINESS_REJECT_REF_ID, ref))
+        fields += [(BUSINESS_REJECT_REASON, reason), (TEXT, text)]
         self._to_client(origin, sub, "j", fields)
 
     # ------------------------------------------------------------------ order status (H)
 
     def _order_status(self, msg: Any, origin: str, sub: str) -> None:
         """ExecutionReport 150=I with the order's state as the broker knows it."""
-        clordid = _s(msg.get(11))
+        clordid = _s(msg.get(CL_ORD_ID))
         order: BrokerOrder | None = self.ledger.find(origin, clordid)
         if order is not None and order.origin_sub != sub:
             order = None  # another advisor's order is unknown to this one
         is44 = self._is44()
         status = order.status if order is not None else "8"
-        fields: Fields = [(37, (order.order_id or "NONE") if order else "NONE"), (11, clordid),
-                          (17, self.ledger.next_id(f"{self.comp_id}-S"))]
+        fields: Fields = [(ORDER_ID, (order.order_id or "NONE") if order else "NONE"),
+                          (CL_ORD_ID, clordid), (EXEC_ID, self.ledger.next_id(f"{self.comp_id}-S"))]
         if not is44:
-            fields.append((20, "3"))  # ExecTransType status
-        fields += [(150, "I" if is44 else status), (39, status)]
-        if msg.get(790):
-            fields.append((790, msg.get(790)))
+            fields.append((EXEC_TRANS_TYPE, "3"))  # status
+        fields += [(EXEC_TYPE, "I" if is44 else status), (ORD_STATUS, status)]
+        if msg.get(ORD_STATUS_REQ_ID):
+            fields.append((ORD_STATUS_REQ_ID, msg.get(ORD_STATUS_REQ_ID)))
         if order is None:
-            inst = lookup(_s(msg.get(55) or msg.get(48)))
-            fields += [(55, inst.code if inst else (_s(msg.get(55)) or "?")), (54, _s(msg.get(54)) or "1"),
-                       (151, 0), (14, 0), (6, 0), (60, utc_timestamp()),
-                       (58, f"unknown order '{clordid}'")]
+            inst = lookup(_s(msg.get(SYMBOL) or msg.get(SECURITY_ID)))
+            fields += [(SYMBOL, inst.code if inst else (_s(msg.get(SYMBOL)) or "?")),
+                       (SIDE, _s(msg.get(SIDE)) or "1"), (LEAVES_QTY, 0), (CUM_QTY, 0), (AVG_PX, 0),
+                       (TRANSACT_TIME, utc_timestamp()), (TEXT, f"unknown order '{clordid}'")]
             self._to_client(origin, sub, "8", fields)
             return
-        fields += [(1, order.account), (55, order.symbol), (54, order.side), (38, order.qty)]
+        fields += [(ACCOUNT, order.account), (SYMBOL, order.symbol), (SIDE, order.side),
+                   (ORDER_QTY, order.qty)]
         if order.ord_type:
-            fields.append((40, order.ord_type))
+            fields.append((ORD_TYPE, order.ord_type))
         if order.price and order.ord_type in _LIMIT_TYPES:
-            fields.append((44, order.price))
+            fields.append((PRICE, order.price))
         if order.client_list_id:
-            fields.append((66, order.client_list_id))
-        fields += [(151, order.leaves), (14, order.cum_qty), (6, average_price(order.value, order.cum_qty)),
-                   (60, utc_timestamp())]
+            fields.append((LIST_ID, order.client_list_id))
+        fields += [(LEAVES_QTY, order.leaves), (CUM_QTY, order.cum_qty),
+                   (AVG_PX, average_price(order.value, order.cum_qty)), (TRANSACT_TIME, utc_timestamp())]
         self._to_client(origin, sub, "8", fields)
 
     # ------------------------------------------------------------------ mass cancel (q)
 
     def _mass_cancel(self, msg: Any, origin: str, sub: str) -> None:
-        clordid = _s(msg.get(11))
-        kind = _s(msg.get(530))
-        side = _s(msg.get(54))
-        account = _s(msg.get(1))
-        symbol = _s(msg.get(55) or msg.get(48))
+        clordid = _s(msg.get(CL_ORD_ID))
+        kind = _s(msg.get(MASS_CANCEL_REQUEST_TYPE))
+        side = _s(msg.get(SIDE))
+        account = _s(msg.get(ACCOUNT))
+        symbol = _s(msg.get(SYMBOL) or msg.get(SECURITY_ID))
         inst = lookup(symbol) if symbol else None
 
         def report(response: str, extra: Fields) -> None:
-            fields: Fields = [(11, clordid), (37, self.ledger.next_id(f"{self.comp_id}-M")), (530, kind),
-                              (531, response), *extra]
+            fields: Fields = [(CL_ORD_ID, clordid), (ORDER_ID, self.ledger.next_id(f"{self.comp_id}-M")),
+                              (MASS_CANCEL_REQUEST_TYPE, kind), (MASS_CANCEL_RESPONSE, response), *extra]
             if inst is not None:
-                fields.append((55, inst.code))
+                fields.append((SYMBOL, inst.code))
             if side:
-                fields.append((54, side))
-            fields.append((60, utc_timestamp()))
+                fields.append((SIDE, side))
+            fields.append((TRANSACT_TIME, utc_timestamp()))
             self._to_client(origin, sub, "r", fields)
 
         def refuse(reason: str, text: str) -> None:
-            report("0", [(532, reason), (533, 0), (58, text)])
+            report("0", [(MASS_CANCEL_REJECT_REASON, reason), (TOTAL_AFFECTED_ORDERS, 0), (TEXT, text)])
 
         if kind not in ("1", "7"):
             refuse("0", f"MassCancelRequestType '{kind}' not supported: 1 (security) or 7 (all orders)")
@@ -199,41 +273,44 @@ class InquiryMixin:
             bid = self.ledger.next_id(f"{self.comp_id}-")
             # The cancel answers under the order's own ClOrdID: the mass cancel has no per-order id.
             self.ledger.add_request(bid, o, o.client_clordid)
-            cancel: Fields = [(41, o.broker_clordid), (11, bid), (1, o.account), (55, o.symbol), (54, o.side),
-                              (60, now), (38, o.qty)]
+            cancel: Fields = [(ORIG_CL_ORD_ID, o.broker_clordid), (CL_ORD_ID, bid), (ACCOUNT, o.account),
+                              (SYMBOL, o.symbol), (SIDE, o.side), (TRANSACT_TIME, now), (ORDER_QTY, o.qty)]
             self._to_exchange("F", cancel)
-        group = [[(41, o.client_clordid), (535, o.order_id or "NONE")] for o in orders]
-        extra: Fields = [(533, len(orders))]
+        group = [[(ORIG_CL_ORD_ID, o.client_clordid), (AFFECTED_ORDER_ID, o.order_id or "NONE")]
+                 for o in orders]
+        extra: Fields = [(TOTAL_AFFECTED_ORDERS, len(orders))]
         if group:
-            extra.append((534, group))
+            extra.append((NO_AFFECTED_ORDERS, group))
         report(kind, extra)
 
     # ------------------------------------------------------------------ positions (AN)
 
     def _positions(self, msg: Any, origin: str, sub: str) -> None:
-        req_id = _s(msg.get(710))
-        account = _s(msg.get(1))
-        acct_type = _s(msg.get(581)) or "1"
+        req_id = _s(msg.get(POS_REQ_ID))
+        account = _s(msg.get(ACCOUNT))
+        acct_type = _s(msg.get(ACCOUNT_TYPE)) or "1"
         parties = _parties(msg, sub, origin)
         refusal = self.ledger.check_account(origin, account, sub)
-        ack: Fields = [(721, self.ledger.next_id(f"{self.comp_id}-P")), (710, req_id)]
-        if refusal is None and _s(msg.get(724)) not in ("0", ""):
-            refusal = Refusal("other", f"PosReqType '{_s(msg.get(724))}' not supported: 0 (positions) only")
-        symbol = _s(msg.get(55) or msg.get(48))
+        ack: Fields = [(POS_MAINT_RPT_ID, self.ledger.next_id(f"{self.comp_id}-P")), (POS_REQ_ID, req_id)]
+        if refusal is None and _s(msg.get(POS_REQ_TYPE)) not in ("0", ""):
+            refusal = Refusal("other", f"PosReqType '{_s(msg.get(POS_REQ_TYPE))}' not supported: "
+                                       "0 (positions) only")
+        symbol = _s(msg.get(SYMBOL) or msg.get(SECURITY_ID))
         wanted = lookup(symbol) if symbol else None
         if refusal is None and symbol and wanted is None:
             refusal = Refusal("unknown-symbol", f"unknown symbol '{symbol}'")
         if refusal is not None:
             result = {"not-owner": 3, "unknown-account": 1, "unknown-symbol": 1}.get(refusal.kind, 4)
-            ack += [(727, 0), (728, result), (729, 2), (453, parties), (1, account or "?"), (581, acct_type),
-                    (58, refusal.text)]
+            ack += [(TOTAL_NUM_POS_REPORTS, 0), (POS_REQ_RESULT, result), (POS_REQ_STATUS, 2),
+                    (NO_PARTY_IDS, parties), (ACCOUNT, account or "?"), (ACCOUNT_TYPE, acct_type),
+                    (TEXT, refusal.text)]
             self._to_client(origin, sub, "AO", ack)
             return
         acc = self.ledger.accounts[account]
         holdings = sorted((code, qty) for code, qty in acc.holdings.items()
                           if qty and (wanted is None or code == wanted.code))
-        ack += [(727, len(holdings)), (728, 0 if holdings else 2), (729, 0), (453, parties), (1, account),
-                (581, acct_type)]
+        ack += [(TOTAL_NUM_POS_REPORTS, len(holdings)), (POS_REQ_RESULT, 0 if holdings else 2),
+                (POS_REQ_STATUS, 0), (NO_PARTY_IDS, parties), (ACCOUNT, account), (ACCOUNT_TYPE, acct_type)]
         self._to_client(origin, sub, "AO", ack)
         business_date = datetime.now(SEOUL).strftime("%Y%m%d")
         for code, qty in holdings:
@@ -241,39 +318,42 @@ class InquiryMixin:
             ref = self._reference_price(code) or 0
             base = inst.base_price if inst else ref
             self._to_client(origin, sub, "AP", [
-                (721, self.ledger.next_id(f"{self.comp_id}-P")), (710, req_id), (724, "0"),
-                (727, len(holdings)), (728, 0), (715, business_date), (453, parties), (1, account),
-                (581, acct_type), (55, code), (48, inst.isin if inst else code), (22, "4"), (15, "KRW"),
-                (730, ref), (731, 2), (734, base),
-                (702, [[(703, "FIN"), (704, qty), (705, 0)]]),
-                (753, [[(707, "FMTM"), (708, qty * ref)]]),
+                (POS_MAINT_RPT_ID, self.ledger.next_id(f"{self.comp_id}-P")), (POS_REQ_ID, req_id),
+                (POS_REQ_TYPE, "0"), (TOTAL_NUM_POS_REPORTS, len(holdings)), (POS_REQ_RESULT, 0),
+                (CLEARING_BUSINESS_DATE, business_date), (NO_PARTY_IDS, parties), (ACCOUNT, account),
+                (ACCOUNT_TYPE, acct_type), (SYMBOL, code), (SECURITY_ID, inst.isin if inst else code),
+                (SECURITY_ID_SOURCE, "4"), (CURRENCY, "KRW"),
+                (SETTL_PRICE, ref), (SETTL_PRICE_TYPE, 2), (PRIOR_SETTL_PRICE, base),
+                (NO_POSITIONS, [[(POS_TYPE, "FIN"), (LONG_QTY, qty), (SHORT_QTY, 0)]]),
+                (NO_POS_AMT, [[(POS_AMT_TYPE, "FMTM"), (POS_AMT, qty * ref)]]),
             ])
 
     # ------------------------------------------------------------------ collateral (BB)
 
     def _collateral(self, msg: Any, origin: str, sub: str) -> None:
-        inquiry = _s(msg.get(909))
-        account = _s(msg.get(1))
+        inquiry = _s(msg.get(COLL_INQUIRY_ID))
+        account = _s(msg.get(ACCOUNT))
         refusal = self.ledger.check_account(origin, account, sub)
         if refusal is not None:
-            fields: Fields = [(909, inquiry or "NONE"), (945, 4),
-                              (946, 9 if refusal.kind == "not-owner" else 99)]
+            fields: Fields = [(COLL_INQUIRY_ID, inquiry or "NONE"), (COLL_INQUIRY_STATUS, 4),
+                              (COLL_INQUIRY_RESULT, 9 if refusal.kind == "not-owner" else 99)]
             if account:
-                fields.append((1, account))
-            fields.append((58, refusal.text))
+                fields.append((ACCOUNT, account))
+            fields.append((TEXT, refusal.text))
             self._to_client(origin, sub, "BG", fields)
             return
         acc = self.ledger.accounts[account]
         held = self.ledger.held_cash(account)
         value = sum(q * (self._reference_price(code) or 0) for code, q in acc.holdings.items())
-        fields = [(908, self.ledger.next_id(f"{self.comp_id}-C"))]
+        fields = [(COLL_RPT_ID, self.ledger.next_id(f"{self.comp_id}-C"))]
         if inquiry:
-            fields.append((909, inquiry))
-        fields += [(910, 3), (911, 1), (912, "Y"), (1, account), (15, "KRW"),
-                   (899, acc.cash - held),  # MarginExcess: buying power (cash not held by open buys)
-                   (900, acc.cash + value),  # TotalNetValue: cash plus holdings at reference prices
-                   (901, held),  # CashOutstanding: cash held by open buy orders
-                   (922, acc.cash)]  # EndCash: cash balance now
+            fields.append((COLL_INQUIRY_ID, inquiry))
+        fields += [(COLL_STATUS, 3), (TOT_NUM_REPORTS, 1), (LAST_RPT_REQUESTED, "Y"), (ACCOUNT, account),
+                   (CURRENCY, "KRW"),
+                   (MARGIN_EXCESS, acc.cash - held),  # buying power: cash not held by open buys
+                   (TOTAL_NET_VALUE, acc.cash + value),  # cash plus holdings at reference prices
+                   (CASH_OUTSTANDING, held),  # cash held by open buy orders
+                   (END_CASH, acc.cash)]  # cash balance now
         self._to_client(origin, sub, "BA", fields)
 
     # ------------------------------------------------------------------ reference data (x, c, g)
@@ -293,7 +373,7 @@ class InquiryMixin:
             return
         client_id = _s(msg.get(tag))
         if msg.msg_type == b"g":
-            sub_type = msg.get(263)
+            sub_type = msg.get(SUBSCRIPTION_REQUEST_TYPE)
             if sub_type == b"1":
                 self._session_subscribers[(origin, sub)] = client_id
             elif sub_type == b"2":
@@ -307,7 +387,9 @@ class InquiryMixin:
             del self._ref_requests[next(iter(self._ref_requests))]
         fields = [(tag, ours) if f[0] == tag else f for f in self._body(msg)]
         if msg.msg_type == b"g":
-            fields = [(263, "0") if f[0] == 263 else f for f in fields]  # we subscribe for everyone
+            # We subscribe for everyone.
+            fields = [(SUBSCRIPTION_REQUEST_TYPE, "0") if f[0] == SUBSCRIPTION_REQUEST_TYPE else f
+                      for f in fields]
         self.send(self.exchange_sid, msg.msg_type.decode(), fields)
 
     def _relay_answer(self, msg: Any) -> None:
@@ -318,7 +400,7 @@ class InquiryMixin:
         found = self._ref_requests.get(ours) if ours else None
         if found is not None:
             origin, sub, client_id = found
-            if msg.msg_type == b"d" or (msg.msg_type == b"y" and msg.get(893) != b"N"):
+            if msg.msg_type == b"d" or (msg.msg_type == b"y" and msg.get(LAST_FRAGMENT) != b"N"):
                 del self._ref_requests[ours]  # the (last) answer
             self._to_client(origin, sub, msg.msg_type.decode(),
                             [(tag, client_id) if f[0] == tag else f for f in body])
@@ -326,4 +408,4 @@ class InquiryMixin:
         if msg.msg_type == b"h" and not ours:
             # An unsolicited change: to every advisor that asked for updates.
             for (origin, sub), client_id in self._session_subscribers.items():
-                self._to_client(origin, sub, "h", [(335, client_id), *body])
+                self._to_client(origin, sub, "h", [(TRAD_SES_REQ_ID, client_id), *body])

@@ -39,6 +39,7 @@ from fastfix.engine import Application, RejectMessage, UnsupportedMessageType
 from fastfix.tags import (
     ACCOUNT,
     ACCOUNT_TYPE,
+    AFFECTED_ORDER_ID,
     AVG_PX,
     CHECK_SUM,
     CL_ORD_ID,
@@ -51,6 +52,7 @@ from fastfix.tags import (
     EXEC_RESTATEMENT_REASON,
     EXEC_TRANS_TYPE,
     EXEC_TYPE,
+    LAST_FRAGMENT,
     LAST_PX,
     LAST_QTY,
     LEAVES_QTY,
@@ -58,7 +60,12 @@ from fastfix.tags import (
     LIST_ORDER_STATUS,
     LIST_STATUS_TEXT,
     LIST_STATUS_TYPE,
+    MASS_CANCEL_REJECT_REASON,
+    MASS_CANCEL_REQUEST_TYPE,
+    MASS_CANCEL_RESPONSE,
+    NO_AFFECTED_ORDERS,
     NO_ORDERS,
+    NO_RELATED_SYM,
     NO_RPTS,
     ON_BEHALF_OF_TO_DELIVER_TO,
     ORD_REJ_REASON,
@@ -71,12 +78,28 @@ from fastfix.tags import (
     PRICE,
     RPT_SEQ,
     SECURITY_ID,
+    SECURITY_LIST_REQUEST_TYPE,
+    SECURITY_REQ_ID,
+    SECURITY_REQUEST_RESULT,
+    SECURITY_REQUEST_TYPE,
+    SECURITY_RESPONSE_ID,
+    SECURITY_RESPONSE_TYPE,
     SIDE,
+    SUBSCRIPTION_REQUEST_TYPE,
     SYMBOL,
     TEXT,
     TIME_IN_FORCE,
     TOT_NO_ORDERS,
+    TOT_NO_RELATED_SYM,
+    TOTAL_AFFECTED_ORDERS,
+    TRAD_SES_MODE,
+    TRAD_SES_REQ_ID,
+    TRAD_SES_STATUS,
+    TRAD_SES_STATUS_REJ_REASON,
+    TRADING_SESSION_ID,
+    TRADING_SESSION_SUB_ID,
     TRANSACT_TIME,
+    UNSOLICITED_INDICATOR,
 )
 from server.exchange import reference
 from server.exchange.book import Order, OrdType, Side, TimeInForce
@@ -339,7 +362,7 @@ class ExchangeApplication(Application):
             return sec.decode("latin-1")
         raise self._bad(SYMBOL, _REQUIRED_MISSING)
 
-    def _qty(self, raw: bytes | None, tag: int = 38) -> int:
+    def _qty(self, raw: bytes | None, tag: int = ORDER_QTY) -> int:
         if not raw:
             raise self._bad(tag, _REQUIRED_MISSING)
         try:
@@ -405,7 +428,7 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ new orders
 
     def _new_order_single(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("latin-1")
+        clordid = self._req(msg, CL_ORD_ID).decode("latin-1")
         self._enter(msg.get, session_id, clordid, None, _route(msg))
 
     def _enter(
@@ -501,8 +524,8 @@ class ExchangeApplication(Application):
         self._send(session_id, "9", fields)
 
     def _cancel_request(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("latin-1")
-        self._req(msg, 41)
+        clordid = self._req(msg, CL_ORD_ID).decode("latin-1")
+        self._req(msg, ORIG_CL_ORD_ID)
         info = self._lookup(msg, session_id)
         self._cancel_one(msg, session_id, info, clordid)
 
@@ -533,8 +556,8 @@ class ExchangeApplication(Application):
         self._emit(self.market.cancel(engine_id), info, new_clordid=clordid, request=msg)
 
     def _replace_request(self, msg: Any, session_id: Any) -> None:
-        clordid = self._req(msg, 11).decode("latin-1")
-        self._req(msg, 41)
+        clordid = self._req(msg, CL_ORD_ID).decode("latin-1")
+        self._req(msg, ORIG_CL_ORD_ID)
         live = self._live_order(msg, session_id, self._lookup(msg, session_id), clordid, True)
         if live is None:
             return
@@ -556,7 +579,7 @@ class ExchangeApplication(Application):
 
     def _status_request(self, msg: Any, session_id: Any) -> None:
         """OrderStatusRequest (H): the order's current state, without changing it."""
-        clordid = self._req(msg, 11).decode("latin-1")
+        clordid = self._req(msg, CL_ORD_ID).decode("latin-1")
         known = self._by_clordid.get(session_id, {})
         info = known.get(clordid)
         if info is None:
@@ -586,8 +609,8 @@ class ExchangeApplication(Application):
     # ------------------------------------------------------------------ lists
 
     def _new_order_list(self, msg: Any, session_id: Any) -> None:
-        list_id = self._req(msg, 66).decode("latin-1")
-        entries = _group_entries(msg.fields(), 73, 11)
+        list_id = self._req(msg, LIST_ID).decode("latin-1")
+        entries = _group_entries(msg.fields(), NO_ORDERS, CL_ORD_ID)
         key = (session_id, list_id)
         if key in self._lists:
             self._list_status(_ListInfo(list_id, session_id, route=_route(msg)), "7",
@@ -607,7 +630,7 @@ class ExchangeApplication(Application):
         self._list_status(lst, None)
 
     def _list_cancel_request(self, msg: Any, session_id: Any) -> None:
-        list_id = self._req(msg, 66).decode("latin-1")
+        list_id = self._req(msg, LIST_ID).decode("latin-1")
         lst = self._lists.get((session_id, list_id))
         if lst is None:
             self._list_status(_ListInfo(list_id, session_id, route=_route(msg)), "7", text="unknown ListID")
@@ -674,12 +697,13 @@ class ExchangeApplication(Application):
         A request that came through a hub (OnBehalfOf* set) only reaches the orders
         that came the same way for the same party and sub-id.
         """
-        clordid = self._req(msg, 11).decode("latin-1")
-        kind = self._req(msg, 530).decode("latin-1")
-        side_raw, account, route = msg.get(54), msg.get(1), _route(msg)
-        symbol = (msg.get(55) or msg.get(48) or b"").decode("latin-1")
+        clordid = self._req(msg, CL_ORD_ID).decode("latin-1")
+        kind = self._req(msg, MASS_CANCEL_REQUEST_TYPE).decode("latin-1")
+        side_raw, account, route = msg.get(SIDE), msg.get(ACCOUNT), _route(msg)
+        symbol = (msg.get(SYMBOL) or msg.get(SECURITY_ID) or b"").decode("latin-1")
         inst = lookup(symbol, self.market.instruments) if symbol else None
-        report: Fields = [(11, clordid), (37, self._exec_id()), (530, kind)]
+        report: Fields = [(CL_ORD_ID, clordid), (ORDER_ID, self._exec_id()),
+                          (MASS_CANCEL_REQUEST_TYPE, kind)]
         reject = None
         if kind not in ("1", "7"):
             reject = ("0", f"MassCancelRequestType {kind} not supported: 1 (security) or 7 (all orders)")
@@ -689,7 +713,8 @@ class ExchangeApplication(Application):
         elif side_raw and side_raw not in _SIDES:
             reject = ("99", f"invalid Side {side_raw.decode('latin-1')}")
         if reject is not None:
-            report += [(531, "0"), (532, reject[0]), (533, 0), (60, self._now()), (58, reject[1]), *route]
+            report += [(MASS_CANCEL_RESPONSE, "0"), (MASS_CANCEL_REJECT_REASON, reject[0]),
+                       (TOTAL_AFFECTED_ORDERS, 0), (TRANSACT_TIME, self._now()), (TEXT, reject[1]), *route]
             self._send(session_id, "r", report)
             return
         side = _SIDES[side_raw] if side_raw else None
@@ -699,19 +724,22 @@ class ExchangeApplication(Application):
                 continue
             if kind == "1" and inst is not None and info.symbol != inst.code:
                 continue
-            if (side is not None and info.side is not side) or (account and (1, account) not in info.echo):
+            if side is not None and info.side is not side:
+                continue
+            if account and (ACCOUNT, account) not in info.echo:
                 continue
             if route and sorted(info.route) != sorted(route):
                 continue  # someone else's order behind the same hub session
             targets.append((engine_id, info))
-        report += [(531, kind), (533, len(targets))]
+        report += [(MASS_CANCEL_RESPONSE, kind), (TOTAL_AFFECTED_ORDERS, len(targets))]
         if targets:
-            report.append((534, [[(41, info.clordid), (535, info.order_id)] for _, info in targets]))
+            affected = [[(ORIG_CL_ORD_ID, info.clordid), (AFFECTED_ORDER_ID, info.order_id)] for _, info in targets]
+            report.append((NO_AFFECTED_ORDERS, affected))
         if inst is not None:
-            report.append((55, inst.code))
+            report.append((SYMBOL, inst.code))
         if side_raw:
-            report.append((54, side_raw))
-        report += [(60, self._now()), *route]
+            report.append((SIDE, side_raw))
+        report += [(TRANSACT_TIME, self._now()), *route]
         self._send(session_id, "r", report)
         for engine_id, info in targets:
             self._emit(self.market.cancel(engine_id), info)
@@ -723,13 +751,13 @@ class ExchangeApplication(Application):
 
     def _security_list(self, msg: Any, session_id: Any) -> None:
         """SecurityListRequest (x) -> SecurityList (y): all instruments (559=4) or one (559=0)."""
-        req_id = self._req(msg, 320)
-        kind = self._req(msg, 559)
-        fields: Fields = [(320, req_id), (322, self._response_id())]
+        req_id = self._req(msg, SECURITY_REQ_ID)
+        kind = self._req(msg, SECURITY_LIST_REQUEST_TYPE)
+        fields: Fields = [(SECURITY_REQ_ID, req_id), (SECURITY_RESPONSE_ID, self._response_id())]
         instruments = list(self.market.instruments.values())
         text = ""
         if kind == b"0":
-            symbol = (msg.get(55) or msg.get(48) or b"").decode("latin-1")
+            symbol = (msg.get(SYMBOL) or msg.get(SECURITY_ID) or b"").decode("latin-1")
             inst = lookup(symbol, self.market.instruments) if symbol else None
             instruments = [inst] if inst is not None else []
             result = 0 if inst is not None else 2
@@ -739,53 +767,61 @@ class ExchangeApplication(Application):
         else:
             instruments, result = [], 1
             text = f"SecurityListRequestType {kind.decode('latin-1')} not supported: 0 (symbol) or 4 (all)"
-        fields += [(560, result), (393, len(instruments)), (893, "Y")]
+        fields += [(SECURITY_REQUEST_RESULT, result), (TOT_NO_RELATED_SYM, len(instruments)),
+                   (LAST_FRAGMENT, "Y")]
         if instruments:
-            fields.append((146, [reference.security_list_entry(self.market, i) for i in instruments]))
+            entries = [reference.security_list_entry(self.market, i) for i in instruments]
+            fields.append((NO_RELATED_SYM, entries))
         if text:
-            fields.append((58, text))
+            fields.append((TEXT, text))
         self._send(session_id, "y", fields + _route(msg))
 
     def _security_definition(self, msg: Any, session_id: Any) -> None:
         """SecurityDefinitionRequest (c) -> SecurityDefinition (d) of one instrument."""
-        req_id = self._req(msg, 320)
-        kind = self._req(msg, 321)
-        symbol = (msg.get(55) or msg.get(48) or b"").decode("latin-1")
+        req_id = self._req(msg, SECURITY_REQ_ID)
+        kind = self._req(msg, SECURITY_REQUEST_TYPE)
+        symbol = (msg.get(SYMBOL) or msg.get(SECURITY_ID) or b"").decode("latin-1")
         inst = lookup(symbol, self.market.instruments) if symbol else None
-        fields: Fields = [(320, req_id), (322, self._response_id())]
+        fields: Fields = [(SECURITY_REQ_ID, req_id), (SECURITY_RESPONSE_ID, self._response_id())]
         if kind not in (b"0", b"1"):
-            fields += [(323, 6), (58, f"SecurityRequestType {kind.decode('latin-1')} not supported: "
-                                      "0 or 1 with Symbol (55) or SecurityID (48)")]
+            fields += [(SECURITY_RESPONSE_TYPE, 6),
+                       (TEXT, f"SecurityRequestType {kind.decode('latin-1')} not supported: "
+                              "0 or 1 with Symbol (55) or SecurityID (48)")]
         elif inst is None:
-            fields += [(323, 6), (58, f"unknown instrument '{symbol}'" if symbol else
-                                      "Symbol (55) or SecurityID (48) is required")]
+            fields += [(SECURITY_RESPONSE_TYPE, 6),
+                       (TEXT, f"unknown instrument '{symbol}'" if symbol else
+                              "Symbol (55) or SecurityID (48) is required")]
         else:
-            fields += [(323, 1), *reference.security_definition(self.market, inst)]
+            fields += [(SECURITY_RESPONSE_TYPE, 1), *reference.security_definition(self.market, inst)]
         self._send(session_id, "d", fields + _route(msg))
 
     def _session_status_request(self, msg: Any, session_id: Any) -> None:
         """TradingSessionStatusRequest (g): one TradingSessionStatus (h) per session, or the one named.
 
         Changes go to every logged-on session whatever the SubscriptionRequestType."""
-        req_id = self._req(msg, 335)
+        req_id = self._req(msg, TRAD_SES_REQ_ID)
         route = _route(msg)
-        if msg.get(263) == b"2":
+        if msg.get(SUBSCRIPTION_REQUEST_TYPE) == b"2":
             return  # nothing to stop: changes are sent to every session
         states = reference.session_states(self.market)
-        wanted = msg.get(336)
+        wanted = msg.get(TRADING_SESSION_ID)
         if wanted is not None:
             name = wanted.decode("latin-1")
             if name not in states:
-                self._send(session_id, "h", [(335, req_id), (336, name), (339, 2), (340, 6), (567, 1),
-                                             (58, f"unknown TradingSessionID '{name}': "
-                                                  f"{', '.join(reference.SESSIONS)}"), *route])
+                self._send(session_id, "h", [
+                    (TRAD_SES_REQ_ID, req_id), (TRADING_SESSION_ID, name), (TRAD_SES_MODE, 2),
+                    (TRAD_SES_STATUS, 6), (TRAD_SES_STATUS_REJ_REASON, 1),
+                    (TEXT, f"unknown TradingSessionID '{name}': {', '.join(reference.SESSIONS)}"), *route,
+                ])
                 return
             states = {name: states[name]}
         for name, (status, sub) in states.items():
-            self._send(session_id, "h", [(335, req_id), (336, name), (625, sub), (339, 2), (325, "N"),
-                                         (340, status), *route])
+            self._send(session_id, "h", [
+                (TRAD_SES_REQ_ID, req_id), (TRADING_SESSION_ID, name), (TRADING_SESSION_SUB_ID, sub),
+                (TRAD_SES_MODE, 2), (UNSOLICITED_INDICATOR, "N"), (TRAD_SES_STATUS, status), *route,
+            ])
         for vi in self.market.vi.values():
-            self._send(session_id, "h", [(335, req_id), *self._volatility_fields(vi), *route])
+            self._send(session_id, "h", [(TRAD_SES_REQ_ID, req_id), *self._volatility_fields(vi), *route])
 
     def _volatility_fields(self, ev: VolatilityInterruption | VolatilityEnded) -> Fields:
         rules = self.market.volatility or VolatilityRules()
@@ -797,12 +833,13 @@ class ExchangeApplication(Application):
         for name, state in states.items():
             if self._sessions.get(name) != state:
                 status, sub = state
-                self._broadcast_status([(336, name), (625, sub), (339, 2), (340, status)])
+                self._broadcast_status([(TRADING_SESSION_ID, name), (TRADING_SESSION_SUB_ID, sub),
+                                        (TRAD_SES_MODE, 2), (TRAD_SES_STATUS, status)])
         self._sessions = states
 
     def _broadcast_status(self, fields: Fields) -> None:
         for sid in list(self.logged_on):
-            self._send(sid, "h", [*fields[:3], (325, "Y"), *fields[3:]])
+            self._send(sid, "h", [*fields[:3], (UNSOLICITED_INDICATOR, "Y"), *fields[3:]])
 
     # ------------------------------------------------------------------ reports
 

@@ -25,6 +25,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastfix.tags import (
+    BENCHMARK_PRICE,
+    BENCHMARK_PRICE_TYPE,
+    CURRENCY,
+    HIGH_LIMIT_PRICE,
+    LOW_LIMIT_PRICE,
+    MIN_PRICE_INCREMENT,
+    MIN_TRADE_VOL,
+    NO_STIPULATIONS,
+    PRODUCT,
+    ROUND_LOT,
+    SECURITY_DESC,
+    SECURITY_EXCHANGE,
+    SECURITY_ID,
+    SECURITY_ID_SOURCE,
+    SECURITY_SUB_TYPE,
+    SECURITY_TYPE,
+    STIPULATION_TYPE,
+    STIPULATION_VALUE,
+    SYMBOL,
+    TEXT,
+    TRAD_SES_MODE,
+    TRAD_SES_STATUS,
+    TRADING_SESSION_ID,
+    TRADING_SESSION_SUB_ID,
+)
 from server.exchange.clock import Phase
 from server.exchange.instruments import Instrument
 from server.exchange.matching import MatchingEngine, VolatilityEnded, VolatilityInterruption
@@ -90,8 +116,9 @@ def instrument_state(market: MatchingEngine, code: str) -> tuple[str, str]:
 
 def instrument_fields(inst: Instrument) -> Fields:
     """The Instrument component of one listed stock."""
-    return [(55, inst.code), (48, inst.isin), (22, "4"), (460, 5), (167, "CS"), (762, inst.market),
-            (207, "XKRX"), (107, own_text(inst.name))]
+    return [(SYMBOL, inst.code), (SECURITY_ID, inst.isin), (SECURITY_ID_SOURCE, "4"), (PRODUCT, 5),
+            (SECURITY_TYPE, "CS"), (SECURITY_SUB_TYPE, inst.market), (SECURITY_EXCHANGE, "XKRX"),
+            (SECURITY_DESC, own_text(inst.name))]
 
 
 def _prices(market: MatchingEngine, code: str) -> tuple[int, int, int, int]:
@@ -106,19 +133,22 @@ def security_list_entry(market: MatchingEngine, inst: Instrument) -> Fields:
     """One NoRelatedSym (146) entry of a SecurityList: FIX 4.4 group members only."""
     tick, base, lower, upper = _prices(market, inst.code)
     session, sub = instrument_state(market, inst.code)
-    return [*instrument_fields(inst), (15, inst.currency),
-            (232, [[(233, "MININCR"), (234, tick)], [(233, "PRICE"), (234, f"{lower}-{upper}")]]),
-            (662, base), (663, 2),  # BenchmarkPrice: the base price, per share
-            (561, inst.lot_size), (562, inst.lot_size), (336, session), (625, sub)]
+    return [*instrument_fields(inst), (CURRENCY, inst.currency),
+            (NO_STIPULATIONS, [[(STIPULATION_TYPE, "MININCR"), (STIPULATION_VALUE, tick)],
+                               [(STIPULATION_TYPE, "PRICE"), (STIPULATION_VALUE, f"{lower}-{upper}")]]),
+            (BENCHMARK_PRICE, base), (BENCHMARK_PRICE_TYPE, 2),  # the base price, per share
+            (ROUND_LOT, inst.lot_size), (MIN_TRADE_VOL, inst.lot_size),
+            (TRADING_SESSION_ID, session), (TRADING_SESSION_SUB_ID, sub)]
 
 
 def security_definition(market: MatchingEngine, inst: Instrument) -> Fields:
     """The body of a SecurityDefinition after its ids: identity, prices, session state."""
     tick, base, lower, upper = _prices(market, inst.code)
     session, sub = instrument_state(market, inst.code)
-    return [*instrument_fields(inst), (15, inst.currency), (336, session), (625, sub),
-            (561, inst.lot_size), (562, inst.lot_size),
-            (969, tick), (1148, lower), (1149, upper), (662, base)]
+    return [*instrument_fields(inst), (CURRENCY, inst.currency),
+            (TRADING_SESSION_ID, session), (TRADING_SESSION_SUB_ID, sub),
+            (ROUND_LOT, inst.lot_size), (MIN_TRADE_VOL, inst.lot_size), (MIN_PRICE_INCREMENT, tick),
+            (LOW_LIMIT_PRICE, lower), (HIGH_LIMIT_PRICE, upper), (BENCHMARK_PRICE, base)]
 
 
 def volatility_status(event: VolatilityInterruption | VolatilityEnded, static_percent: int,
@@ -128,10 +158,12 @@ def volatility_status(event: VolatilityInterruption | VolatilityEnded, static_pe
         pct = static_percent if event.kind == "static" else dynamic_percent
         text = (f"{event.kind} volatility interruption on {event.symbol}: {event.price:,} is beyond "
                 f"±{pct}% of {event.reference:,}; single-price call for 2 minutes plus a random extra")
-        return [(336, REGULAR), (625, f"VI_{event.kind.upper()}"), (339, 2), (340, HALTED), (55, event.symbol),
-                (58, own_text(text))]
+        return [(TRADING_SESSION_ID, REGULAR), (TRADING_SESSION_SUB_ID, f"VI_{event.kind.upper()}"),
+                (TRAD_SES_MODE, 2), (TRAD_SES_STATUS, HALTED), (SYMBOL, event.symbol), (TEXT, own_text(text))]
     if event.price is None:
-        return [(336, REGULAR), (625, "CLOSING_CALL"), (339, 2), (340, PRE_CLOSE), (55, event.symbol),
-                (58, f"volatility interruption on {event.symbol} ended by the closing call")]
-    return [(336, REGULAR), (625, "CONTINUOUS"), (339, 2), (340, OPEN), (55, event.symbol),
-            (58, f"volatility interruption on {event.symbol} ended: single price {event.price:,}")]
+        return [(TRADING_SESSION_ID, REGULAR), (TRADING_SESSION_SUB_ID, "CLOSING_CALL"),
+                (TRAD_SES_MODE, 2), (TRAD_SES_STATUS, PRE_CLOSE), (SYMBOL, event.symbol),
+                (TEXT, f"volatility interruption on {event.symbol} ended by the closing call")]
+    return [(TRADING_SESSION_ID, REGULAR), (TRADING_SESSION_SUB_ID, "CONTINUOUS"),
+            (TRAD_SES_MODE, 2), (TRAD_SES_STATUS, OPEN), (SYMBOL, event.symbol),
+            (TEXT, f"volatility interruption on {event.symbol} ended: single price {event.price:,}")]

@@ -57,6 +57,7 @@ from fastfix.tags import (
     BUSINESS_REJECT_REF_ID,
     CHECK_SUM,
     CL_ORD_ID,
+    COLL_INQUIRY_ID,
     DELIVER_TO_COMP_ID,
     DELIVER_TO_LOCATION_ID,
     DELIVER_TO_SUB_ID,
@@ -68,10 +69,12 @@ from fastfix.tags import (
     ON_BEHALF_OF_LOCATION_ID,
     ON_BEHALF_OF_SUB_ID,
     ORIG_SENDING_TIME,
+    POS_REQ_ID,
     POSS_DUP_FLAG,
     POSS_RESEND,
     REF_MSG_TYPE,
     REF_SEQ_NUM,
+    SECURITY_REQ_ID,
     SENDER_COMP_ID,
     SENDER_LOCATION_ID,
     SENDER_SUB_ID,
@@ -82,6 +85,7 @@ from fastfix.tags import (
     TARGET_LOCATION_ID,
     TARGET_SUB_ID,
     TEXT,
+    TRAD_SES_REQ_ID,
 )
 from server.hub.config import HubConfig
 from server.hub.held import HeldStore
@@ -109,10 +113,10 @@ _READDRESS = (
 _REF_ID = {b"E": LIST_ID, b"K": LIST_ID, b"N": LIST_ID, b"8": CL_ORD_ID, b"9": CL_ORD_ID,
            b"D": CL_ORD_ID, b"F": CL_ORD_ID, b"G": CL_ORD_ID, b"H": CL_ORD_ID,
            b"j": BUSINESS_REJECT_REF_ID, b"q": CL_ORD_ID, b"r": CL_ORD_ID,
-           b"x": 320, b"y": 320, b"c": 320, b"d": 320,  # SecurityReqID
-           b"g": 335, b"h": 335,  # TradSesReqID
-           b"AN": 710, b"AO": 710, b"AP": 710,  # PosReqID
-           b"BB": 909, b"BA": 909, b"BG": 909}  # CollInquiryID
+           b"x": SECURITY_REQ_ID, b"y": SECURITY_REQ_ID, b"c": SECURITY_REQ_ID, b"d": SECURITY_REQ_ID,
+           b"g": TRAD_SES_REQ_ID, b"h": TRAD_SES_REQ_ID,
+           b"AN": POS_REQ_ID, b"AO": POS_REQ_ID, b"AP": POS_REQ_ID,
+           b"BB": COLL_INQUIRY_ID, b"BA": COLL_INQUIRY_ID, b"BG": COLL_INQUIRY_ID}
 
 # BusinessRejectReason (380)
 _OTHER, _APP_NOT_AVAILABLE, _FIELD_MISSING, _NOT_AUTHORIZED = 0, 4, 5, 6
