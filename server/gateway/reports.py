@@ -4,7 +4,8 @@ ExecutionReport (8), OrderCancelReject (9), ListStatus (N) and
 BusinessMessageReject (j) update the order state and are published as events.
 Everything one read from the hub carried is journaled in one record when the
 read is done (:meth:`ReportsIn.read_done`), then its events are pushed: a report
-is journaled, applied and pushed in the callback that read it.
+is journaled, applied and pushed in the callback that read it (a long read in
+records of at most ``MAX_REPORTS_PER_RECORD`` reports).
 
 The last inbound sequence number goes into the same record (the link's resume
 point): after a crash the FIX session asks the hub again for what was read but
@@ -38,6 +39,11 @@ __all__ = ["ReportsIn"]
 
 log = logging.getLogger("fastfix.gateway")
 
+# Reports of one read journaled together, at most: a hub that sends a burst (after a
+# reconnect, or when it fell behind) gets its first reports pushed without waiting for the
+# whole burst; a record for every 64 reports keeps the write cost per report small.
+MAX_REPORTS_PER_RECORD = 64
+
 
 def _now_ns() -> int:
     return time.time_ns()
@@ -55,6 +61,7 @@ class ReportsIn:
         self.link = link
         self.metrics = metrics
         self.tracer = tracer
+        self._in_read = 0  # reports staged since the last journal record
         self.on_failure = lambda exc: None  # told when the journal refuses a write
         # Called before a read's reports are journaled (crash tests kill the process here).
         self.before_journal: Callable[[], None] | None = None
@@ -89,9 +96,13 @@ class ReportsIn:
         except Exception:  # one bad report must not stop the stream of the others
             log.exception("failed to process inbound %s", mt)
             self.metrics.unroutable.inc()
+        self._in_read += 1
+        if self._in_read >= MAX_REPORTS_PER_RECORD:
+            self.read_done()  # a long read: its first reports do not wait for the last ones
 
     def read_done(self) -> None:
         """End of one read from the hub: one journal record for all of it, then the pushes."""
+        self._in_read = 0
         if self.before_journal is not None and self.journal.staged:
             self.before_journal()
         try:
