@@ -1,0 +1,330 @@
+"""The owner of a FIX session in cluster mode, and its standby.
+
+Every instance runs a :class:`SessionOwner` per FIX session. While another instance
+holds the session's lease it waits (a standby). When the lease has been silent for
+its term it takes it (:mod:`lease`), then, in this order:
+
+1. opens the session's log and replays it into a :class:`~store.JetStreamStore`
+   (sequence numbers, sent messages, reports already journaled);
+2. appends its epoch marker: from now on the previous owner's appends fail (10071);
+3. starts the FIX initiator with that store: the Logon continues the sequence numbers
+   (no ResetSeqNum), and the hub's ResendRequest is answered from the log with
+   PossDupFlag;
+4. consumes the order commands of the session from the journal (any instance appends
+   them) and sends each one that the log does not show as sent; one that is there was
+   sent (or will be resent on the hub's request) and is not sent again.
+
+Reports from the hub are journaled (``("I", MsgSeqNum, raw, rows)``) before the
+session counts them as received. The owner renews its lease every
+``renew_interval``; when a renewal fails, or any append fails, it closes the socket
+at once and becomes a standby again.
+
+``python -m server.gateway.cluster.owner`` runs one owner for the first initiator
+session of a QuickFIX-style settings file (used by the failover tests and the demo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from fastfix.codec import parse
+from fastfix.engine import Application, Initiator
+from fastfix.settings import SessionSettings
+from server.gateway.cluster.journal import (
+    CommandLog,
+    SessionLog,
+    connect,
+    ensure_stream,
+    session_token,
+)
+from server.gateway.cluster.lease import Lease, open_bucket
+from server.gateway.cluster.store import Bridge, JetStreamStore
+
+__all__ = ["Command", "SessionOwner", "main"]
+
+log = logging.getLogger("fastfix.gateway.cluster.owner")
+
+
+class Command(msgspec.Struct, array_like=True):
+    """An order command in the journal: which session, FIX MsgType, body fields, its id
+    (ClOrdID, or ListID for lists) and the client that sent it."""
+
+    session: str
+    msg_type: str
+    fields: list[tuple[int, str]]
+    key: str
+    client_id: str = ""
+
+
+_cmd_enc = msgspec.msgpack.Encoder()
+_cmd_dec = msgspec.msgpack.Decoder(Command)
+
+
+async def submit(commands: CommandLog, cmd: Command) -> tuple[int, bool]:
+    """Append an order command (any instance); (stream sequence, was a duplicate)."""
+    return await commands.append(cmd.client_id or "-", cmd.msg_type, f"{session_token(cmd.session)}:{cmd.key}",
+                                 msgspec.to_builtins(cmd))
+
+
+def _sent_key(raw: bytes) -> tuple[str, str] | None:
+    try:
+        msg = parse(raw)
+    except Exception:  # noqa: BLE001 - a stored message the codec refuses names no command
+        return None
+    mt = msg.msg_type
+    tag = 66 if mt in (b"E", b"K") else 11
+    val = msg.get(tag)
+    return None if val is None else (mt.decode(), val.decode())
+
+
+class _App(Application):
+    def __init__(self, owner: SessionOwner) -> None:
+        self.owner = owner
+
+    def on_logon(self, session_id: Any) -> None:
+        self.owner.on_logon()
+
+    def on_logout(self, session_id: Any) -> None:
+        self.owner.logged_on = False
+
+    def from_app(self, msg: Any, session_id: Any) -> None:
+        self.owner.on_report(msg)
+
+
+class SessionOwner:
+    """One FIX session's owner or standby on this instance."""
+
+    def __init__(self, instance: str, servers: list[str], stream: str, settings: SessionSettings,
+                 term: float = 3.0, renew_interval: float = 1.0, replicas: int = 3,
+                 append_timeout: float = 2.0,
+                 rows_of_report: Callable[[Any], Any] | None = None) -> None:
+        self.instance = instance
+        self.servers = servers
+        self.stream = stream
+        self.settings = settings
+        self.term = term
+        self.renew_interval = renew_interval
+        self.replicas = replicas
+        self.append_timeout = append_timeout
+        self.rows_of_report = rows_of_report or (lambda msg: [[], [], [], [], [], []])
+        sids = list(settings.sessions())
+        self.session = str(sids[0])
+        self.logged_on = False
+        self.failovers = 0
+        self.nc: Any = None
+        self.bridge: Bridge | None = None
+        self.engine: Initiator | None = None
+        self.store: JetStreamStore | None = None
+        self.lease: Lease | None = None
+        self._sent: set[tuple[str, str]] = set()
+        self._pending: list[Command] = []
+        self._last_in = 0  # MsgSeqNum of the last report journaled
+        self._commands: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self.owner_since: float | None = None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.engine is not None and self.lease is not None and self.lease.held
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Stand by, own, lose, stand by again... until cancelled."""
+        self.nc = await connect(self.servers, self.instance)
+        js = self.nc.jetstream()
+        self.prefix = await ensure_stream(js, self.stream, self.replicas)
+        kv = await open_bucket(js, self.stream, self.replicas)
+        self.lease = Lease(kv, session_token(self.session), self.instance, self.term, self.renew_interval)
+        try:
+            while True:
+                try:
+                    acquired = await self.lease.try_acquire()
+                except Exception as exc:  # noqa: BLE001 - NATS unreachable: stay a standby, try again
+                    log.warning("%s: lease check failed: %r", self.session, exc)
+                    acquired = False
+                if acquired:
+                    await self._own()
+                await asyncio.sleep(self.renew_interval)
+        finally:
+            await self._give_up("stopping", release=True)
+            await self.nc.close()
+
+    async def _own(self) -> None:
+        assert self.lease is not None
+        log.info("%s: %s takes the session (epoch %d)", self.session, self.instance, self.lease.epoch)
+        self._lost.clear()
+        try:
+            await self._start_session()
+        except Exception as exc:  # noqa: BLE001 - fenced or no quorum: back to standby
+            log.warning("%s: could not take the session: %r", self.session, exc)
+            await self._give_up(f"take-over failed: {exc!r}")
+            return
+        self.failovers += 1
+        try:
+            while not self._lost.is_set():
+                try:
+                    await asyncio.wait_for(self._lost.wait(), self.renew_interval)
+                    break
+                except TimeoutError:
+                    pass
+                try:
+                    ok = await asyncio.wait_for(self.lease.renew(), self.renew_interval)
+                except Exception as exc:  # noqa: BLE001 - treated as a failed renewal
+                    log.warning("%s: lease renewal failed: %r", self.session, exc)
+                    ok = self.lease.held  # keep trying while the term allows
+                if not ok or not self.lease.held:
+                    log.warning("%s: lease lost", self.session)
+                    break
+        finally:
+            await self._give_up("lease lost or journal failed")
+
+    async def _start_session(self) -> None:
+        assert self.lease is not None
+        self.bridge = Bridge(f"nats-{self.instance}")
+        bridge_nc = self.bridge.call(connect(self.servers, f"{self.instance}-log"), 10)
+        slog = SessionLog(bridge_nc.jetstream(), self.stream, self.prefix, self.session, self.append_timeout)
+        self._bridge_nc = bridge_nc
+        records = self.bridge.call(slog.open(), 30)
+        store = JetStreamStore(slog, self.bridge, self.append_timeout, on_failure=self._on_store_failure)
+        store.replay(records)
+        store.take_over(self.instance, self.lease.epoch)
+        self.store = store
+        self._sent = {k for _, raw in store.get_range(1, 0) if (k := _sent_key(raw)) is not None}
+        self._last_in = max((s for s, _, _ in store.inbound), default=0)
+        self.engine = Initiator(self.settings, _App(self), store_factory=lambda sid, s: store)
+        await self.engine.start()
+        self._commands = asyncio.get_running_loop().create_task(self._consume_commands())
+        self._commands.add_done_callback(self._commands_ended)
+        self.owner_since = asyncio.get_running_loop().time()
+
+    def _commands_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: reading order commands failed", self.session, exc_info=task.exception())
+            self._lost.set()
+
+    def _on_store_failure(self, exc: BaseException) -> None:
+        """An append failed: the engine must write nothing more (called inside the engine)."""
+        log.error("%s: journal append failed, closing the session: %s", self.session, exc)
+        self._lost.set()
+        if self.engine is not None:
+            for s in self.engine.sessions().values():
+                s.disconnect("journal append failed")
+
+    async def _give_up(self, reason: str, release: bool = False) -> None:
+        self.logged_on = False
+        if self._commands is not None:
+            self._commands.cancel()
+            try:
+                await self._commands
+            except BaseException:  # noqa: BLE001 - cancelled, or it had failed already
+                pass
+            self._commands = None
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            if self.store is not None and self.store.failed is None and self.lease is not None and self.lease.held:
+                await engine.stop(1.0)  # still the owner: log out cleanly
+            else:
+                for s in engine.sessions().values():
+                    s.disconnect(reason)  # not the owner any more: close, write nothing
+                await engine.stop(0)
+        if self.lease is not None:
+            if release and self.lease.held:
+                try:
+                    await self.lease.release()
+                except Exception:  # noqa: BLE001 - the term frees it anyway
+                    pass
+            self.lease.lose()
+        if self.bridge is not None:
+            try:
+                self.bridge.call(self._bridge_nc.close(), 5)
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+            self.bridge.close()
+            self.bridge = None
+        self.store = None
+
+    # ------------------------------------------------------------------ orders out
+    async def _consume_commands(self) -> None:
+        from nats.js import api
+
+        js = self.nc.jetstream()
+        sub = await js.subscribe(f"{self.prefix}.cmd.>", stream=self.stream, ordered_consumer=True,
+                                 deliver_policy=api.DeliverPolicy.ALL)
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=None)
+                cmd = _cmd_dec.decode(msg.data)
+                if cmd.session != self.session or (cmd.msg_type, cmd.key) in self._sent:
+                    continue
+                self._pending.append(cmd)
+                self._send_pending()
+        finally:
+            await sub.unsubscribe()
+
+    def on_logon(self) -> None:
+        self.logged_on = True
+        self._send_pending()
+
+    def _send_pending(self) -> None:
+        if not self.logged_on or self.engine is None or not self.lease or not self.lease.held:
+            return
+        s = self.engine.session(self.session)
+        while self._pending:
+            cmd = self._pending[0]
+            if (cmd.msg_type, cmd.key) not in self._sent:
+                s.send(cmd.msg_type, cmd.fields)  # journaled by the store before the write
+                self._sent.add((cmd.msg_type, cmd.key))
+            self._pending.pop(0)
+
+    # ------------------------------------------------------------------ reports in
+    def on_report(self, msg: Any) -> None:
+        """Journal a report before the session counts it (a failure disconnects: the hub
+        sends it again to the next owner)."""
+        seq = msg.seq_num
+        if seq and seq <= self._last_in:
+            return  # journaled before (a resend after a failover)
+        assert self.store is not None
+        self.store.append(("I", seq, msg.raw, self.rows_of_report(msg)))
+        self._last_in = seq
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one session owner until SIGTERM/SIGINT."""
+    p = argparse.ArgumentParser(prog="python -m server.gateway.cluster.owner")
+    p.add_argument("--instance", required=True)
+    p.add_argument("--nats", required=True, help="comma-separated nats:// URLs")
+    p.add_argument("--stream", default="FASTFIX")
+    p.add_argument("--settings", required=True, help="QuickFIX-style settings (one initiator session)")
+    p.add_argument("--term", type=float, default=3.0)
+    p.add_argument("--renew", type=float, default=1.0)
+    p.add_argument("--replicas", type=int, default=3)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def run() -> None:
+        owner = SessionOwner(a.instance, a.nats.split(","), a.stream, SessionSettings.from_file(a.settings),
+                             a.term, a.renew, a.replicas)
+        task = asyncio.get_running_loop().create_task(owner.run())
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await asyncio.wait([task, asyncio.get_running_loop().create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
