@@ -111,13 +111,16 @@ class Owners:
         self.tmp, self.cluster, self.stream, self.settings = tmp, cluster, stream, settings
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, fault: str = "") -> None:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the process keeps it
+        entry = [str(Path(__file__).with_name("_faulty_owner.py"))] if fault else ["-m", "server.gateway.cluster.owner"]
+        env = {**os.environ, "FASTFIX_FAULT": fault}
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "server.gateway.cluster.owner", "--instance", name,
+            [sys.executable, *entry, "--instance", name,
              "--nats", ",".join(self.cluster.urls), "--stream", self.stream, "--settings", str(self.settings),
              "--term", str(TERM), "--renew", str(RENEW)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2], env=env)
         log.close()
 
     def signal(self, name: str, sig: int) -> None:
@@ -169,60 +172,103 @@ async def _check_journal(js: Any, stream: str, prefix: str, hub: Hub) -> None:
     assert sorted(journaled) == sorted(hub.exec_ids), "a report journaled twice or not at all"
 
 
+class Scenario:
+    """A hub, a journal stream, owner processes and an order producer."""
+
+    def __init__(self, cluster: NatsCluster, tmp: Path) -> None:
+        self.cluster, self.tmp = cluster, tmp
+        self.hub = Hub()
+        self.keys: list[str] = []
+        self.acked: list[str] = []
+
+    async def __aenter__(self) -> Scenario:
+        self.acceptor = Acceptor(_hub_settings(), self.hub)
+        self.hub.engine = self.acceptor
+        await self.acceptor.start()
+        self.stream = "F" + uuid.uuid4().hex[:10].upper()
+        self.nc = await connect(self.cluster.urls, "test")
+        self.js = self.nc.jetstream()
+        self.prefix = await ensure_stream(self.js, self.stream, 3)
+        self.commands = CommandLog(self.js, self.prefix, timeout=1.0)
+        self.owners = Owners(self.tmp, self.cluster, self.stream,
+                             _owner_settings(self.tmp / "fix.cfg", self.acceptor.port))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.owners.stop()
+        await self.acceptor.stop()
+        await self.nc.close()
+
+    async def until(self, cond: Any, timeout: float, what: str) -> None:
+        await _until(self.hub, cond, timeout, what, self.owners)
+
+    async def produce(self, keys: list[str], pace: float = 0.01) -> None:
+        """Submit orders one after another; ``acked`` holds those the journal acknowledged."""
+        for cl in keys:
+            self.keys.append(cl)
+            await submit(self.commands, _order(cl))
+            self.acked.append(cl)
+            await asyncio.sleep(pace)  # a steady flow of orders, not one burst
+
+    def at_hub(self) -> set[str]:
+        return {cl for _, _, cl in self.hub.received}
+
+    async def check(self, logons: int | None = 2) -> None:
+        await self.until(lambda: self.at_hub() >= set(self.acked), 60, "every acknowledged order at the hub")
+        _check_hub(self.hub, self.acked)
+        if logons is not None:
+            assert len(self.hub.logons) == logons, f"hub logons: {self.hub.logons}"
+        await self.until(lambda: len(self.hub.exec_ids) == len(self.acked), 10, "the reports")
+        deadline = time.monotonic() + 20
+        while True:  # the last reports may still be on their way into the journal
+            try:
+                await _check_journal(self.js, self.stream, self.prefix, self.hub)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
 @pytest.mark.parametrize("fault", ["kill", "pause"])
 def test_owner_failover_under_load(nats_cluster: NatsCluster, tmp_path: Path, fault: str) -> None:
     async def main() -> None:
-        hub = Hub()
-        acceptor = Acceptor(_hub_settings(), hub)
-        hub.engine = acceptor
-        await acceptor.start()
-        stream = "F" + uuid.uuid4().hex[:10].upper()
-        nc = await connect(nats_cluster.urls, "test")
-        js = nc.jetstream()
-        prefix = await ensure_stream(js, stream, 3)
-        commands = CommandLog(js, prefix)
-        owners = Owners(tmp_path, nats_cluster, stream, _owner_settings(tmp_path / "fix.cfg", acceptor.port))
-        try:
-            owners.start("gw-a")
-            await _until(hub, lambda: len(hub.logons) >= 1, 30, "the first logon", owners)
-            owners.start("gw-b")
-            keys = [f"C{i:04d}" for i in range(120)]
-
-            async def produce() -> None:
-                for cl in keys:
-                    await submit(commands, _order(cl))
-                    await asyncio.sleep(0.01)  # a steady flow of orders, not one burst
-
-            producer = asyncio.create_task(produce())
-            await _until(hub, lambda: len(hub.received) >= 30, 30, "orders before the fault", owners)
+        async with Scenario(nats_cluster, tmp_path) as sc:
+            sc.owners.start("gw-a")
+            await sc.until(lambda: len(sc.hub.logons) >= 1, 30, "the first logon")
+            sc.owners.start("gw-b")
+            producer = asyncio.create_task(sc.produce([f"C{i:04d}" for i in range(120)]))
+            await sc.until(lambda: len(sc.hub.received) >= 30, 30, "orders before the fault")
             faulted = time.monotonic()
-            owners.signal("gw-a", signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
+            sc.owners.signal("gw-a", signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
             await producer
-            await _until(hub, lambda: {cl for _, _, cl in hub.received} >= set(keys), 60,
-                         "every order at the hub", owners)
+            await sc.until(lambda: len(sc.hub.logons) >= 2, 30, "the new owner's logon")
             if fault == "pause":
-                owners.signal("gw-a", signal.SIGCONT)  # wakes up fenced: must not write to the hub
-                await asyncio.sleep(TERM)  # give the woken owner the chance to misbehave
-                assert (await submit(commands, _order("LAST")))[1] is False
-                keys.append("LAST")
-                await _until(hub, lambda: any(cl == "LAST" for _, _, cl in hub.received), 30,
-                             "an order after the old owner woke up", owners)
-            _check_hub(hub, keys)
-            assert len(hub.logons) == 2, f"hub logons: {hub.logons}"
-            await _until(hub, lambda: len(hub.exec_ids) == len(keys), 10, "the reports", owners)
-            deadline = time.monotonic() + 20
-            while True:  # the last reports may still be on their way into the journal
-                try:
-                    await _check_journal(js, stream, prefix, hub)
-                    break
-                except AssertionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.2)
-            print(f"\n{fault}: failover to logon {hub.logons[1][0] - faulted:.2f}s")
-        finally:
-            owners.stop()
-            await acceptor.stop()
-            await nc.close()
+                await sc.until(lambda: sc.at_hub() >= set(sc.acked), 60, "every order at the hub")
+                sc.owners.signal("gw-a", signal.SIGCONT)  # wakes up fenced: must not write to the hub
+                await asyncio.sleep(TERM)  # give the woken owner the time to misbehave
+                await sc.produce(["LAST"])
+            await sc.check()
+            print(f"\n{fault}: failover to logon {sc.hub.logons[1][0] - faulted:.2f}s")
+
+    run(main(), 180)
+
+
+@pytest.mark.parametrize("fault", ["after-append:25", "before-report:20"])
+def test_owner_killed_inside_the_order_path(nats_cluster: NatsCluster, tmp_path: Path, fault: str) -> None:
+    """Killed between the journal's acknowledgement and the socket write (the hub gets the order
+    by resend, with PossDupFlag), or after reading a report before journaling it (the hub sends
+    it again to the next owner, and it is journaled once)."""
+    async def main() -> None:
+        async with Scenario(nats_cluster, tmp_path) as sc:
+            sc.owners.start("gw-a", fault=fault)
+            await sc.until(lambda: len(sc.hub.logons) >= 1, 30, "the first logon")
+            sc.owners.start("gw-b")
+            await sc.produce([f"C{i:04d}" for i in range(60)])
+            await sc.until(lambda: len(sc.hub.logons) >= 2, 30, "the new owner's logon")
+            assert sc.owners.procs["gw-a"].wait(10) == -signal.SIGKILL  # the fault did happen
+            await sc.check()
+            if fault.startswith("after-append"):
+                assert any(dup for _, dup, _ in sc.hub.received), "the unwritten order came without PossDup"
 
     run(main(), 180)
