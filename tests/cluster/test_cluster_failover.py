@@ -28,7 +28,13 @@ from helpers import run
 
 from fastfix.engine import Acceptor, Application
 from fastfix.settings import SessionSettings
-from server.gateway.cluster.journal import CommandLog, SessionLog, connect, ensure_stream
+from server.gateway.cluster.journal import (
+    CommandLog,
+    JournalUnavailable,
+    SessionLog,
+    connect,
+    ensure_stream,
+)
 from server.gateway.cluster.owner import Command, submit
 
 SESSION = "FIX.4.4:GATEWAY->HUB"
@@ -149,9 +155,10 @@ async def _until(hub: Hub, cond: Any, timeout: float, what: str, owners: Owners)
             pass
 
 
-def _check_hub(hub: Hub, keys: list[str]) -> None:
+def _check_hub(hub: Hub, acked: list[str], submitted: list[str]) -> None:
     got = {cl for _, _, cl in hub.received}
-    assert got == set(keys), f"missing at the hub: {sorted(set(keys) - got)[:10]}"
+    assert got >= set(acked), f"acknowledged, missing at the hub: {sorted(set(acked) - got)[:10]}"
+    assert got <= set(submitted), f"never submitted: {sorted(got - set(submitted))[:10]}"
     first: set[str] = set()
     seqs = []
     for seq, poss_dup, cl in hub.received:
@@ -202,11 +209,19 @@ class Scenario:
     async def until(self, cond: Any, timeout: float, what: str) -> None:
         await _until(self.hub, cond, timeout, what, self.owners)
 
-    async def produce(self, keys: list[str], pace: float = 0.01) -> None:
-        """Submit orders one after another; ``acked`` holds those the journal acknowledged."""
+    async def produce(self, keys: list[str], pace: float = 0.01, refused: list[str] | None = None) -> None:
+        """Submit orders one after another; ``acked`` holds those the journal acknowledged.
+        With ``refused``, an order the journal did not acknowledge is listed there (what the
+        REST layer answers with 503) and the producer goes on."""
         for cl in keys:
             self.keys.append(cl)
-            await submit(self.commands, _order(cl))
+            try:
+                await submit(self.commands, _order(cl))
+            except JournalUnavailable:
+                if refused is None:
+                    raise
+                refused.append(cl)
+                continue
             self.acked.append(cl)
             await asyncio.sleep(pace)  # a steady flow of orders, not one burst
 
@@ -215,10 +230,10 @@ class Scenario:
 
     async def check(self, logons: int | None = 2) -> None:
         await self.until(lambda: self.at_hub() >= set(self.acked), 60, "every acknowledged order at the hub")
-        _check_hub(self.hub, self.acked)
+        _check_hub(self.hub, self.acked, self.keys)
         if logons is not None:
             assert len(self.hub.logons) == logons, f"hub logons: {self.hub.logons}"
-        await self.until(lambda: len(self.hub.exec_ids) == len(self.acked), 10, "the reports")
+        await self.until(lambda: len(self.hub.exec_ids) == len(self.at_hub()), 10, "the reports")
         deadline = time.monotonic() + 20
         while True:  # the last reports may still be on their way into the journal
             try:
@@ -272,3 +287,33 @@ def test_owner_killed_inside_the_order_path(nats_cluster: NatsCluster, tmp_path:
                 assert any(dup for _, dup, _ in sc.hub.received), "the unwritten order came without PossDup"
 
     run(main(), 180)
+
+
+def test_nats_nodes_fail_one_then_two(nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    """One NATS node down: orders go on. Two down: appends are refused (503), the owner stops
+    writing to the hub; once the nodes are back, every acknowledged order reaches the hub."""
+    async def main() -> None:
+        async with Scenario(nats_cluster, tmp_path) as sc:
+            sc.owners.start("gw-a")
+            await sc.until(lambda: len(sc.hub.logons) >= 1, 30, "the first logon")
+            sc.owners.start("gw-b")
+            refused: list[str] = []
+            producer = asyncio.create_task(
+                sc.produce([f"C{i:04d}" for i in range(400)], pace=0.02, refused=refused))
+            try:
+                await sc.until(lambda: len(sc.hub.received) >= 20, 30, "orders before the fault")
+                nats_cluster.kill(2)
+                seen = len(sc.acked)
+                await sc.until(lambda: len(sc.acked) >= seen + 20, 60, "orders with one node down")
+                nats_cluster.kill(1)
+                await sc.until(lambda: len(refused) >= 3, 60, "refused orders with two nodes down")
+            finally:
+                nats_cluster.start(1)
+                nats_cluster.start(2)
+            await nats_cluster.wait_ready(60)
+            await producer
+            assert refused and len(sc.acked) + len(refused) == 400
+            await sc.check(logons=None)
+            assert len(sc.hub.logons) >= 2  # the owner logged out while the journal was down
+
+    run(main(), 240)
