@@ -204,6 +204,11 @@ class Scenario:
     async def __aexit__(self, *exc: object) -> None:
         self.owners.stop()
         await self.acceptor.stop()
+        for name in (self.stream, f"KV_{self.stream}_leases"):  # fewer raft groups for the next test
+            try:
+                await self.js.delete_stream(name)
+            except Exception:  # noqa: BLE001 - the cluster may be short of nodes after a failure
+                pass
         await self.nc.close()
 
     async def until(self, cond: Any, timeout: float, what: str) -> None:

@@ -50,6 +50,9 @@ from server.gateway.cluster.store import Bridge, JetStreamStore
 __all__ = ["Command", "SessionOwner", "main"]
 
 log = logging.getLogger("fastfix.gateway.cluster.owner")
+# Seconds between the idle heartbeats of the command consumer: after two missed ones (its
+# server died) the client makes the consumer again from the next position.
+HEARTBEAT = 0.5
 
 
 class Command(msgspec.Struct, array_like=True):
@@ -252,21 +255,39 @@ class SessionOwner:
 
     # ------------------------------------------------------------------ orders out
     async def _consume_commands(self) -> None:
+        """Read the order commands in stream order; a consumer lost with a NATS node (or not
+        created while the cluster elects a leader) is made again from the next position."""
+        import nats.errors
         from nats.js import api
 
         js = self.nc.jetstream()
-        sub = await js.subscribe(f"{self.prefix}.cmd.>", stream=self.stream, ordered_consumer=True,
-                                 deliver_policy=api.DeliverPolicy.ALL)
-        try:
-            while True:
-                msg = await sub.next_msg(timeout=None)
-                cmd = _cmd_dec.decode(msg.data)
-                if cmd.session != self.session or (cmd.msg_type, cmd.key) in self._sent:
-                    continue
-                self._pending.append(cmd)
-                self._send_pending()
-        finally:
-            await sub.unsubscribe()
+        position = 0  # stream sequence of the last command read
+        while True:
+            try:
+                sub = await js.subscribe(
+                    f"{self.prefix}.cmd.>", stream=self.stream, ordered_consumer=True,
+                    idle_heartbeat=HEARTBEAT, deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                    config=api.ConsumerConfig(opt_start_seq=position + 1))
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                log.warning("%s: cannot read order commands yet: %r", self.session, exc)
+                await asyncio.sleep(self.renew_interval)
+                continue
+            try:
+                while True:
+                    msg = await sub.next_msg(timeout=None)
+                    position = msg.metadata.sequence.stream
+                    cmd = _cmd_dec.decode(msg.data)
+                    if cmd.session != self.session or (cmd.msg_type, cmd.key) in self._sent:
+                        continue
+                    self._pending.append(cmd)
+                    self._send_pending()
+            except nats.errors.ConnectionClosedError:
+                await asyncio.sleep(self.renew_interval)
+            finally:
+                try:
+                    await sub.unsubscribe()
+                except Exception:  # noqa: BLE001 - the connection may be gone
+                    pass
 
     def on_logon(self) -> None:
         self.logged_on = True
@@ -305,12 +326,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--term", type=float, default=3.0)
     p.add_argument("--renew", type=float, default=1.0)
     p.add_argument("--replicas", type=int, default=3)
+    p.add_argument("--append-timeout", type=float, default=2.0)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     async def run() -> None:
         owner = SessionOwner(a.instance, a.nats.split(","), a.stream, SessionSettings.from_file(a.settings),
-                             a.term, a.renew, a.replicas)
+                             a.term, a.renew, a.replicas, a.append_timeout)
         task = asyncio.get_running_loop().create_task(owner.run())
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

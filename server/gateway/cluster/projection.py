@@ -140,7 +140,7 @@ class PgProjection:
                 start = await conn.fetchval("SELECT value FROM ff_meta WHERE key='stream_position'")
                 self._set_position(start)
                 sub = await self.js.subscribe(
-                    f"{self.prefix}.>", stream=self.stream, ordered_consumer=True,
+                    f"{self.prefix}.>", stream=self.stream, ordered_consumer=True, idle_heartbeat=1.0,
                     deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
                     config=api.ConsumerConfig(opt_start_seq=start + 1))
                 while True:
