@@ -52,3 +52,27 @@ def test_cluster_errors_name_file_and_key(tmp_path: Path, change: tuple[str, str
     with pytest.raises(ConfigError) as err:
         load_config(_write(tmp_path, text.replace(change[0], change[1], 1)))
     assert str(err.value).startswith(str(tmp_path.resolve() / "gw.toml") + ": " + key), str(err.value)
+
+
+def test_gateway_refuses_cluster_table(tmp_path: Path) -> None:
+    """The REST/WebSocket gateway does not pretend to run clustered: it names the key."""
+    import asyncio
+
+    from server.gateway.app import serve
+
+    cfg = load_config(_write(tmp_path, gateway_toml() + CLUSTER))
+    with pytest.raises(ConfigError, match=r"gw\.toml: cluster: .*server\.gateway\.cluster\.owner"):
+        asyncio.run(serve(cfg))
+
+
+def test_owner_reads_the_cluster_table(tmp_path: Path) -> None:
+    """``--config`` gives the owner its instance, servers and lease from [cluster]."""
+    import subprocess
+    import sys
+
+    text = gateway_toml().replace('link = "loopback"', 'link = "fix"\nfix_settings = "fix.cfg"')
+    (tmp_path / "fix.cfg").write_text("[DEFAULT]\nConnectionType=initiator\n")
+    cfg = _write(tmp_path, text)
+    out = subprocess.run([sys.executable, "-m", "server.gateway.cluster.owner", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "needs a [cluster] table" in out.stderr

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _nats_cluster import NatsCluster
+from _gateway_harness import gateway_toml
+from _nats_cluster import NatsCluster, free_ports
 from helpers import run
 
 from fastfix.engine import Acceptor, Application
@@ -77,6 +80,11 @@ def _order(cl: str) -> Command:
                                   (38, "10"), (40, "2"), (44, "70000")], cl, "acme")
 
 
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
 def _hub_settings() -> SessionSettings:
     return SessionSettings.from_string("""
 [DEFAULT]
@@ -117,15 +125,32 @@ class Owners:
         self.tmp, self.cluster, self.stream, self.settings = tmp, cluster, stream, settings
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, fault: str = "") -> None:
+    def start(self, name: str, fault: str = "", metrics_port: int | None = None, toml: bool = False) -> None:
+        """Start owner ``name``: with options, or (``toml``) from a gateway TOML's [cluster] table."""
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the process keeps it
         entry = [str(Path(__file__).with_name("_faulty_owner.py"))] if fault else ["-m", "server.gateway.cluster.owner"]
         env = {**os.environ, "FASTFIX_FAULT": fault}
         env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+        if toml:
+            cfg = self.tmp / f"{name}.toml"
+            cfg.write_text(gateway_toml().replace('link = "loopback"', f'link = "fix"\nfix_settings = "{self.settings}"')
+                           + f"""
+[cluster]
+instance = "{name}"
+nats = {json.dumps(self.cluster.urls)}
+postgres = "postgresql://postgres@127.0.0.1:5432/test"
+stream = "{self.stream}"
+lease_term = {TERM}
+renew_interval = {RENEW}
+""")
+            args = ["--config", str(cfg)]
+        else:
+            args = ["--instance", name, "--nats", ",".join(self.cluster.urls), "--stream", self.stream,
+                    "--settings", str(self.settings), "--term", str(TERM), "--renew", str(RENEW)]
+        if metrics_port:
+            args += ["--metrics-port", str(metrics_port)]
         self.procs[name] = subprocess.Popen(
-            [sys.executable, *entry, "--instance", name,
-             "--nats", ",".join(self.cluster.urls), "--stream", self.stream, "--settings", str(self.settings),
-             "--term", str(TERM), "--renew", str(RENEW)],
+            [sys.executable, *entry, *args],
             stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2], env=env)
         log.close()
 
@@ -256,7 +281,8 @@ def test_owner_failover_under_load(nats_cluster: NatsCluster, tmp_path: Path, fa
         async with Scenario(nats_cluster, tmp_path) as sc:
             sc.owners.start("gw-a")
             await sc.until(lambda: len(sc.hub.logons) >= 1, 30, "the first logon")
-            sc.owners.start("gw-b")
+            port = free_ports(1)[0]
+            sc.owners.start("gw-b", metrics_port=port)
             producer = asyncio.create_task(sc.produce([f"C{i:04d}" for i in range(120)]))
             await sc.until(lambda: len(sc.hub.received) >= 30, 30, "orders before the fault")
             faulted = time.monotonic()
@@ -270,6 +296,11 @@ def test_owner_failover_under_load(nats_cluster: NatsCluster, tmp_path: Path, fa
                 await sc.produce(["LAST"])
             await sc.check()
             print(f"\n{fault}: failover to logon {sc.hub.logons[1][0] - faulted:.2f}s")
+            metrics = await asyncio.to_thread(_scrape, port)
+            assert f'lease_owner{{instance="gw-b",session="{SESSION}"}} 1.0' in metrics
+            assert f'failover_total{{session="{SESSION}"}} 1.0' in metrics
+            count = next(line for line in metrics.splitlines() if line.startswith("journal_append_seconds_count"))
+            assert float(count.split()[-1]) >= 1
 
     run(main(), 180)
 
@@ -283,7 +314,7 @@ def test_owner_killed_inside_the_order_path(nats_cluster: NatsCluster, tmp_path:
         async with Scenario(nats_cluster, tmp_path) as sc:
             sc.owners.start("gw-a", fault=fault)
             await sc.until(lambda: len(sc.hub.logons) >= 1, 30, "the first logon")
-            sc.owners.start("gw-b")
+            sc.owners.start("gw-b", toml=True)  # the standby configured by its gateway TOML
             await sc.produce([f"C{i:04d}" for i in range(60)])
             await sc.until(lambda: len(sc.hub.logons) >= 2, 30, "the new owner's logon")
             assert sc.owners.procs["gw-a"].wait(10) == -signal.SIGKILL  # the fault did happen

@@ -87,6 +87,25 @@ def _sent_key(raw: bytes) -> tuple[str, str] | None:
     return None if val is None else (mt.decode(), val.decode())
 
 
+class OwnerMetrics:
+    """``lease_owner`` (1 while this instance owns the session), ``journal_append_seconds``
+    (each acknowledged append of the session's log), ``failover_total`` (sessions taken over
+    from another instance)."""
+
+    def __init__(self, registry: Any = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.lease_owner = Gauge("lease_owner", "1 while this instance owns the FIX session",
+                                 ("session", "instance"), registry=self.registry)
+        self.journal_append_seconds = Histogram(
+            "journal_append_seconds", "Appends to the session's journal, until acknowledged",
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0, 2.5),
+            registry=self.registry)
+        self.failover_total = Counter("failover_total", "FIX sessions taken over from another instance",
+                                      ("session",), registry=self.registry)
+
+
 class _App(Application):
     def __init__(self, owner: SessionOwner) -> None:
         self.owner = owner
@@ -107,7 +126,8 @@ class SessionOwner:
     def __init__(self, instance: str, servers: list[str], stream: str, settings: SessionSettings,
                  term: float = 3.0, renew_interval: float = 1.0, replicas: int = 3,
                  append_timeout: float = 2.0,
-                 rows_of_report: Callable[[Any], Any] | None = None) -> None:
+                 rows_of_report: Callable[[Any], Any] | None = None,
+                 metrics: OwnerMetrics | None = None) -> None:
         self.instance = instance
         self.servers = servers
         self.stream = stream
@@ -132,6 +152,8 @@ class SessionOwner:
         self._commands: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self.owner_since: float | None = None
+        self.metrics = metrics or OwnerMetrics()
+        self.metrics.lease_owner.labels(self.session, instance).set(0)
 
     @property
     def is_owner(self) -> bool:
@@ -197,6 +219,8 @@ class SessionOwner:
         records = self.bridge.call(slog.open(), 30)
         store = JetStreamStore(slog, self.bridge, self.append_timeout, on_failure=self._on_store_failure)
         store.replay(records)
+        previous = store.owner
+        store.on_append_seconds = self.metrics.journal_append_seconds.observe
         store.take_over(self.instance, self.lease.epoch)
         self.store = store
         self._sent = {k for _, raw in store.get_range(1, 0) if (k := _sent_key(raw)) is not None}
@@ -206,6 +230,9 @@ class SessionOwner:
         self._commands = asyncio.get_running_loop().create_task(self._consume_commands())
         self._commands.add_done_callback(self._commands_ended)
         self.owner_since = asyncio.get_running_loop().time()
+        self.metrics.lease_owner.labels(self.session, self.instance).set(1)
+        if previous and previous != self.instance:
+            self.metrics.failover_total.labels(self.session).inc()
 
     def _commands_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -222,6 +249,7 @@ class SessionOwner:
 
     async def _give_up(self, reason: str, release: bool = False) -> None:
         self.logged_on = False
+        self.metrics.lease_owner.labels(self.session, self.instance).set(0)
         if self._commands is not None:
             self._commands.cancel()
             try:
@@ -319,20 +347,38 @@ class SessionOwner:
 def main(argv: list[str] | None = None) -> None:
     """Run one session owner until SIGTERM/SIGINT."""
     p = argparse.ArgumentParser(prog="python -m server.gateway.cluster.owner")
-    p.add_argument("--instance", required=True)
-    p.add_argument("--nats", required=True, help="comma-separated nats:// URLs")
+    p.add_argument("--config", help="a gateway TOML with a [cluster] table (gives every other option)")
+    p.add_argument("--instance")
+    p.add_argument("--nats", help="comma-separated nats:// URLs")
     p.add_argument("--stream", default="FASTFIX")
-    p.add_argument("--settings", required=True, help="QuickFIX-style settings (one initiator session)")
+    p.add_argument("--settings", help="QuickFIX-style settings (one initiator session)")
     p.add_argument("--term", type=float, default=3.0)
     p.add_argument("--renew", type=float, default=1.0)
     p.add_argument("--replicas", type=int, default=3)
     p.add_argument("--append-timeout", type=float, default=2.0)
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1")
     a = p.parse_args(argv)
+    if a.config:
+        from server.gateway.config import load_config
+
+        cfg = load_config(a.config)
+        if cfg.cluster is None or cfg.fix_settings is None:
+            p.error(f"{a.config}: needs a [cluster] table and gateway.fix_settings")
+        c = cfg.cluster
+        a.instance, a.nats, a.stream, a.settings = c.instance, ",".join(c.nats), c.stream, str(cfg.fix_settings)
+        a.term, a.renew, a.replicas, a.append_timeout = c.lease_term, c.renew_interval, c.replicas, c.append_timeout
+    elif not (a.instance and a.nats and a.settings):
+        p.error("give --config, or --instance, --nats and --settings")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    metrics = OwnerMetrics()
+    if a.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(a.metrics_port, addr="127.0.0.1", registry=metrics.registry)
 
     async def run() -> None:
         owner = SessionOwner(a.instance, a.nats.split(","), a.stream, SessionSettings.from_file(a.settings),
-                             a.term, a.renew, a.replicas, a.append_timeout)
+                             a.term, a.renew, a.replicas, a.append_timeout, metrics=metrics)
         task = asyncio.get_running_loop().create_task(owner.run())
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -96,6 +97,8 @@ class JetStreamStore(MessageStore):
         self.owner = ""
         self.inbound: list[tuple[int, bytes, Any]] = []  # ("I" records) for the owner's replay
         self.appends = 0
+        #: Called with the seconds each acknowledged append took (the journal_append_seconds metric).
+        self.on_append_seconds: Callable[[float], None] = lambda seconds: None
 
     # ------------------------------------------------------------------ replay and ownership
     def replay(self, records: Sequence[tuple[int, Sequence[Any]]]) -> None:
@@ -133,6 +136,7 @@ class JetStreamStore(MessageStore):
     def _append(self, record: Sequence[Any]) -> int:
         if self.failed is not None:
             raise StoreError(f"{self.log.session}: the session's log refused an earlier append: {self.failed}")
+        started = time.perf_counter()
         try:
             seq = self.bridge.call(self.log.append(record), self.timeout + 0.5)
         except (Fenced, JournalUnavailable, TimeoutError, OSError) as exc:
@@ -141,6 +145,7 @@ class JetStreamStore(MessageStore):
                 self.on_failure(exc)
             raise StoreError(f"{self.log.session}: journal append failed: {exc}") from exc
         self.appends += 1
+        self.on_append_seconds(time.perf_counter() - started)
         return seq
 
     # ------------------------------------------------------------------ MessageStore
