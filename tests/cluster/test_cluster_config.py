@@ -76,3 +76,18 @@ def test_owner_reads_the_cluster_table(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "server.gateway.cluster.owner", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "needs a [cluster] table" in out.stderr
+
+
+def test_example_cluster_configs_are_valid() -> None:
+    """examples/cluster: three instances' TOMLs load, three NATS node configs pass ``nats-server -t``."""
+    import subprocess
+
+    from _nats_cluster import NATS_SERVER
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "cluster"
+    instances = {load_config(examples / f"gateway-{x}.toml").cluster.instance for x in "abc"}
+    assert instances == {"gw-a", "gw-b", "gw-c"}
+    for i in (1, 2, 3):
+        out = subprocess.run([NATS_SERVER, "-c", str(examples / f"nats-{i}.conf"), "-t"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and "is valid" in out.stderr + out.stdout, out.stderr
