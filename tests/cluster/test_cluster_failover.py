@@ -24,9 +24,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from _gateway_harness import gateway_toml
-from _nats_cluster import NatsCluster, free_ports
+from _nats_cluster import NatsCluster, PgDatabase, free_ports
 from helpers import run
 
 from fastfix.engine import Acceptor, Application
@@ -125,20 +126,21 @@ class Owners:
         self.tmp, self.cluster, self.stream, self.settings = tmp, cluster, stream, settings
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, fault: str = "", metrics_port: int | None = None, toml: bool = False) -> None:
-        """Start owner ``name``: with options, or (``toml``) from a gateway TOML's [cluster] table."""
+    def start(self, name: str, fault: str = "", metrics_port: int | None = None, postgres: str = "") -> None:
+        """Start owner ``name``: with options, or (``postgres`` given) from a gateway TOML's [cluster]
+        table, projecting the journal into that database."""
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the process keeps it
         entry = [str(Path(__file__).with_name("_faulty_owner.py"))] if fault else ["-m", "server.gateway.cluster.owner"]
         env = {**os.environ, "FASTFIX_FAULT": fault}
         env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
-        if toml:
+        if postgres:
             cfg = self.tmp / f"{name}.toml"
             cfg.write_text(gateway_toml().replace('link = "loopback"', f'link = "fix"\nfix_settings = "{self.settings}"')
                            + f"""
 [cluster]
 instance = "{name}"
 nats = {json.dumps(self.cluster.urls)}
-postgres = "postgresql://postgres@127.0.0.1:5432/test"
+postgres = "{postgres}"
 stream = "{self.stream}"
 lease_term = {TERM}
 renew_interval = {RENEW}
@@ -306,7 +308,8 @@ def test_owner_failover_under_load(nats_cluster: NatsCluster, tmp_path: Path, fa
 
 
 @pytest.mark.parametrize("fault", ["after-append:25", "before-report:20"])
-def test_owner_killed_inside_the_order_path(nats_cluster: NatsCluster, tmp_path: Path, fault: str) -> None:
+def test_owner_killed_inside_the_order_path(nats_cluster: NatsCluster, tmp_path: Path, fault: str,
+                                            pg_db: PgDatabase) -> None:
     """Killed between the journal's acknowledgement and the socket write (the hub gets the order
     by resend, with PossDupFlag), or after reading a report before journaling it (the hub sends
     it again to the next owner, and it is journaled once)."""
@@ -314,13 +317,29 @@ def test_owner_killed_inside_the_order_path(nats_cluster: NatsCluster, tmp_path:
         async with Scenario(nats_cluster, tmp_path) as sc:
             sc.owners.start("gw-a", fault=fault)
             await sc.until(lambda: len(sc.hub.logons) >= 1, 30, "the first logon")
-            sc.owners.start("gw-b", toml=True)  # the standby configured by its gateway TOML
+            sc.owners.start("gw-b", postgres=pg_db.dsn)  # the standby configured by its gateway TOML
             await sc.produce([f"C{i:04d}" for i in range(60)])
             await sc.until(lambda: len(sc.hub.logons) >= 2, 30, "the new owner's logon")
             assert sc.owners.procs["gw-a"].wait(10) == -signal.SIGKILL  # the fault did happen
             await sc.check()
             if fault.startswith("after-append"):
                 assert any(dup for _, dup, _ in sc.hub.received), "the unwritten order came without PossDup"
+            # The client's events, projected into PostgreSQL by the new owner: numbered 1..n across
+            # both owners, one per report the hub sent.
+            events: list = []
+            deadline = time.monotonic() + 30
+            while len(events) < len(sc.hub.exec_ids) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                conn = await asyncpg.connect(pg_db.dsn)
+                try:
+                    events = await conn.fetch("SELECT seq, data FROM ff_events WHERE client_id='acme' ORDER BY seq")
+                except asyncpg.UndefinedTableError:
+                    events = []
+                finally:
+                    await conn.close()
+            assert [e["seq"] for e in events] == list(range(1, len(sc.hub.exec_ids) + 1))
+            exec_ids = [json.loads(e["data"])["Body"]["ExecID"] for e in events]
+            assert sorted(exec_ids) == sorted(sc.hub.exec_ids)
 
     run(main(), 180)
 

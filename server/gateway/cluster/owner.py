@@ -15,7 +15,10 @@ its term it takes it (:mod:`lease`), then, in this order:
    sent (or will be resent on the hub's request) and is not sent again.
 
 Reports from the hub are journaled (``("I", MsgSeqNum, raw, rows)``) before the
-session counts them as received. The owner renews its lease every
+session counts them as received; ``rows`` hold the client's event (the report as FIX JSON),
+numbered per client from where the log's previous events left off, so the numbering goes on
+across owners without gap or repeat. With ``postgres`` the instance also runs the
+PostgreSQL projection of the journal. The owner renews its lease every
 ``renew_interval``; when a renewal fails, or any append fails, it closes the socket
 at once and becomes a standby again.
 
@@ -29,7 +32,7 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+import time
 from typing import Any
 
 import msgspec
@@ -46,6 +49,7 @@ from server.gateway.cluster.journal import (
 )
 from server.gateway.cluster.lease import Lease, open_bucket
 from server.gateway.cluster.store import Bridge, JetStreamStore
+from server.gateway.journal import EVENTS
 
 __all__ = ["Command", "SessionOwner", "main"]
 
@@ -125,9 +129,8 @@ class SessionOwner:
 
     def __init__(self, instance: str, servers: list[str], stream: str, settings: SessionSettings,
                  term: float = 3.0, renew_interval: float = 1.0, replicas: int = 3,
-                 append_timeout: float = 2.0,
-                 rows_of_report: Callable[[Any], Any] | None = None,
-                 metrics: OwnerMetrics | None = None) -> None:
+                 append_timeout: float = 2.0, metrics: OwnerMetrics | None = None,
+                 postgres: str | None = None) -> None:
         self.instance = instance
         self.servers = servers
         self.stream = stream
@@ -136,7 +139,8 @@ class SessionOwner:
         self.renew_interval = renew_interval
         self.replicas = replicas
         self.append_timeout = append_timeout
-        self.rows_of_report = rows_of_report or (lambda msg: [[], [], [], [], [], []])
+        self.postgres = postgres  # DSN of the query projection, run by this instance when given
+        self.projection: Any = None
         sids = list(settings.sessions())
         self.session = str(sids[0])
         self.logged_on = False
@@ -149,6 +153,10 @@ class SessionOwner:
         self._sent: set[tuple[str, str]] = set()
         self._pending: list[Command] = []
         self._last_in = 0  # MsgSeqNum of the last report journaled
+        self._client_of: dict[str, str] = {}  # ClOrdID/ListID -> client, from the commands
+        self._event_seq: dict[str, int] = {}  # client -> number of its last event
+        self._caught_up = asyncio.Event()
+        self._json: Any = None  # FIX -> JSON of the events (built at the first report)
         self._commands: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self.owner_since: float | None = None
@@ -166,6 +174,11 @@ class SessionOwner:
         js = self.nc.jetstream()
         self.prefix = await ensure_stream(js, self.stream, self.replicas)
         kv = await open_bucket(js, self.stream, self.replicas)
+        if self.postgres:
+            from server.gateway.cluster.projection import PgProjection
+
+            self.projection = PgProjection(self.postgres, js, self.stream, self.prefix)
+            await self.projection.start()
         self.lease = Lease(kv, session_token(self.session), self.instance, self.term, self.renew_interval)
         try:
             while True:
@@ -179,6 +192,8 @@ class SessionOwner:
                 await asyncio.sleep(self.renew_interval)
         finally:
             await self._give_up("stopping", release=True)
+            if self.projection is not None:
+                await self.projection.close()
             await self.nc.close()
 
     async def _own(self) -> None:
@@ -225,10 +240,18 @@ class SessionOwner:
         self.store = store
         self._sent = {k for _, raw in store.get_range(1, 0) if (k := _sent_key(raw)) is not None}
         self._last_in = max((s for s, _, _ in store.inbound), default=0)
-        self.engine = Initiator(self.settings, _App(self), store_factory=lambda sid, s: store)
-        await self.engine.start()
+        self._event_seq = {}
+        for _, _, rows in store.inbound:
+            for client, seq, _, _ in rows[EVENTS]:
+                self._event_seq[client] = max(self._event_seq.get(client, 0), seq)
+        # Every command journaled so far is read before the logon: a report the hub resends
+        # at once finds its client, and what was not sent is queued for the logon.
+        self._caught_up.clear()
         self._commands = asyncio.get_running_loop().create_task(self._consume_commands())
         self._commands.add_done_callback(self._commands_ended)
+        await asyncio.wait_for(self._caught_up.wait(), 30)
+        self.engine = Initiator(self.settings, _App(self), store_factory=lambda sid, s: store)
+        await self.engine.start()
         self.owner_since = asyncio.get_running_loop().time()
         self.metrics.lease_owner.labels(self.session, self.instance).set(1)
         if previous and previous != self.instance:
@@ -301,11 +324,18 @@ class SessionOwner:
                 await asyncio.sleep(self.renew_interval)
                 continue
             try:
+                if not self._caught_up.is_set() and (await sub.consumer_info()).num_pending == 0:
+                    self._caught_up.set()
                 while True:
                     msg = await sub.next_msg(timeout=None)
                     position = msg.metadata.sequence.stream
+                    if msg.metadata.num_pending == 0:
+                        self._caught_up.set()
                     cmd = _cmd_dec.decode(msg.data)
-                    if cmd.session != self.session or (cmd.msg_type, cmd.key) in self._sent:
+                    if cmd.session != self.session:
+                        continue
+                    self._client_of[cmd.key] = cmd.client_id
+                    if (cmd.msg_type, cmd.key) in self._sent:
                         continue
                     self._pending.append(cmd)
                     self._send_pending()
@@ -340,8 +370,20 @@ class SessionOwner:
         if seq and seq <= self._last_in:
             return  # journaled before (a resend after a failover)
         assert self.store is not None
-        self.store.append(("I", seq, msg.raw, self.rows_of_report(msg)))
+        rows: list[list[Any]] = [[], [], [], [], [], []]
+        key = msg.get(66) if msg.msg_type == b"N" else msg.get(11)
+        client = self._client_of.get(key.decode()) if key else None
+        if client is not None:  # the client's event: its number continues across owners
+            if self._json is None:
+                from fastfix.jsonfix import JsonCodec
+
+                self._json = JsonCodec(msg.begin_string.decode())
+            seq_no = self._event_seq.get(client, 0) + 1
+            rows[EVENTS].append((client, seq_no, time.time_ns(), self._json.fix_to_json(msg)))
+        self.store.append(("I", seq, msg.raw, rows))
         self._last_in = seq
+        if client is not None:
+            self._event_seq[client] = seq_no
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -357,6 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--replicas", type=int, default=3)
     p.add_argument("--append-timeout", type=float, default=2.0)
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1")
+    p.add_argument("--postgres", default=None, help="run the PostgreSQL projection into this DSN")
     a = p.parse_args(argv)
     if a.config:
         from server.gateway.config import load_config
@@ -367,6 +410,7 @@ def main(argv: list[str] | None = None) -> None:
         c = cfg.cluster
         a.instance, a.nats, a.stream, a.settings = c.instance, ",".join(c.nats), c.stream, str(cfg.fix_settings)
         a.term, a.renew, a.replicas, a.append_timeout = c.lease_term, c.renew_interval, c.replicas, c.append_timeout
+        a.postgres = c.postgres
     elif not (a.instance and a.nats and a.settings):
         p.error("give --config, or --instance, --nats and --settings")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -378,7 +422,8 @@ def main(argv: list[str] | None = None) -> None:
 
     async def run() -> None:
         owner = SessionOwner(a.instance, a.nats.split(","), a.stream, SessionSettings.from_file(a.settings),
-                             a.term, a.renew, a.replicas, a.append_timeout, metrics=metrics)
+                             a.term, a.renew, a.replicas, a.append_timeout, metrics=metrics,
+                             postgres=a.postgres)
         task = asyncio.get_running_loop().create_task(owner.run())
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
