@@ -372,3 +372,50 @@ def test_nats_nodes_fail_one_then_two(nats_cluster: NatsCluster, tmp_path: Path)
             assert len(sc.hub.logons) >= 2  # the owner logged out while the journal was down
 
     run(main(), 240)
+
+
+def test_client_stream_resumes_on_another_instance(nats_cluster: NatsCluster, tmp_path: Path,
+                                                   pg_db: PgDatabase) -> None:
+    """A client reads its events from instance X, the owner is killed, and the client resumes
+    on instance Y with its old cursor: Y holds only its last few events in memory, the rest
+    come from PostgreSQL; together the client sees 1..n, each report once."""
+    from server.gateway.cluster.feed import EventFeed
+
+    async def main() -> None:
+        async with Scenario(nats_cluster, tmp_path) as sc:
+            sc.owners.start("gw-a")
+            await sc.until(lambda: len(sc.hub.logons) >= 1, 30, "the first logon")
+            sc.owners.start("gw-b", postgres=pg_db.dsn)  # also runs the projection
+            conns = [await connect(nats_cluster.urls, f"feed-{i}") for i in range(2)]
+            x = EventFeed(conns[0].jetstream(), sc.stream, sc.prefix, pg_db.dsn)
+            y = EventFeed(conns[1].jetstream(), sc.stream, sc.prefix, pg_db.dsn, keep=5)
+            await x.start()
+            await y.start()
+            try:
+                producer = asyncio.create_task(sc.produce([f"C{i:04d}" for i in range(80)]))
+                seen: list[tuple[int, bytes]] = []
+                async with asyncio.timeout(60):
+                    async for event in x.follow("acme", 0):
+                        seen.append(event)
+                        if len(seen) == 20:
+                            break
+                sc.owners.signal("gw-a", signal.SIGKILL)
+                await producer
+                await sc.until(lambda: len(sc.hub.exec_ids) == 80, 60, "every report")
+                await sc.until(lambda: y.last("acme") == 80, 60, "instance Y to follow every event")
+                async with asyncio.timeout(60):
+                    async for event in y.follow("acme", seen[-1][0]):  # resume elsewhere, old cursor
+                        seen.append(event)
+                        if len(seen) == 80:
+                            break
+                assert [s for s, _ in seen] == list(range(1, 81))
+                assert sorted(json.loads(d)["Body"]["ExecID"] for _, d in seen) == sorted(sc.hub.exec_ids)
+                assert len(y._recent["acme"]) == 5  # the resumed part came mostly from PostgreSQL
+                await sc.check()
+            finally:
+                await x.close()
+                await y.close()
+                for c in conns:
+                    await c.close()
+
+    run(main(), 180)
