@@ -17,7 +17,7 @@ all: build
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,cluster]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -144,7 +144,7 @@ bench-compare: build
 # The performance lab (bench/loadgen): matplotlib, py-spy, hdrhistogram from the `perf` extra.
 PERF_STAMP := $(VENV)/.perf-stamp
 $(PERF_STAMP): $(STAMP) pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,perf]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,perf,cluster]'
 	touch $(PERF_STAMP)
 
 perf-setup: build $(PERF_STAMP)

@@ -377,6 +377,11 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
     :class:`Gateway` before it recovers (tests install their hooks there)."""
     from server.gateway.mapping import JsonMapper
 
+    if cfg.cluster is not None:  # docs/cluster.md: what cluster mode runs so far
+        from fastfix.errors import ConfigError
+
+        raise ConfigError(f"{cfg.path}: cluster: the REST/WebSocket gateway runs embedded only; a [cluster] "
+                          "table is read by the FIX session owners (python -m server.gateway.cluster.owner)")
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     stop_on_signals(stop)

@@ -19,8 +19,8 @@ import msgspec
 from server._config import LogLevel, Port, Table, config_error, convert, existing_file, read_toml
 from server.exchange.instruments import lookup
 
-__all__ = ["BrokerConfig", "ClientConfig", "GatewayConfig", "GatewaySection", "load_config",
-           "parse_config"]
+__all__ = ["BrokerConfig", "ClientConfig", "ClusterSection", "GatewayConfig", "GatewaySection",
+           "load_config", "parse_config"]
 
 Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+$", description="letters, digits, '_', '-' or '.'")]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
@@ -96,16 +96,37 @@ class GatewaySection(Table):
     tls_key: Path | None = None  # its PEM private key
 
 
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ClusterSection(Table):
+    """The ``[cluster]`` table: several instances on NATS JetStream and PostgreSQL (docs/cluster.md).
+
+    Without it the gateway runs embedded: one process, the local journal and SQLite.
+    """
+
+    instance: Id  # this instance's name, unique in the cluster (lease holder, readiness)
+    nats: Annotated[list[Name], msgspec.Meta(min_length=1)]  # server URLs, nats://host:port
+    postgres: Name  # asyncpg DSN of the query projection, postgresql://user@host:port/db
+    stream: Id = "FASTFIX"  # the journal's JetStream stream (its subjects are the stream name, lower case)
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3
+    lease_term: Seconds = 3.0  # a FIX session's lease is taken over after this long without renewal
+    renew_interval: Seconds = 1.0
+    append_timeout: Seconds = 2.0  # a journal append not acknowledged by then fails the owner
+
+
 class GatewayConfig(GatewaySection, kw_only=True):
     """Everything the gateway process needs: the ``[gateway]`` keys, brokers and clients by id."""
 
     path: Path
     brokers: dict[str, BrokerConfig] = msgspec.field(default_factory=dict)
     clients: dict[str, ClientConfig] = msgspec.field(default_factory=dict)
+    cluster: ClusterSection | None = None
 
 
 class _File(Table, kw_only=True):
     gateway: GatewaySection = msgspec.field(default_factory=GatewaySection)
+    cluster: ClusterSection | None = None
     brokers: Annotated[list[BrokerConfig], msgspec.Meta(min_length=1, description="at least one [[brokers]] entry")]
     clients: list[ClientConfig] = msgspec.field(default_factory=list)
 
@@ -133,7 +154,18 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
     for code in g.reference_prices:
         if lookup(code) is None:
             raise config_error(where, f"gateway.reference_prices.{code}", "unknown instrument")
-    cfg = GatewayConfig(path=path, **msgspec.structs.asdict(g))
+    cfg = GatewayConfig(path=path, cluster=doc.cluster, **msgspec.structs.asdict(g))
+    if doc.cluster is not None:
+        c = doc.cluster
+        if c.renew_interval * 2 > c.lease_term:
+            raise config_error(where, "cluster.renew_interval",
+                               f"must be at most half of lease_term ({c.lease_term}): a lease must "
+                               "survive one missed renewal")
+        for i, url in enumerate(c.nats):
+            if not url.startswith(("nats://", "tls://")):
+                raise config_error(where, f"cluster.nats[{i}]", f"expected nats://host:port, got {url!r}")
+        if not c.postgres.startswith(("postgresql://", "postgres://")):
+            raise config_error(where, "cluster.postgres", "expected a DSN postgresql://user@host:port/database")
 
     for i, b in enumerate(doc.brokers):
         if b.id in cfg.brokers:
