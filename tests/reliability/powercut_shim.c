@@ -47,6 +47,7 @@ static char g_dir[PATH_MAX];
 static size_t g_dir_len;
 static char g_log[PATH_MAX];
 static int g_on;
+static long g_delay_us; /* POWERCUT_SYNC_DELAY_US: each fsync takes up to this long (a slow disk) */
 static unsigned char g_state[MAX_FD]; /* 0 unknown, 1 untracked, 2 tracked, 3 directory */
 static pthread_mutex_t g_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
@@ -80,6 +81,9 @@ __attribute__((constructor)) static void init(void) {
     if (!d || !l || !realpath(d, g_dir) || strlen(l) >= sizeof(g_log) - 64) return;
     strcpy(g_log, l);
     g_dir_len = strlen(g_dir);
+    const char *delay = getenv("POWERCUT_SYNC_DELAY_US");
+    g_delay_us = delay ? atol(delay) : 0;
+    srandom((unsigned)getpid());
     g_on = 1;
 }
 
@@ -422,9 +426,15 @@ static void made_durable(int fd) {
     closedir(d);
 }
 
+/* A slow disk, whose flushes do not finish in the order they began. */
+static void slow_disk(int fd) {
+    if (g_delay_us > 0 && state(fd) >= 2) usleep((useconds_t)(random() % g_delay_us));
+}
+
 int fsync(int fd) {
     REAL(fsync, int, int);
     int r = real_fsync(fd);
+    slow_disk(fd);
     if (r == 0 && g_on) {
         pthread_mutex_lock(&g_lock);
         made_durable(fd);
@@ -435,6 +445,7 @@ int fsync(int fd) {
 int fdatasync(int fd) {
     REAL(fdatasync, int, int);
     int r = real_fdatasync(fd);
+    slow_disk(fd);
     if (r == 0 && g_on) {
         pthread_mutex_lock(&g_lock);
         made_durable(fd);

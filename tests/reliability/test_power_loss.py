@@ -20,8 +20,13 @@ The control runs the same load with ``sync = "normal"`` and checks that the cut 
 dropped data: the journal loses its unsynced records and the FIX store's sequence numbers
 fall behind the hub's, so the harness cannot silently be a no-op.
 
+A third test cuts the power between the journal's write of a record and the return of
+its flush, once the projector has applied it: the projection must not hold it afterwards.
+
 ``FASTFIX_POWER_ROUNDS`` cuts (default 1, each followed by a restart under the shim) of
-``FASTFIX_POWER_SECONDS`` of load each (default 2); ``make power`` runs more.
+``FASTFIX_POWER_SECONDS`` of load each (default 2); every fsync under the shim takes a
+random time up to ``FASTFIX_POWER_SYNC_DELAY_US`` (default 1000), so that flushes of
+different files end out of order; ``make power`` runs 30 longer cuts.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,11 +62,14 @@ from fastfix.codec import parse
 from fastfix.engine import Acceptor
 from fastfix.store import FileStore
 from server.gateway.journal import JournalFile
+from server.gateway.projection import Projection
 
 A = KEYS["alpha"]
 ROUNDS = int(os.environ.get("FASTFIX_POWER_ROUNDS", "1"))
 SECONDS = float(os.environ.get("FASTFIX_POWER_SECONDS", "2"))
 WORKERS = 6
+# Each fsync of the shim takes up to this long (µs): flushes that end out of order, as on a busy disk.
+SYNC_DELAY_US = os.environ.get("FASTFIX_POWER_SYNC_DELAY_US", "1000")
 
 
 class SeqHub(DedupHub):
@@ -187,7 +199,7 @@ async def _run(tmp: Path, shim: Path, sync: str, rounds: int) -> dict[str, Any]:
     res: dict[str, Any] = {"hub": hub, "acceptor": acceptor, "p": p, "acked": acked, "cuts": cuts, "work": work}
     try:
         for rnd in range(rounds):
-            p.env = shim_env(shim, work, logs, base={})
+            p.env = shim_env(shim, work, logs, base={"POWERCUT_SYNC_DELAY_US": SYNC_DELAY_US})
             await loop.run_in_executor(None, p.start)
             await _ready(p)
             stop = asyncio.Event()
@@ -284,3 +296,68 @@ def test_power_cut_control_sync_normal_drops_unsynced_data(tmp_path: Path, shim:
             await res["acceptor"].stop()
 
     asyncio.run(asyncio.wait_for(go(), 110))
+
+
+WRITER = """
+import asyncio, sys, time
+import msgspec
+from server.gateway.journal import JournalFile
+from server.gateway.projection import Projection
+from server.gateway.projection import Projection
+database, journal = sys.argv[1:3]
+proj = Projection(database, "full")
+proj.open()
+asyncio.run(proj.close())
+jf = JournalFile(journal, "full")
+jf.open()
+payload = msgspec.msgpack.encode(([], [], [], [], [], []))
+jf.append(payload)  # record 1: written and flushed
+jf.sync = "normal"
+jf.append(payload)  # record 2: written; the power goes before its flush returns
+print("written", flush=True)
+time.sleep(120)
+"""
+
+
+def test_projection_is_never_ahead_of_the_durable_journal(tmp_path: Path, shim: Path) -> None:
+    """The projector must not make durable a record whose journal flush has not returned: after
+    the cut the database would hold a position the journal lost, and the gateway refuses to start."""
+    work, logs = tmp_path / "gw", tmp_path / "undo"
+    work.mkdir()
+    env = shim_env(shim, work, logs, base=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    db, journal = work / "gw.db", work / "gw.journal"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(journal)], env=env,
+                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    projector: subprocess.Popen[bytes] | None = None
+    try:
+        assert writer.stdout is not None
+        ready, _, _ = select.select([writer.stdout], [], [], 30)
+        assert ready and writer.stdout.readline() == b"written\n"
+        projector = subprocess.Popen(
+            [sys.executable, "-m", "server.gateway.projector", "--database", str(db), "--journal", str(journal),
+             "--sync", "full", "--parent", str(writer.pid)], env=env, stdin=subprocess.DEVNULL)
+        status = journal / "projected"
+
+        def applied() -> int:
+            data = status.read_bytes() if status.exists() else b""
+            return int.from_bytes(data[:8], "little") if len(data) >= 8 else 0
+
+        deadline = time.monotonic() + 30
+        while applied() < 2:
+            assert time.monotonic() < deadline and projector.poll() is None, "the projector did not apply record 2"
+            time.sleep(0.01)
+    finally:
+        for proc in (writer, projector):  # the cut
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
+    revert(work, logs)
+    jf = JournalFile(journal)
+    jf.open()
+    jf.close()
+    conn = sqlite3.connect(db)
+    try:
+        projected = Projection.recorded_position(conn)
+    finally:
+        conn.close()
+    assert projected <= jf.last, f"the database holds journal position {projected}, the journal ends at {jf.last}"
