@@ -85,6 +85,13 @@ crash: build
 	FASTFIX_CRASH_ROUNDS=$(CRASH_ROUNDS) $(BIN)/python -m pytest -q -s -p no:cacheprovider -o timeout=3600 \
 		tests/reliability/test_crash_gateway.py
 
+# Many power cuts of the gateway under load (sync = "full"), through the power-cut shim.
+POWER_ROUNDS ?= 30
+.PHONY: power
+power: build
+	FASTFIX_POWER_ROUNDS=$(POWER_ROUNDS) FASTFIX_POWER_SECONDS=3 FASTFIX_POWER_SYNC_DELAY_US=3000 \
+		$(BIN)/python -m pytest -q -s -p no:cacheprovider -o timeout=3600 tests/reliability/test_power_loss.py
+
 bench: build
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,ops --benchmark-sort=name
 

@@ -253,6 +253,21 @@ class JournalReader:
         self._buf = b""
         return True
 
+    def flush(self) -> None:
+        """Wait for the disk to hold the segment the last records came from (``fdatasync``).
+
+        With ``sync = "full"`` the projector calls this before it applies them: the writer
+        may still be waiting for its own flush, and a projection made durable first would
+        hold records a power cut takes from the journal (the gateway would refuse to start).
+        """
+        if self._path is None:
+            return
+        fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
     def poll(self, limit: int) -> list[tuple[int, Rows]]:
         """Up to ``limit`` records after the last one returned (none: nothing new yet)."""
         if self._path is None and not self._seek():

@@ -75,6 +75,8 @@ def run(database: Path, journal: Path, sync: str, parent: int) -> None:
         while True:
             batch = reader.poll(BATCH_RECORDS)
             if batch:
+                if sync == "full":
+                    reader.flush()  # never project a record the journal could still lose
                 while True:
                     try:
                         _apply(conn, batch)

@@ -85,13 +85,14 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.rest = 0
         self.ws = 0
+        self.env: dict[str, str] = {}  # added to the process's environment
 
     def start(self, timeout: float = 30.0, hook: str | None = None) -> GatewayProcess:
         """Start the process; ``hook`` names a crash hook of ``_hooked_gateway.py``."""
         ports = self.workdir / "ports.json"
         ports.unlink(missing_ok=True)
         log = open(self.workdir / "gateway.log", "ab")  # noqa: SIM115 - closed with the process
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONPATH=str(REPO), **self.env)
         cmd = [sys.executable, "-m", "fastfix.cli", "gateway"]
         if hook is not None:
             cmd = [sys.executable, str(Path(__file__).with_name("_hooked_gateway.py")), hook]
