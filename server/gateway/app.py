@@ -223,8 +223,8 @@ class RestApp:
             if n == 4 and parts[3] == "cancel":
                 if method != "POST":
                     raise _method_not_allowed("POST")
-                await self._read(scope, proto)
-                return "lists.cancel", 202, _JSON, await gw.cancel_list(client, parts[2], b"")
+                return "lists.cancel", 202, _JSON, await gw.cancel_list(client, parts[2],
+                                                                        await self._read(scope, proto))
         elif res == "brokers" and n == 2:
             if method != "GET":
                 raise _method_not_allowed("GET")

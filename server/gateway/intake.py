@@ -50,7 +50,7 @@ from server.gateway.errors import ApiError, FieldProblem
 from server.gateway.fix_out import FixOut, LinkDown, session_down
 from server.gateway.journal import Journal
 from server.gateway.metrics import Metrics
-from server.gateway.orders import Order, OrderList, reject_order
+from server.gateway.orders import CARRIED_FIELDS, Order, OrderList, reject_order
 from server.gateway.state import OrderState
 from server.gateway.tracing import Tracer
 from server.gateway.views import list_view, order_view
@@ -126,6 +126,9 @@ class Intake:
         for key in (("D", None), ("G", None), ("F", None), ("E", None), ("E", "NoOrders"), ("K", None)):
             names = mapper.fields_of(*key)
             self._default_flags[key] = ("TransactTime" in names, "HandlInst" in names)
+        # Fields an order keeps for its replaces: those a replace request can carry too.
+        replace_fields = mapper.fields_of("G")
+        self._carried = tuple(n for n in CARRIED_FIELDS if n in replace_fields)
 
     # ------------------------------------------------------------------ shared steps
     async def _admit(self, client: ClientConfig, broker_id: str | None = None) -> None:
@@ -271,6 +274,10 @@ class Intake:
         tracer.fix_written(trace)
         self.metrics.orders.labels(msg_type).inc()
 
+    def _carry(self, body: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The fields of ``body`` a later replace repeats when it leaves them out."""
+        return tuple((n, v if type(v) is str else str(v)) for n in self._carried if (v := body.get(n)) is not None)
+
     def _invalid(self, what: str, problems: list[FieldProblem], code: str = "invalid_order") -> ApiError:
         self.metrics.rejected.labels("invalid").inc()
         return ApiError(422, code, f"the {what} is not valid", problems)
@@ -296,6 +303,9 @@ class Intake:
         session = self.fix_out.session_for(broker)
         order = _order_record(body, cid, cl, broker.id, "D", _now_ns(), OrdStatus="A",
                               body_hash=body_hash, fix_body=wire)
+        carried = self._carry(body)
+        if carried:
+            order.carried = carried
         self.state.remember(order)
         self.journal.put_order(order)
 
@@ -328,10 +338,16 @@ class Intake:
             raise ApiError(409, "request_pending", f"a {orig.pending} request is pending on order {orig_id}")
         body.pop("DeliverToCompID", None)
         broker = self._broker_of(orig.broker)
-        # Unchanged fields come from the order, as FIX requires them on a replace.
+        for key in ("Symbol", "Side", "Account"):  # what the order is: a new order changes it
+            if key in body and body[key] != getattr(orig, key) and getattr(orig, key):
+                problems.append(FieldProblem(key, f"cannot change on a replace (the order's is "
+                                             f"{getattr(orig, key)!r}): cancel and send a new order",
+                                             f"$.{key}"))
+        # Unchanged fields come from the order, as FIX requires them on a replace (a field left
+        # out of a replace is removed from the order: ExecInst, TimeInForce... are repeated).
         for key, value in (("Symbol", orig.Symbol), ("Side", orig.Side), ("OrdType", orig.OrdType),
                            ("Account", orig.Account), ("OrderQty", orig.OrderQty), ("Price", orig.Price),
-                           ("ListID", orig.ListID)):
+                           ("ListID", orig.ListID), *orig.carried):
             if key not in body and value is not None and value != "":
                 body[key] = value
         body["OrigClOrdID"] = orig_id
@@ -346,7 +362,7 @@ class Intake:
         new = _order_record(body, client.id, cl, broker.id, "G", now, ListID=orig.ListID,
                             OrigClOrdID=orig_id, OrdStatus="E", CumQty=orig.CumQty, AvgPx=orig.AvgPx,
                             LeavesQty=orig.LeavesQty, OrderID=orig.OrderID,
-                            body_hash=body_hash, fix_body=wire)
+                            body_hash=body_hash, fix_body=wire, carried=self._carry(body))
         orig.pending = "replace"
         orig.updated_ns = now
         self.state.remember(new)
@@ -387,8 +403,7 @@ class Intake:
             return _json.encode(order_view(orig))
         if orig.terminal:
             raise ApiError(409, "order_closed", f"order {orig_id} is {orig.state}")
-        if orig.pending:
-            raise ApiError(409, "request_pending", f"a {orig.pending} request is pending on order {orig_id}")
+        # A cancel may follow a pending replace (FIX: it names the last accepted ClOrdID, this one).
         broker = self._broker_of(orig.broker)
         req: dict[str, Any] = {"ClOrdID": cl or "", "OrigClOrdID": orig_id, "Symbol": orig.Symbol,
                                "Side": orig.Side, "OrderQty": orig.OrderQty}
@@ -402,6 +417,7 @@ class Intake:
         if problems or cl is None:
             raise self._invalid("cancel request", problems, "invalid_request")
         session = self.fix_out.session_for(broker)
+        was_pending = orig.pending
         orig.pending = "cancel"
         orig.cancel_ids += (cl,)
         orig.cancel_body = wire
@@ -411,7 +427,7 @@ class Intake:
         self.journal.put_order(orig)
 
         def fail(reason: str) -> None:
-            orig.pending = None
+            orig.pending = was_pending
             orig.cancel_body = None
             orig.Text = reason
             self.journal.put_order(orig)
@@ -467,7 +483,8 @@ class Intake:
         now = _now_ns()
         ol = OrderList(client_id=client.id, ListID=list_id, broker=broker.id, members=members,
                        created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
-        orders = [_order_record(entry, client.id, cl, broker.id, "E", now, ListID=list_id, OrdStatus="A")
+        orders = [_order_record(entry, client.id, cl, broker.id, "E", now, ListID=list_id, OrdStatus="A",
+                                carried=self._carry(entry))
                   for entry, cl in zip(entries, members, strict=True)]
         self.state.remember_list(ol)
         self.journal.put_list(ol)
@@ -501,7 +518,12 @@ class Intake:
             raise ApiError(409, "order_closed", f"order list {list_id} is done")
         broker = self._broker_of(ol.broker)
         problems: list[FieldProblem] = []
-        req: dict[str, Any] = {"ListID": list_id}
+        req: dict[str, Any] = {}
+        if raw.strip():  # the request's own fields (Text, TransactTime, ...), checked by the mapper
+            _, req = self._decode_body(raw)
+            if req.get("ListID", list_id) != list_id:
+                problems.append(FieldProblem("ListID", "must match the list in the path", "$.ListID"))
+        req["ListID"] = list_id
         self._fill_defaults(req, "K")
         wire = self._map("K", req, client.id, problems)
         if problems:

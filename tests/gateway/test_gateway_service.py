@@ -1,0 +1,248 @@
+"""The order service in one process: the gateway's stages over the loopback broker.
+
+Each test drives the request API (what app.py calls) and feeds reports as the hub would
+send them, then checks the order state, the journal-backed reads and the client events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import time
+import tomllib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _gateway_harness import gateway_toml
+from helpers import run
+
+from fastfix.codec import encode, parse
+from server.gateway.config import ClientConfig, parse_config
+from server.gateway.errors import ApiError
+from server.gateway.loopback import LoopbackLink, body_fields
+from server.gateway.mapping import JsonMapper
+from server.gateway.metrics import Metrics
+from server.gateway.service import Gateway
+
+
+class Harness:
+    """A gateway over a :class:`LoopbackLink`, with what it sent and what it published."""
+
+    def __init__(self, gw: Gateway, link: LoopbackLink) -> None:
+        self.gw = gw
+        self.link = link
+        self.alpha: ClientConfig = gw.cfg.clients["alpha"]
+        self.events: list[dict[str, Any]] = []
+        self.sent: list[tuple[str, dict[int, str]]] = []
+        outer = self
+
+        class _Sub:
+            def deliver(self, events: list[tuple[int, bytes]]) -> None:
+                outer.events.extend(json.loads(d) for _, d in events)
+
+        gw.subscribe("alpha", _Sub())
+        send = link.send_bodies
+
+        def spy(session: str, messages: Any) -> None:
+            for mt, body, header in messages:
+                fields = {t: (v.decode() if isinstance(v, bytes) else str(v))
+                          for t, v in list(header) + body_fields(link.begin_string, mt, body)}
+                self.sent.append((mt, fields))
+            send(session, messages)
+
+        link.send_bodies = spy  # type: ignore[method-assign]
+
+    def order(self, cl: str) -> dict[str, Any]:
+        o = self.gw.get_order("alpha", cl)
+        assert o is not None, cl
+        return {"state": o.state, "pending": o.pending, "Text": o.Text, "OrderID": o.OrderID}
+
+    def inject(self, msg_type: str, fields: list[tuple[int, Any]]) -> None:
+        """A message from the hub to the gateway."""
+        header = [(49, "HUB"), (56, "GATEWAY"), (34, 1), (52, "20260102-09:00:00")]
+        self.gw.on_message(parse(encode("FIX.4.4", msg_type, header + fields)), "LOOPBACK")
+
+    async def until(self, cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.005)
+
+    def last_sent(self, msg_type: str) -> dict[int, str]:
+        return [f for mt, f in self.sent if mt == msg_type][-1]
+
+
+async def _harness(tmp_path: Path, test: Callable[[Harness], Awaitable[None]]) -> None:
+    cfg = parse_config(tomllib.loads(gateway_toml()), tmp_path / "gw.toml")
+    link = LoopbackLink()
+    gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
+    gw.recover()
+    await link.start()
+    try:
+        await test(Harness(gw, link))
+    finally:
+        await link.stop()
+        await gw.close()
+
+
+def service_test(test: Callable[[Harness], Awaitable[None]]) -> Callable[[Path], None]:
+    """A test of the harness, run on its own event loop (bounded in time)."""
+
+    @functools.wraps(test)
+    def wrapper(tmp_path: Path) -> None:
+        run(_harness(tmp_path, test), 60)
+
+    wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("tmp_path", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    return wrapper
+
+
+def body(**kw: Any) -> bytes:
+    base = {"DeliverToCompID": "BRKA", "Symbol": "005930", "Side": "1", "OrdType": "2", "OrderQty": "10",
+            "Price": "70000"}
+    base.update(kw)
+    return json.dumps({k: v for k, v in base.items() if v is not None}).encode()
+
+
+async def resting(h: Harness, cl: str, **kw: Any) -> None:
+    await h.gw.new_order(h.alpha, body(ClOrdID=cl, **kw))
+    await h.until(lambda: h.order(cl)["state"] == "New", f"{cl} New")
+
+
+# --------------------------------------------------------------------------- replace
+
+@service_test
+async def test_replace_repeats_exec_inst_and_time_in_force(h: Harness) -> None:
+    """A primary-best order (OrdType P, ExecInst P) replaced with a new quantity only keeps
+    its ExecInst and TimeInForce on the wire (left out, FIX reads them as removed)."""
+    await resting(h, "pb1", OrdType="P", ExecInst="P", TimeInForce="0", Price=None)
+    await h.gw.replace_order(h.alpha, "pb1", json.dumps({"ClOrdID": "pb2", "OrderQty": "5"}).encode())
+    g = h.last_sent("G")
+    assert (g[40], g.get(18), g.get(59), g[38], g[41]) == ("P", "P", "0", "5", "alpha:pb1")
+    await h.until(lambda: h.order("pb2")["state"] == "New", "pb2 New")
+    # and again from the replacement: what it carries goes on
+    await h.gw.replace_order(h.alpha, "pb2", json.dumps({"ClOrdID": "pb3", "OrderQty": "4"}).encode())
+    assert (h.last_sent("G").get(18), h.last_sent("G").get(59)) == ("P", "0")
+
+
+@service_test
+async def test_replace_cannot_change_symbol_or_side(h: Harness) -> None:
+    await resting(h, "ss1")
+    with pytest.raises(ApiError) as err:
+        await h.gw.replace_order(h.alpha, "ss1", json.dumps(
+            {"ClOrdID": "ss2", "Symbol": "000660", "Side": "2", "OrderQty": "5"}).encode())
+    assert err.value.status == 422
+    assert {p.field for p in err.value.errors} == {"Symbol", "Side"}
+    assert [mt for mt, _ in h.sent].count("G") == 0
+    # the same values as the order's are no change
+    await h.gw.replace_order(h.alpha, "ss1", json.dumps(
+        {"ClOrdID": "ss3", "Symbol": "005930", "Side": "1", "OrderQty": "5"}).encode())
+
+
+@service_test
+async def test_cancel_while_a_replace_is_pending(h: Harness) -> None:
+    await resting(h, "cr1")
+    h.link.silent.add("G")  # the replace stays pending
+    await h.gw.replace_order(h.alpha, "cr1", json.dumps({"ClOrdID": "cr2", "OrderQty": "5"}).encode())
+    assert h.order("cr1")["pending"] == "replace"
+    answer = json.loads(await h.gw.cancel_order(h.alpha, "cr1", b""))
+    assert answer["pending"] == "cancel"
+    f = h.last_sent("F")
+    assert f[41] == "alpha:cr1"
+    await h.until(lambda: h.order("cr1")["state"] == "Canceled", "cr1 Canceled")
+
+
+# --------------------------------------------------------------------------- list cancel
+
+async def _live_list(h: Harness, list_id: str) -> None:
+    entries = [{"ClOrdID": f"{list_id}-{i}", "Symbol": "005930", "Side": "1", "OrdType": "2",
+                "OrderQty": "10", "Price": "70000"} for i in (1, 2)]
+    await h.gw.new_list(h.alpha, json.dumps({"ListID": list_id, "DeliverToCompID": "BRKA",
+                                             "NoOrders": entries}).encode())
+    await h.until(lambda: all(h.order(f"{list_id}-{i}")["state"] == "New" for i in (1, 2)), "list live")
+
+
+@service_test
+async def test_refused_list_cancel_leaves_the_list_and_may_be_tried_again(h: Harness) -> None:
+    await _live_list(h, "L1")
+    h.link.silent.add("K")
+    before = json.loads(h.gw.list_detail(h.alpha, "L1"))
+    await h.gw.cancel_list(h.alpha, "L1", json.dumps({"Text": "end of strategy",
+                                                      "TransactTime": "20260102-09:00:00.000"}).encode())
+    k = h.last_sent("K")
+    assert (k[66], k[58], k[60]) == ("alpha:L1", "end of strategy", "20260102-09:00:00.000")
+    n_events = len(h.events)
+    # the broker refuses it: its exchange session is down
+    h.inject("N", [(115, "BRKA"), (66, "alpha:L1"), (429, "2"), (82, "0"), (431, "7"), (83, "1"), (68, "2"),
+                   (444, "exchange session down"), (73, [])])
+    after = json.loads(h.gw.list_detail(h.alpha, "L1"))
+    assert after.get("ListOrderStatus") == before.get("ListOrderStatus") != "7"
+    assert "pending" not in after and after["Text"] == "exchange session down"
+    assert [o["state"] for o in after["orders"]] == ["New", "New"]
+    await h.until(lambda: len(h.events) > n_events, "the refusal pushed")
+    assert h.events[-1]["message"]["Body"]["ListOrderStatus"] == "7"
+    # another try goes out
+    h.link.silent.discard("K")
+    await h.gw.cancel_list(h.alpha, "L1", b"")
+    assert [mt for mt, _ in h.sent].count("K") == 2
+    await h.until(lambda: all(h.order(f"L1-{i}")["state"] == "Canceled" for i in (1, 2)), "cancelled")
+
+
+@service_test
+async def test_list_cancel_body_is_checked(h: Harness) -> None:
+    await _live_list(h, "L2")
+    with pytest.raises(ApiError) as err:
+        await h.gw.cancel_list(h.alpha, "L2", json.dumps({"ListID": "other", "Text": 5}).encode())
+    assert err.value.status == 422
+    assert {p.field for p in err.value.errors} >= {"ListID"}
+
+
+# --------------------------------------------------------------------------- rejects
+
+@service_test
+async def test_session_reject_from_the_hub_rejects_the_order(h: Harness) -> None:
+    h.link.silent.add("D")
+    await h.gw.new_order(h.alpha, body(ClOrdID="sr1"))
+    seq = h.link.last_seq_num
+    assert h.order("sr1")["state"] == "PendingNew"
+    h.inject("3", [(45, seq), (372, "D"), (373, "5"), (58, "Value is incorrect (out of range) for this tag")])
+    o = h.order("sr1")
+    assert o["state"] == "Rejected" and "out of range" in (o["Text"] or "")
+    await h.until(lambda: bool(h.events), "event")
+    ev = h.events[-1]
+    assert ev["message"]["Header"]["MsgType"] == "3" and ev["message"]["Body"]["RefSeqNum"] == str(seq)
+    assert ev["about"] == {"ClOrdID": "sr1", "MsgType": "D"}
+
+
+@service_test
+async def test_business_reject_from_the_hub_rejects_the_order(h: Harness) -> None:
+    h.link.silent.add("D")
+    await h.gw.new_order(h.alpha, body(ClOrdID="br1"))
+    h.inject("j", [(45, h.link.last_seq_num), (372, "D"), (379, "alpha:br1"), (380, "4"),
+                   (58, "DeliverToCompID BRKA is not logged on")])
+    assert h.order("br1")["state"] == "Rejected"
+    await h.until(lambda: bool(h.events), "event")
+    assert h.events[-1]["message"]["Body"]["BusinessRejectRefID"] == "br1"
+
+
+# --------------------------------------------------------------------------- cancel reject
+
+@service_test
+async def test_cancel_reject_of_a_filled_order_names_it(h: Harness) -> None:
+    await h.gw.new_order(h.alpha, body(ClOrdID="f1", OrdType="1", Price=None))
+    await h.until(lambda: h.gw.get_order("alpha", "f1") is None
+                  or h.gw.get_order("alpha", "f1").state == "Filled", "filled")  # type: ignore[union-attr]
+    await h.until(lambda: any(e["message"]["Body"].get("OrdStatus") == "2" for e in h.events), "fill pushed")
+    # the loopback broker is asked directly (the gateway refuses to cancel a filled order itself)
+    h.link._answer("G", {128: "BRKA", 11: "alpha:f1~x", 41: "alpha:f1", 38: "5"}, [])
+    h.link._answer("F", {128: "BRKA", 11: "alpha:f1~y", 41: "alpha:f1"}, [])
+    rejects = [e["message"]["Body"] for e in h.events if e["message"]["Header"].get("MsgType") == "9"
+               or "CxlRejResponseTo" in e["message"]["Body"]]
+    assert len(rejects) == 2
+    for r in rejects:
+        assert r["OrdStatus"] == "2" and r["OrderID"].startswith("LB"), r
