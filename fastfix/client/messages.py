@@ -32,7 +32,7 @@ __all__ = ["Messages", "messages", "REQUESTS", "REPORTS", "GATEWAY_FILLED", "ROU
 # Bodies the REST API accepts, by MsgType.
 REQUESTS = ("D", "E", "G", "F", "K")
 # Messages pushed on the WebSocket stream, by MsgType.
-REPORTS = ("8", "9", "N", "j")
+REPORTS = ("8", "9", "N", "j", "3", "r", "h")
 # Required by the dictionary but filled by the gateway when absent (so optional in requests).
 GATEWAY_FILLED: dict[str, frozenset[str]] = {
     "D": frozenset({"TransactTime", "HandlInst"}),

@@ -48,6 +48,8 @@ class ClientConfig(Table):
     burst: Positive = 100  # token bucket size
     max_order_qty: Decimal | None = None
     max_notional: Decimal | None = None
+    # cancel the client's open orders when its last stream connection is gone (see presence.py)
+    cancel_on_disconnect: bool = False
 
 
 class GatewaySection(Table):
@@ -72,6 +74,10 @@ class GatewaySection(Table):
     ws_heartbeat: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     ws_buffer_limit: Positive = 4 << 20  # bytes queued for one WS client before it is dropped
     ws_replay_batch: Positive = 500
+    # seconds a client may be without a stream before cancel on disconnect acts
+    cancel_on_disconnect_grace: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    # seconds a REST call waits for the broker's answer (order status, positions, balance)
+    inquiry_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     log_level: LogLevel = "info"
     tls_cert: Path | None = None  # PEM certificate (chain): REST over HTTPS and the stream over WSS
     tls_key: Path | None = None  # its PEM private key

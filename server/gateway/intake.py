@@ -131,12 +131,12 @@ class Intake:
         self._carried = tuple(n for n in CARRIED_FIELDS if n in replace_fields)
 
     # ------------------------------------------------------------------ shared steps
-    async def _admit(self, client: ClientConfig, broker_id: str | None = None) -> None:
+    async def _admit(self, client: ClientConfig, broker_id: str | None = None, throttle: bool = True) -> None:
         """Step 1, and the wait for a hub that stopped reading (before anything is staged)."""
         if self.failed is not None:
             raise ApiError(503, "journal_failed", "the gateway cannot write its journal; it takes no "
                            "requests until restarted", headers=[("retry-after", "5")])
-        wait = self.buckets[client.id].take()
+        wait = self.buckets[client.id].take() if throttle else 0
         if wait > 0:
             self.metrics.rejected.labels("throttled").inc()
             raise ApiError(429, "throttled", f"request rate above {client.rate:g}/s for this client",
@@ -380,8 +380,9 @@ class Intake:
         return _order_answer(new)
 
     # ------------------------------------------------------------------ F
-    async def cancel_order(self, client: ClientConfig, orig_id: str, raw: bytes) -> bytes:
-        await self._admit(client)
+    async def cancel_order(self, client: ClientConfig, orig_id: str, raw: bytes, throttle: bool = True) -> bytes:
+        """OrderCancelRequest; ``throttle=False`` for the gateway's own cancels (on disconnect)."""
+        await self._admit(client, throttle=throttle)
         body: dict[str, Any] = {}
         if raw.strip():
             _, body = self._decode_body(raw)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -36,6 +37,7 @@ from server.gateway.journal import Journal, JournalFile
 from server.gateway.link import InboundMessage, Link
 from server.gateway.metrics import Metrics
 from server.gateway.orders import Order, OrderList
+from server.gateway.presence import Presence
 from server.gateway.projection import EventRow, OrderFilter, Projection
 from server.gateway.recovery import recover
 from server.gateway.reports import ReportsIn
@@ -77,6 +79,7 @@ class Gateway:
         self.intake = Intake(cfg, self.state, self.journal, self.fix_out, mapper, metrics, self.tracer)
         self.reports = ReportsIn(cfg, self.state, self.journal, self.fanout, link, metrics, self.tracer)
         self.views = Views(self.state)
+        self.presence = Presence(cfg, self.state, self.journal, self.fanout, self.intake.cancel_order)
         self._housekeeping: asyncio.TimerHandle | None = None
         self.reports.on_failure = self._journal_failed
         link.on_message = self.reports.on_message
@@ -113,7 +116,15 @@ class Gateway:
         self.metrics.projection_lag.set(self.projection.lag)
         self._housekeeping = asyncio.get_running_loop().call_later(HOUSEKEEPING_INTERVAL, self._housekeep)
 
+    def stream_opened(self, client_id: str, conn: Any) -> None:
+        """A stream connection of the client is authenticated (cancel on disconnect counts it)."""
+        self.presence.opened(client_id, conn, bool(getattr(conn, "cancel_on_disconnect", False)))
+
+    def stream_closed(self, client_id: str, conn: Any) -> None:
+        self.presence.closed(client_id, conn)
+
     async def close(self) -> None:
+        self.presence.stop()
         self.tracer.stop_counting()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
