@@ -62,7 +62,8 @@ class Messages:
         for t in REQUESTS:
             self.requests[t] = self._struct(t, request=True)
         for t in REPORTS:
-            self.reports[t] = self._struct(t, request=False)
+            if t in dd.messages:  # FIX 4.2 has no OrderMassCancelReport
+                self.reports[t] = self._struct(t, request=False)
         self.Header = self._object("Header", dd.header.members, required=frozenset(), top=False)
         for cls in (*self.requests.values(), *self.reports.values()):
             setattr(self, cls.__name__, cls)

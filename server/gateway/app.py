@@ -196,6 +196,15 @@ class RestApp:
                     return "orders.list", 200, _JSON, await self._list_orders(client, scope.query_string)
                 raise _method_not_allowed("GET, POST")
             cl = parts[2]
+            if n == 3 and cl == "mass-cancel":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                return "orders.mass_cancel", 202, _JSON, await gw.mass_cancel(client, await self._read(scope, proto))
+            if n == 4 and parts[3] == "status":
+                if method != "POST":
+                    raise _method_not_allowed("POST")
+                await self._read(scope, proto)
+                return "orders.status", 202, _JSON, await gw.status_order(client, cl)
             if n == 3:
                 if method == "GET":
                     return "orders.get", 200, _JSON, await gw.order_detail(client, cl)

@@ -50,11 +50,12 @@ def build_asyncapi(mapper: Any, begin_string: str) -> dict[str, Any]:
     """The AsyncAPI document; ``mapper`` (:class:`~server.gateway.mapping.JsonMapper`)
     supplies the Body schemas of the pushed messages."""
     dd = mapper.codec.dictionary
-    comps = mapper.components(list(PUSHED))["schemas"]
+    pushed = [t for t in PUSHED if t in dd.messages]  # FIX 4.2 has no r
+    comps = mapper.components(pushed)["schemas"]
     schemas: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     event_refs = []
-    for t in PUSHED:
+    for t in pushed:
         name = dd.message(t).name
         schemas[name] = comps[name]
         header = {"type": "object",

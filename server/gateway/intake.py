@@ -123,8 +123,12 @@ class Intake:
         # (MsgType, group) of each message the gateway sends -> whether it has TransactTime and
         # HandlInst, which _fill_defaults sets when a request leaves them out
         self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}
-        for key in (("D", None), ("G", None), ("F", None), ("E", None), ("E", "NoOrders"), ("K", None)):
-            names = mapper.fields_of(*key)
+        for key in (("D", None), ("G", None), ("F", None), ("E", None), ("E", "NoOrders"), ("K", None),
+                    ("q", None)):
+            try:
+                names = mapper.fields_of(*key)
+            except KeyError:  # a message this FIX version has not (FIX 4.2: no mass cancel)
+                continue
             self._default_flags[key] = ("TransactTime" in names, "HandlInst" in names)
         # Fields an order keeps for its replaces: those a replace request can carry too.
         replace_fields = mapper.fields_of("G")
@@ -249,7 +253,7 @@ class Intake:
         return _order_answer(existing)
 
     def _accept(self, session: str, msg_type: str, wire: bytes, broker_id: str,
-                fail: Callable[[str], None], trace: Any = None) -> None:
+                fail: Callable[[str], None], trace: Any = None, client_id: str = "") -> None:
         """Step 6: the staged records become durable (one journal write), then the message
         goes to the FIX session. A session found down here: the records say why (``fail``),
         and the request is answered 503."""
@@ -265,7 +269,7 @@ class Intake:
         if self.after_journal is not None:
             self.after_journal(msg_type)
         try:
-            self.fix_out.send(session, msg_type, wire, broker_id)
+            self.fix_out.send(session, msg_type, wire, broker_id, client_id)
         except LinkDown:
             fail("FIX session to the hub is not logged on")
             self.journal.commit()
@@ -313,7 +317,7 @@ class Intake:
             reject_order(order, reason, _now_ns())
             self.journal.put_order(order)
 
-        self._accept(session, "D", wire, broker.id, fail, self.tracer.start(cid, cl, received_ns))
+        self._accept(session, "D", wire, broker.id, fail, self.tracer.start(cid, cl, received_ns), cid)
         order.fix_body = None  # the session's store has it now (the journal keeps it for a restart)
         return _order_answer(order)
 
@@ -375,7 +379,7 @@ class Intake:
             self.journal.put_order(new)
             self.journal.put_order(orig)
 
-        self._accept(session, "G", wire, broker.id, fail)
+        self._accept(session, "G", wire, broker.id, fail, client_id=client.id)
         new.fix_body = None
         return _order_answer(new)
 
@@ -435,7 +439,7 @@ class Intake:
 
         # The answer shows the order as accepted.
         answer = _json.encode({**order_view(orig), "CancelClOrdID": cl})
-        self._accept(session, "F", wire, broker.id, fail)
+        self._accept(session, "F", wire, broker.id, fail, client_id=client.id)
         orig.cancel_body = None
         return answer
 
@@ -501,7 +505,7 @@ class Intake:
                 reject_order(o, reason, _now_ns())
                 self.journal.put_order(o)
 
-        self._accept(session, "E", wire, broker.id, fail)
+        self._accept(session, "E", wire, broker.id, fail, client_id=client.id)
         ol.fix_body = None
         return list_answer(ol)
 
@@ -542,6 +546,77 @@ class Intake:
             self.journal.put_list(ol)
 
         answer = _json.encode(list_view(ol, self.state))  # as accepted (see cancel_order)
-        self._accept(session, "K", wire, broker.id, fail)
+        self._accept(session, "K", wire, broker.id, fail, client_id=client.id)
         ol.cancel_body = None
         return answer
+
+    # ------------------------------------------------------------------ H
+    async def status_order(self, client: ClientConfig, cl: str) -> bytes:
+        """OrderStatusRequest (H): the broker answers with an ExecutionReport (ExecType I),
+        pushed on the stream; it refreshes the order's state."""
+        await self._admit(client)
+        order = self.state.get_order(client.id, cl)
+        if order is None:
+            raise ApiError(404, "not_found", f"no order {cl}")
+        broker = self._broker_of(order.broker)
+        req_id = f"{cl}~s{next(self._gen_ids)}.{_now_ns() % 1_000_000_000}"
+        req: dict[str, Any] = {"ClOrdID": cl, "Symbol": order.Symbol, "Side": order.Side, "OrdStatusReqID": req_id}
+        if order.OrderID:
+            req["OrderID"] = order.OrderID
+        if order.Account:
+            req["Account"] = order.Account
+        problems: list[FieldProblem] = []
+        names = self.mapper.fields_of("H")
+        wire = self._map("H", {k: v for k, v in req.items() if k in names}, client.id, problems)
+        if problems:
+            raise self._invalid("order status request", problems, "invalid_request")
+        session = self.fix_out.session_for(broker)
+        self._accept(session, "H", wire, broker.id, lambda reason: None, client_id=client.id)
+        return _json.encode({**order_view(order), "OrdStatusReqID": req_id if "OrdStatusReqID" in names else None})
+
+    # ------------------------------------------------------------------ q
+    async def mass_cancel(self, client: ClientConfig, raw: bytes) -> bytes:
+        """OrderMassCancelRequest (q) to one broker: the client's open orders there, of one
+        Symbol (MassCancelRequestType 1) or all (7), optionally of one Side or Account."""
+        await self._admit(client)
+        header, body = self._decode_body(raw)
+        problems: list[FieldProblem] = []
+        if "broker" in body:
+            body["DeliverToCompID"] = body.pop("broker")
+        broker = self._route(client, header, body, problems)
+        cl = body.get("ClOrdID")
+        if cl is None:
+            cl = body["ClOrdID"] = f"~m{next(self._gen_ids)}.{_now_ns() % 1_000_000_000}"
+        else:
+            cl = _check_id(cl, "ClOrdID", "$.ClOrdID", problems)
+        account = body.pop("Account", None)
+        if account is not None:
+            if not isinstance(account, str) or not account:
+                problems.append(FieldProblem("Account", "a non-empty string", "$.Account"))
+            elif client.accounts and account not in client.accounts:
+                raise ApiError(403, "forbidden", f"account {account} is not allowed for this client")
+        body.setdefault("MassCancelRequestType", "1" if "Symbol" in body else "7")
+        if body["MassCancelRequestType"] not in ("1", "7"):
+            problems.append(FieldProblem("MassCancelRequestType", "1 (one Symbol) or 7 (all orders)",
+                                         "$.MassCancelRequestType"))
+        elif body["MassCancelRequestType"] == "1" and "Symbol" not in body:
+            problems.append(FieldProblem("Symbol", "required for MassCancelRequestType 1", "$.Symbol"))
+        if ("q", None) not in self._default_flags:
+            raise ApiError(501, "not_supported", f"{self.fix_out.link.begin_string} has no OrderMassCancelRequest")
+        self._fill_defaults(body, "q")
+        wire = self._map("q", body, client.id, problems)
+        if problems or broker is None or cl is None:
+            raise self._invalid("mass cancel request", problems, "invalid_request")
+        if account is not None:
+            # FIX 4.4 has no Account on q: the venue reads the FIX 5.0 member at body level.
+            wire += b"1=" + account.encode() + b"\x01"
+        session = self.fix_out.session_for(broker)
+        self._accept(session, "q", wire, broker.id, lambda reason: None, client_id=client.id)
+        out: dict[str, Any] = {"ClOrdID": cl, "broker": broker.id,
+                               "MassCancelRequestType": body["MassCancelRequestType"], "state": "Sent"}
+        for key in ("Symbol", "Side"):
+            if key in body:
+                out[key] = body[key]
+        if account is not None:
+            out["Account"] = account
+        return _json.encode(out)

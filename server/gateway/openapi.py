@@ -88,7 +88,9 @@ _WRITE_ERRORS = {
 
 def build_openapi(mapper: Any, begin_string: str) -> dict[str, Any]:
     """The OpenAPI document; ``mapper`` supplies the message Body schemas (``components``)."""
-    comps = mapper.components(["D", "E", "G", "F", "K", "H", "q", "8", "9", "N", "j", "3", "r", "h"])
+    dd = mapper.codec.dictionary
+    comps = mapper.components([t for t in ("D", "E", "G", "F", "K", "H", "q", "8", "9", "N", "j", "3", "r", "h")
+                               if t in dd.messages])
     names = {t: mapper.codec.dictionary.message(t).name for t in ("D", "E", "G", "F", "K")}
     # The gateway removes DeliverToCompID from the Body before validating it.
     schemas = comps["schemas"]

@@ -56,6 +56,10 @@ class ReportsIn:
         self.metrics = metrics
         self.tracer = tracer
         self.on_failure = lambda exc: None  # told when the journal refuses a write
+        # TradingSessionStatus (h) last seen: (Symbol or "", TradingSessionID) -> its fields
+        self.trading_sessions: dict[tuple[str, str], dict[str, str | int]] = {}
+        # Answers to the gateway's own inquiries (positions, collateral, reference data), by MsgType.
+        self.answers: dict[bytes, Callable[[InboundMessage], None]] = {}
         # Called before a read's reports are journaled (crash tests kill the process here).
         self.before_journal: Callable[[], None] | None = None
 
@@ -88,6 +92,12 @@ class ReportsIn:
                 self._business_reject(msg)
             elif mt == b"3":
                 self._session_reject(msg, session)
+            elif mt == b"r":
+                self._by_request_id(msg, 11)
+            elif mt == b"h":
+                self._session_status(msg)
+            elif mt in self.answers:
+                self.answers[mt](msg)
         except Exception:  # one bad report must not stop the stream of the others
             log.exception("failed to process inbound %s", mt)
             self.metrics.unroutable.inc()
@@ -215,6 +225,33 @@ class ReportsIn:
             ol.updated_ns = _now_ns()
             self.journal.put_list(ol)
         self.fanout.publish(client_id, msg, _now_ns())
+
+    def _by_request_id(self, msg: InboundMessage, tag: int) -> None:
+        """A message about one client's request (``tag`` holds its namespaced id): pushed to it."""
+        ids = self._split(msg.get(tag))
+        if ids is None:
+            self.metrics.unroutable.inc()
+            return
+        self.fanout.publish(ids[0], msg, _now_ns())
+
+    def _session_status(self, msg: InboundMessage) -> None:
+        """TradingSessionStatus (h): kept for the instrument views, pushed to the advisor it
+        names (TargetSubID 57) or, when it names none, to every client of that broker."""
+        f = _text_fields(msg, (55, 57, 115, 336, 340, 625, 58))
+        session_id = f.get(336, "")
+        entry = {"TradingSessionID": session_id, "TradSesStatus": f.get(340, ""),
+                 "TradingSessionSubID": f.get(625, ""), "Text": f.get(58, ""), "broker": f.get(115, ""),
+                 "updated_ns": _now_ns()}
+        self.trading_sessions[(f.get(55, ""), session_id)] = entry
+        now = _now_ns()
+        advisor = f.get(57)
+        if advisor in self.cfg.clients:
+            self.fanout.publish(advisor, msg, now)
+            return
+        broker = f.get(115, "")
+        for cid, client in self.cfg.clients.items():
+            if not client.brokers or broker in client.brokers:
+                self.fanout.publish(cid, msg, now)
 
     def _list_live(self, client_id: str, ol: OrderList) -> bool:
         """Whether the broker has taken the list: a ListStatus or a report about a member came."""

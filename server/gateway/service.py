@@ -92,6 +92,8 @@ class Gateway:
         self.cancel_order = self.intake.cancel_order
         self.new_list = self.intake.new_list
         self.cancel_list = self.intake.cancel_list
+        self.status_order = self.intake.status_order
+        self.mass_cancel = self.intake.mass_cancel
         self.order_detail = self.views.order_detail
         self.list_detail = self.views.list_detail
         self.search_orders = self.views.search_orders

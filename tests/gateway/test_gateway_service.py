@@ -246,3 +246,61 @@ async def test_cancel_reject_of_a_filled_order_names_it(h: Harness) -> None:
     assert len(rejects) == 2
     for r in rejects:
         assert r["OrdStatus"] == "2" and r["OrderID"].startswith("LB"), r
+
+
+# --------------------------------------------------------------------------- advisor, status, mass cancel
+
+@service_test
+async def test_every_request_names_its_client_as_sender_sub_id(h: Harness) -> None:
+    await resting(h, "adv1")
+    await h.gw.replace_order(h.alpha, "adv1", json.dumps({"ClOrdID": "adv2", "OrderQty": "5"}).encode())
+    await h.until(lambda: h.order("adv2")["state"] == "New", "replaced")
+    await h.gw.cancel_order(h.alpha, "adv2", b"")
+    await h.gw.status_order(h.alpha, "adv2")
+    assert {mt for mt, _ in h.sent} == {"D", "G", "F", "H"}
+    assert all(f.get(50) == "alpha" and f[128] == "BRKA" for _, f in h.sent)
+    assert all(f[11].startswith("alpha:") for _, f in h.sent)  # the namespace stays
+
+
+@service_test
+async def test_order_status_request_refreshes_and_pushes(h: Harness) -> None:
+    await resting(h, "st1")
+    o = h.gw.get_order("alpha", "st1")
+    assert o is not None
+    o.OrdStatus = "A"  # as if the New report had been lost
+    answer = json.loads(await h.gw.status_order(h.alpha, "st1"))
+    assert answer["ClOrdID"] == "st1" and answer["OrdStatusReqID"].startswith("st1~s")
+    sent = h.last_sent("H")
+    assert (sent[11], sent[55], sent[54], sent[37]) == ("alpha:st1", "005930", "1", o.OrderID)
+    await h.until(lambda: any(e["message"]["Body"].get("ExecType") == "I" for e in h.events), "status pushed")
+    assert h.order("st1")["state"] == "New"
+    with pytest.raises(ApiError) as err:
+        await h.gw.status_order(h.alpha, "nope")
+    assert err.value.status == 404
+
+
+@service_test
+async def test_mass_cancel(h: Harness) -> None:
+    for cl, sym in (("mc1", "005930"), ("mc2", "005930"), ("mc3", "000660")):
+        await resting(h, cl, Symbol=sym)
+    answer = json.loads(await h.gw.mass_cancel(h.alpha, json.dumps(
+        {"broker": "BRKA", "Symbol": "005930", "Side": "1", "Account": "ACC1"}).encode()))
+    assert answer["MassCancelRequestType"] == "1" and answer["broker"] == "BRKA"
+    q = h.last_sent("q")
+    assert (q[530], q[55], q[54], q[1], q[50]) == ("1", "005930", "1", "ACC1", "alpha")
+    await h.until(lambda: h.order("mc1")["state"] == "Canceled" and h.order("mc2")["state"] == "Canceled",
+                  "cancelled")
+    assert h.order("mc3")["state"] == "New"
+    report = [e for e in h.events if e["message"]["Header"]["MsgType"] == "r"][-1]["message"]["Body"]
+    assert report["TotalAffectedOrders"] == "2" and report["ClOrdID"] == answer["ClOrdID"]
+    # everything else of the client at that broker
+    await h.gw.mass_cancel(h.alpha, json.dumps({"broker": "BRKA"}).encode())
+    assert h.last_sent("q")[530] == "7"
+    await h.until(lambda: h.order("mc3")["state"] == "Canceled", "all cancelled")
+    with pytest.raises(ApiError) as err:
+        await h.gw.mass_cancel(h.alpha, json.dumps({"broker": "BRKA", "MassCancelRequestType": "3",
+                                                    "Side": "X"}).encode())
+    assert err.value.status == 422 and {"MassCancelRequestType", "Side"} <= {p.field for p in err.value.errors}
+    with pytest.raises(ApiError) as err:
+        await h.gw.mass_cancel(h.alpha, json.dumps({"broker": "BRKA", "Account": "OTHER"}).encode())
+    assert err.value.status == 403
