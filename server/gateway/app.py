@@ -234,6 +234,20 @@ class RestApp:
                     raise _method_not_allowed("POST")
                 return "lists.cancel", 202, _JSON, await gw.cancel_list(client, parts[2],
                                                                         await self._read(scope, proto))
+        elif res == "instruments" and n in (2, 3):
+            if method != "GET":
+                raise _method_not_allowed("GET")
+            q = _query(scope.query_string)
+            return ("instruments", 200, _JSON,
+                    await gw.instruments_view(client, q.get("broker"), parts[2] if n == 3 else None))
+        elif res == "accounts" and n == 4 and parts[3] in ("positions", "balance"):
+            if method != "GET":
+                raise _method_not_allowed("GET")
+            q = _query(scope.query_string)
+            if parts[3] == "positions":
+                return "accounts.positions", 200, _JSON, await gw.positions(client, parts[2], q.get("broker"),
+                                                                           q.get("symbol"))
+            return "accounts.balance", 200, _JSON, await gw.balance(client, parts[2], q.get("broker"))
         elif res == "brokers" and n == 2:
             if method != "GET":
                 raise _method_not_allowed("GET")
@@ -284,6 +298,11 @@ class RestApp:
             last = orders[-1]
             nxt = base64.urlsafe_b64encode(f"{last.created_ns}:{last.num}".encode()).decode().rstrip("=")
         return _json.encode({"orders": [order_view(o) for o in orders], "next": nxt})
+
+
+def _query(query: str) -> dict[str, str]:
+    """Query parameters, the last value of each."""
+    return {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
 
 
 _READ_ONLY = frozenset(("healthz", "readyz", "metrics", "openapi.json", "asyncapi.json", "docs", "stream-info"))

@@ -78,6 +78,8 @@ class GatewaySection(Table):
     cancel_on_disconnect_grace: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     # seconds a REST call waits for the broker's answer (order status, positions, balance)
     inquiry_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # TOML [[instruments]] answering GET /v1/instruments when the broker cannot (see inquiries.py)
+    instruments_file: Path | None = None
     log_level: LogLevel = "info"
     tls_cert: Path | None = None  # PEM certificate (chain): REST over HTTPS and the stream over WSS
     tls_key: Path | None = None  # its PEM private key
@@ -113,7 +115,7 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
     if (g.tls_cert is None) != (g.tls_key is None):
         raise config_error(where, "gateway.tls_key" if g.tls_key is None else "gateway.tls_cert",
                            "tls_cert and tls_key go together")
-    for key in ("fix_settings", "tls_cert", "tls_key"):
+    for key in ("fix_settings", "tls_cert", "tls_key", "instruments_file"):
         existing_file(where, f"gateway.{key}", getattr(g, key))
     cfg = GatewayConfig(path=path, **msgspec.structs.asdict(g))
 

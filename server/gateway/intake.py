@@ -44,7 +44,7 @@ from server.gateway._intake import namespace as _namespace
 from server.gateway._intake import order_answer as _order_answer
 from server.gateway._intake import order_record as _order_record
 from server.gateway.auth import TokenBucket
-from server.gateway.checks import check_order_fields
+from server.gateway.checks import check_order_fields, to_decimal
 from server.gateway.config import BrokerConfig, ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError, FieldProblem
 from server.gateway.fix_out import FixOut, LinkDown, session_down
@@ -130,6 +130,8 @@ class Intake:
             except KeyError:  # a message this FIX version has not (FIX 4.2: no mass cancel)
                 continue
             self._default_flags[key] = ("TransactTime" in names, "HandlInst" in names)
+        # Symbol -> today's (lower, upper) price limits (the inquiries stage keeps it up to date)
+        self.price_limits: dict[str, tuple[Decimal, Decimal]] = {}
         # Fields an order keeps for its replaces: those a replace request can carry too.
         replace_fields = mapper.fields_of("G")
         self._carried = tuple(n for n in CARRIED_FIELDS if n in replace_fields)
@@ -278,6 +280,16 @@ class Intake:
         tracer.fix_written(trace)
         self.metrics.orders.labels(msg_type).inc()
 
+    def _check_limits(self, entry: dict[str, Any], path: str, problems: list[FieldProblem]) -> None:
+        """A limit price outside the instrument's daily limits (when they are known)."""
+        limits = self.price_limits.get(entry.get("Symbol"))  # type: ignore[arg-type]
+        if limits is None or "Price" not in entry:
+            return
+        price = to_decimal(entry["Price"])
+        if price is not None and not limits[0] <= price <= limits[1]:
+            problems.append(FieldProblem("Price", f"outside today's price limits {limits[0]}..{limits[1]}",
+                                         f"{path}.Price"))
+
     def _carry(self, body: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         """The fields of ``body`` a later replace repeats when it leaves them out."""
         return tuple((n, v if type(v) is str else str(v)) for n in self._carried if (v := body.get(n)) is not None)
@@ -300,6 +312,8 @@ class Intake:
         broker = self._route(client, header, body, problems)
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker), "$", problems)
+        if self.price_limits:
+            self._check_limits(body, "$", problems)
         self._fill_defaults(body, "D")
         wire = self._map("D", body, cid, problems)
         if problems or cl is None or broker is None:
@@ -357,6 +371,8 @@ class Intake:
         body["OrigClOrdID"] = orig_id
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker), "$", problems)
+        if self.price_limits:
+            self._check_limits(body, "$", problems)
         self._fill_defaults(body, "G")
         wire = self._map("G", body, client.id, problems)
         if problems or cl is None:
@@ -475,6 +491,8 @@ class Intake:
             self._check_account(client, entry)
             entry.setdefault("ListSeqNo", str(i + 1))
             check_order_fields(entry, client, tick, path, problems)
+            if self.price_limits:
+                self._check_limits(entry, path, problems)
         body.setdefault("TotNoOrders", str(len(entries)))
         body.setdefault("BidType", "3")  # no bidding process
         self._fill_defaults(body, "E")

@@ -158,6 +158,8 @@ class LoopbackLink(Link):
             self._status(f)
         elif msg_type == "q":
             self._mass_cancel(f)
+        elif msg_type in ("AN", "BB", "x"):
+            self._inquiry(msg_type, f)
         elif msg_type == "K":
             list_id = f.get(66, "")
             for cl in self._lists.get(list_id, []):
@@ -294,6 +296,46 @@ class LoopbackLink(Link):
         for cl, o in hits:
             self._er(o, "4", "4", 0, cl=cl)
             self._close(cl)
+
+    # (Symbol, ISIN, name, base price) of the simulated listing
+    LISTING = (("005930", "KR7005930003", "Samsung Electronics", 70000),
+               ("000660", "KR7000660001", "SK hynix", 180000))
+
+    def _inquiry(self, msg_type: str, f: dict[int, str]) -> None:
+        """Positions (one holding of 100 shares of the first listed instrument per account),
+        collateral (a fixed cash balance less what open buy orders hold) and the listing."""
+        from server.krx import price_limits, tick_size
+
+        broker = f.get(128, "")
+        if msg_type == "AN":
+            code, isin, _, base = self.LISTING[0]
+            common = [(115, broker), (710, f.get(710, "")), (1, f.get(1, "")), (581, f.get(581, "1"))]
+            self._emit("AO", [*common[:2], (721, f"P{next(self._ids)}"), (727, 1), (728, "0"), (729, "0"),
+                              *common[2:]])
+            self._emit("AP", [*common[:2], (721, f"P{next(self._ids)}"), (724, "0"), (727, 1), (728, "0"),
+                              *common[2:], (715, f.get(715, "")), (55, code), (48, isin), (22, "4"),
+                              (730, base), (731, "2"), (734, base),
+                              (702, [[(703, "FIN"), (704, 100), (705, 0)]]),
+                              (753, [[(707, "FMTM"), (708, 100 * base)]])])
+        elif msg_type == "BB":
+            held = sum((o.qty - o.cum) * int(Decimal(o.f.get(44) or "0")) for o in self._orders.values()
+                       if o.f.get(54) == "1" and o.f.get(1) == f.get(1))
+            cash = 100_000_000
+            self._emit("BA", [(115, broker), (908, f"C{next(self._ids)}"), (909, f.get(909, "")), (910, "3"),
+                              (1, f.get(1, "")), (15, "KRW"), (899, cash - held), (901, held), (922, cash),
+                              (900, cash + 100 * self.LISTING[0][3])])
+        else:
+            entries = []
+            for code, isin, name, base in self.LISTING:
+                if f.get(559) == "0" and f.get(55) != code:
+                    continue
+                lo, hi = price_limits(base)
+                entries.append([(55, code), (48, isin), (22, "4"), (107, name), (762, "KOSPI"),
+                                (232, [[(233, "MININCR"), (234, tick_size(base))], [(233, "PRICE"), (234, f"{lo}-{hi}")]]),
+                                (662, base), (663, "2"), (336, "REGULAR"), (625, "CONTINUOUS")])
+            self._emit("y", [(115, broker), (320, f.get(320, "")), (322, f"S{next(self._ids)}"),
+                             (560, "0" if entries else "2"), (393, len(entries)), (893, "Y"),
+                             (146, entries)])
 
     def _emit(self, msg_type: str, fields: list[tuple[int, Any]]) -> None:
         from fastfix.codec import encode, parse

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from server.gateway._reports import text_fields as _text_fields
 from server.gateway.config import GatewayConfig
@@ -60,6 +61,7 @@ class ReportsIn:
         self.trading_sessions: dict[tuple[str, str], dict[str, str | int]] = {}
         # Answers to the gateway's own inquiries (positions, collateral, reference data), by MsgType.
         self.answers: dict[bytes, Callable[[InboundMessage], None]] = {}
+        self.inquiries: Any = None  # the inquiries stage: told of business rejects naming its requests
         # Called before a read's reports are journaled (crash tests kill the process here).
         self.before_journal: Callable[[], None] | None = None
 
@@ -261,7 +263,11 @@ class ReportsIn:
                    for m in ol.members)
 
     def _business_reject(self, msg: InboundMessage) -> None:
-        ids = self._split(msg.get(379))
+        ref_raw = msg.get(379)
+        if self.inquiries is not None and ref_raw and self.inquiries.refused(
+                ref_raw.decode("latin-1"), (msg.get(58) or b"business message rejected").decode("latin-1")):
+            return
+        ids = self._split(ref_raw)
         if ids is None:
             self.metrics.unroutable.inc()
             log.warning("BusinessMessageReject without a routable BusinessRejectRefID: %r", msg.get(379))

@@ -32,6 +32,7 @@ import msgspec
 from server.gateway.config import ClientConfig, GatewayConfig
 from server.gateway.fanout import Fanout, Subscriber
 from server.gateway.fix_out import FixOut
+from server.gateway.inquiries import Inquiries
 from server.gateway.intake import Intake, Mapper, MappingFailed
 from server.gateway.journal import Journal, JournalFile
 from server.gateway.link import InboundMessage, Link
@@ -79,6 +80,11 @@ class Gateway:
         self.intake = Intake(cfg, self.state, self.journal, self.fix_out, mapper, metrics, self.tracer)
         self.reports = ReportsIn(cfg, self.state, self.journal, self.fanout, link, metrics, self.tracer)
         self.views = Views(self.state)
+        self.inquiries = Inquiries(cfg, self.fix_out, mapper)
+        self.reports.answers = self.inquiries.handlers()
+        self.reports.inquiries = self.inquiries
+        self.inquiries.sessions = self.reports.trading_sessions
+        self.intake.price_limits = self.inquiries.price_limits
         self.presence = Presence(cfg, self.state, self.journal, self.fanout, self.intake.cancel_order)
         self._housekeeping: asyncio.TimerHandle | None = None
         self.reports.on_failure = self._journal_failed
@@ -94,6 +100,9 @@ class Gateway:
         self.cancel_list = self.intake.cancel_list
         self.status_order = self.intake.status_order
         self.mass_cancel = self.intake.mass_cancel
+        self.positions = self.inquiries.positions
+        self.balance = self.inquiries.balance
+        self.instruments_view = self.inquiries.instruments_view
         self.order_detail = self.views.order_detail
         self.list_detail = self.views.list_detail
         self.search_orders = self.views.search_orders

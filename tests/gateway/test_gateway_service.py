@@ -77,8 +77,8 @@ class Harness:
         return [f for mt, f in self.sent if mt == msg_type][-1]
 
 
-async def _harness(tmp_path: Path, test: Callable[[Harness], Awaitable[None]]) -> None:
-    cfg = parse_config(tomllib.loads(gateway_toml()), tmp_path / "gw.toml")
+async def _harness(tmp_path: Path, test: Callable[[Harness], Awaitable[None]], extra: str = "") -> None:
+    cfg = parse_config(tomllib.loads(gateway_toml(extra=extra)), tmp_path / "gw.toml")
     link = LoopbackLink()
     gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
     gw.recover()
@@ -90,12 +90,16 @@ async def _harness(tmp_path: Path, test: Callable[[Harness], Awaitable[None]]) -
         await gw.close()
 
 
-def service_test(test: Callable[[Harness], Awaitable[None]]) -> Callable[[Path], None]:
-    """A test of the harness, run on its own event loop (bounded in time)."""
+def service_test(test: Callable[[Harness], Awaitable[None]], extra: str = "",
+                 files: dict[str, str] | None = None) -> Callable[[Path], None]:
+    """A test of the harness, run on its own event loop (bounded in time); ``extra`` adds
+    ``[gateway]`` keys, ``files`` are written beside the configuration first."""
 
     @functools.wraps(test)
     def wrapper(tmp_path: Path) -> None:
-        run(_harness(tmp_path, test), 60)
+        for name, text in (files or {}).items():
+            (tmp_path / name).write_text(text)
+        run(_harness(tmp_path, test, extra), 60)
 
     wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter("tmp_path", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
@@ -304,3 +308,84 @@ async def test_mass_cancel(h: Harness) -> None:
     with pytest.raises(ApiError) as err:
         await h.gw.mass_cancel(h.alpha, json.dumps({"broker": "BRKA", "Account": "OTHER"}).encode())
     assert err.value.status == 403
+
+
+# --------------------------------------------------------------------------- inquiries
+
+STATIC = """
+[[instruments]]
+Symbol = "005930"
+name = "Samsung Electronics"
+market = "KOSPI"
+base_price = 70000
+
+[[instruments]]
+Symbol = "035720"
+name = "Kakao"
+market = "KOSPI"
+base_price = 40000
+"""
+
+
+async def _positions_balance_instruments(h: Harness) -> None:
+    pos = json.loads(await h.gw.positions(h.alpha, "ACC1", "BRKA", None))
+    an = h.last_sent("AN")
+    assert (an[1], an[50], an[724], an[448]) == ("ACC1", "alpha", "0", "alpha")
+    assert pos["RequestForPositionsAck"]["PosReqResult"] == "0"
+    assert pos["PositionReports"][0]["NoPositions"][0]["LongQty"] == "100"
+    bal = json.loads(await h.gw.balance(h.alpha, "ACC1", "BRKA"))
+    assert bal["CollateralReport"]["MarginExcess"] == "100000000"
+    with pytest.raises(ApiError) as err:
+        await h.gw.positions(h.alpha, "OTHER", "BRKA", None)  # not this client's account
+    assert err.value.status == 403
+    with pytest.raises(ApiError) as err:
+        await h.gw.balance(h.alpha, "ACC1", None)  # alpha has two brokers
+    assert err.value.status == 400
+    listing = json.loads(await h.gw.instruments_view(h.alpha, "BRKA", None))["instruments"]
+    samsung = next(i for i in listing if i["Symbol"] == "005930")
+    assert (samsung["lower_limit"], samsung["upper_limit"], samsung["tick_size"], samsung["base_price"]) == (
+        "49000", "91000", "100", "70000")
+    # the limits are checked at intake from now on
+    with pytest.raises(ApiError) as err:
+        await h.gw.new_order(h.alpha, body(ClOrdID="lim1", Price="95000"))
+    assert err.value.status == 422 and "price limits" in err.value.errors[0].reason
+    await h.gw.new_order(h.alpha, body(ClOrdID="lim2", Price="90000"))
+
+test_positions_balance_and_instruments_through_the_broker = service_test(_positions_balance_instruments)
+
+
+async def _timeout_and_fallback(h: Harness) -> None:
+    h.link.silent.update({"AN", "x"})
+    with pytest.raises(ApiError) as err:
+        await h.gw.positions(h.alpha, "ACC1", "BRKA", None)
+    assert err.value.status == 504
+    assert not h.gw.inquiries.pending
+    listing = json.loads(await h.gw.instruments_view(h.alpha, "BRKA", None))
+    assert {i["Symbol"] for i in listing["instruments"]} == {"005930", "035720"}
+    assert all(i["source"] == "static" for i in listing["instruments"]) and "fallback_reason" in listing
+    kakao = json.loads(await h.gw.instruments_view(h.alpha, "BRKA", "035720"))
+    assert (kakao["lower_limit"], kakao["upper_limit"], kakao["tick_size"]) == ("28000", "52000", "50")
+    # static limits are checked at intake too
+    with pytest.raises(ApiError) as err:
+        await h.gw.new_order(h.alpha, body(ClOrdID="lim3", Symbol="035720", Price="60000"))
+    assert err.value.status == 422
+
+
+test_inquiry_timeout_and_static_instruments = service_test(
+    _timeout_and_fallback, extra='inquiry_timeout = 0.2\ninstruments_file = "instruments.toml"',
+    files={"instruments.toml": STATIC})
+
+
+async def _refused_by_the_hub(h: Harness) -> None:
+    h.link.silent.add("BB")
+    task = asyncio.ensure_future(h.gw.balance(h.alpha, "ACC1", "BRKA"))
+    await h.until(lambda: bool(h.gw.inquiries.pending), "request sent")
+    ref = next(iter(h.gw.inquiries.pending))
+    h.inject("j", [(45, h.link.last_seq_num), (372, "BB"), (379, ref), (380, "4"),
+                   (58, "DeliverToCompID BRKA is not logged on")])
+    with pytest.raises(ApiError) as err:
+        await task
+    assert err.value.status == 502 and "not logged on" in err.value.message
+
+
+test_inquiry_refused_by_the_hub = service_test(_refused_by_the_hub)
