@@ -80,6 +80,8 @@ class GatewaySection(Table):
     inquiry_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     # TOML [[instruments]] answering GET /v1/instruments when the broker cannot (see inquiries.py)
     instruments_file: Path | None = None
+    # ask each broker, for each client, for trading-session status changes (pushed as events)
+    subscribe_session_status: bool = False
     log_level: LogLevel = "info"
     tls_cert: Path | None = None  # PEM certificate (chain): REST over HTTPS and the stream over WSS
     tls_key: Path | None = None  # its PEM private key

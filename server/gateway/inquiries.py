@@ -243,6 +243,28 @@ class Inquiries:
             self.pending.pop(req_id, None)
         return p
 
+    def subscribe_sessions(self, session: str) -> int:
+        """TradingSessionStatusRequest (g, snapshot and updates) for every client of every broker
+        reached through ``session`` (just logged on): the broker forwards the KRX session
+        changes to each advisor that asked. Returns the number of requests sent."""
+        if not self.cfg.subscribe_session_status:
+            return 0
+        n = 0
+        for broker in self.cfg.brokers.values():
+            if self.fix_out.session_of(broker) != session:
+                continue
+            for client in self.cfg.clients.values():
+                if client.brokers and broker.id not in client.brokers:
+                    continue
+                body = {"TradSesReqID": f"~t{next(self._ids)}.{time.time_ns() % 1_000_000_000}",
+                        "SubscriptionRequestType": "1"}
+                try:
+                    self.fix_out.send(session, "g", self.mapper.to_body("g", body), broker.id, client.id)
+                    n += 1
+                except LinkDown:
+                    return n
+        return n
+
     async def positions(self, client: ClientConfig, account: str, broker_id: str | None,
                         symbol: str | None) -> bytes:
         self.check_account(client, account)
@@ -314,7 +336,7 @@ class Inquiries:
         for inst in items.values():
             view = msgspec.structs.asdict(inst)
             view = {k: v for k, v in view.items() if v is not None}
-            session = self.sessions.get((inst.Symbol, "")) or self.sessions.get(("", "REGULAR"))
+            session = self._session_of(inst.Symbol)
             if session is not None:
                 view["session"] = {k: v for k, v in session.items() if k != "updated_ns" and v != ""}
             out.append(view)
@@ -326,6 +348,16 @@ class Inquiries:
         if reason:
             answer["fallback_reason"] = reason
         return _json.encode(answer)
+
+    def _session_of(self, symbol: str) -> dict[str, Any] | None:
+        """The latest trading-session status naming ``symbol`` (a volatility interruption),
+        else the latest of the market's regular session."""
+        own = [v for (sym, _), v in self.sessions.items() if sym == symbol]
+        if own:
+            latest = max(own, key=lambda v: v["updated_ns"])
+            if latest.get("TradSesStatus") == "1":  # still interrupted
+                return latest
+        return self.sessions.get(("", "REGULAR"))
 
     def _set_limits(self, inst: Instrument) -> None:
         if inst.lower_limit is not None and inst.upper_limit is not None:

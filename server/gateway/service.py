@@ -156,6 +156,7 @@ class Gateway:
         self.metrics.session_up.labels(session).set(1 if up else 0)
         if up:
             self.fix_out.on_logon(session)
+            self.inquiries.subscribe_sessions(session)
 
     # ------------------------------------------------------------------ shared reads
     @property

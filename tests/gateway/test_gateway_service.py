@@ -389,3 +389,26 @@ async def _refused_by_the_hub(h: Harness) -> None:
 
 
 test_inquiry_refused_by_the_hub = service_test(_refused_by_the_hub)
+
+
+async def _session_status(h: Harness) -> None:
+    # subscribed at logon (before the harness spied): ask again to see the requests
+    h.gw.inquiries.subscribe_sessions("LOOPBACK")
+    subs = [(f[128], f[50]) for mt, f in h.sent if mt == "g"]
+    assert sorted(subs) == [("BRKA", "alpha"), ("BRKA", "beta"), ("BRKA", "gamma"), ("BRKB", "alpha"),
+                            ("BRKB", "gamma"), ("BRKC", "gamma")]
+    assert all(f[263] == "1" for mt, f in h.sent if mt == "g")
+    h.inject("h", [(115, "BRKA"), (57, "alpha"), (335, "~t1"), (336, "REGULAR"), (340, "2"),
+                   (625, "CONTINUOUS"), (325, "Y")])
+    h.inject("h", [(115, "BRKA"), (57, "alpha"), (336, "REGULAR"), (340, "1"), (625, "VI_DYNAMIC"),
+                   (55, "005930"), (58, "dynamic volatility interruption on 005930")])
+    await h.until(lambda: len(h.events) >= 2, "session events")
+    bodies = [e["message"]["Body"] for e in h.events if e["message"]["Header"]["MsgType"] == "h"]
+    assert [b["TradSesStatus"] for b in bodies] == ["2", "1"]
+    assert h.gw.seq.get("beta", 0) == 0  # addressed to alpha only
+    inst = json.loads(await h.gw.instruments_view(h.alpha, "BRKA", "005930"))
+    assert inst["session"]["TradingSessionSubID"] == "VI_DYNAMIC"
+
+
+test_trading_session_status_is_subscribed_and_pushed = service_test(
+    _session_status, extra="subscribe_session_status = true")
