@@ -18,13 +18,19 @@ TIMEOUT = 10.0
 
 def hub_files(tmp: Path, parties: dict[str, str], *, default_policy: str = "reject",
               policies: dict[str, str] | None = None, hold_timeout: float = 0,
-              port: int = 0, begin: str = "FIX.4.4", stores: bool = True) -> Path:
-    """Write hub.toml + hub.cfg for ``parties`` (CompID -> role); returns the TOML path."""
+              port: int = 0, begin: str = "FIX.4.4", stores: bool = True,
+              allow_unknown: bool = False) -> Path:
+    """Write hub.toml + hub.cfg for ``parties`` (CompID -> role); returns the TOML path.
+
+    ``allow_unknown``: AllowUnknownMsgFields=Y, as a hub that carries the exchange's
+    reference data (FIX 5.0 fields on FIX 4.4 messages) needs.
+    """
     policies = policies or {}
     store = {"FileStorePath": tmp / "hub" / "store", "FileLogPath": tmp / "hub" / "log"} if stores else {}
     (tmp / "hub.cfg").write_text(fix_settings(
         *(session(begin, target=comp) for comp in parties), **acceptor(port), **ALL_DAY, HeartBtInt=30,
-        SenderCompID="HUB", UseDataDictionary=True, **store))
+        SenderCompID="HUB", UseDataDictionary=True, **store,
+        **({"AllowUnknownMsgFields": True} if allow_unknown else {})))
     toml = ["[hub]", 'fix_settings = "hub.cfg"', f'on_destination_down = "{default_policy}"',
             f"hold_timeout = {hold_timeout}", f'database = "{tmp / "hub" / "hub.db"}"',
             f'ports_file = "{tmp / "hub.ports.json"}"', ""]
@@ -64,13 +70,14 @@ class Parties:
     """One initiator holding a session to the hub for each named CompID."""
 
     def __init__(self, port: int, comps: Iterable[str], begin: str = "FIX.4.4",
-                 target: str = "HUB") -> None:
+                 target: str = "HUB", allow_unknown: bool = False) -> None:
         self.app = Recorder()
         self.settings = SessionSettings.from_dict(
             [{"SenderCompID": c, "TargetCompID": target} for c in comps],
             default={"ConnectionType": "initiator", "BeginString": begin, "HeartBtInt": 30,
                      "SocketConnectHost": "127.0.0.1", "SocketConnectPort": port,
-                     "ReconnectInterval": 1, "UseDataDictionary": "Y"},
+                     "ReconnectInterval": 1, "UseDataDictionary": "Y",
+                     **({"AllowUnknownMsgFields": "Y"} if allow_unknown else {})},
         )
         self.engine = Initiator(self.settings, self.app)
         self.sids = {sid.sender_comp_id: sid for sid in self.settings.sessions()}

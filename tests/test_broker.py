@@ -30,7 +30,7 @@ def s(v: bytes | None) -> str | None:
 def broker_files(tmp: Path, comp: str, exchange_comp: str, exchange_begin: str) -> Path:
     (tmp / f"{comp}.cfg").write_text(fix_settings(
         session("FIX.4.4", comp, "HUB"), session(exchange_begin, exchange_comp, "KRX"),
-        **initiator(1), **ALL_DAY, HeartBtInt=30, UseDataDictionary=True))
+        **initiator(1), **ALL_DAY, HeartBtInt=30, UseDataDictionary=True, AllowUnknownMsgFields=True))
     (tmp / f"{comp}.toml").write_text(f"""
 [broker]
 fix_settings = "{comp}.cfg"
@@ -42,6 +42,17 @@ cash = {CASH}
 holdings = {{ "005930" = 100 }}
 [[accounts]]
 id = "ACC-AM"
+cash = {CASH}
+[[accounts]]
+id = "ACC-ADV-A"
+owners = ["GATEWAY"]
+advisors = ["ADV-A"]
+cash = {CASH}
+holdings = {{ "005930" = 40, "000660" = 7 }}
+[[accounts]]
+id = "ACC-ADV-B"
+owners = ["GATEWAY"]
+advisors = ["ADV-B"]
 cash = {CASH}
 """)
     return tmp / f"{comp}.toml"
@@ -56,13 +67,15 @@ class Chain:
     async def start(self, tmp: Path) -> None:
         (tmp / "exchange.cfg").write_text(fix_settings(
             session("FIX.4.4", target="BROKER1"), session("FIX.4.2", target="BROKER2"),
+            session("FIX.4.4", target="MM"),
             **acceptor(), **ALL_DAY, SenderCompID="KRX", UseDataDictionary=True))
         self.exchange = ExchangeServer(parse_config(
             {"exchange": {"fix_settings": "exchange.cfg", "clock": "always-open", "liquidity_seed": 7,
                           "fix_port": 0}}, tmp / "exchange.toml"))
         await self.exchange.start()
         self.hub = HubServer(load_hub_config(hub_files(
-            tmp, {"GATEWAY": "buy-side", "AM1": "buy-side", "KIWOOM": "broker", "MIRAE": "broker"})))
+            tmp, {"GATEWAY": "buy-side", "AM1": "buy-side", "KIWOOM": "broker", "MIRAE": "broker"},
+            allow_unknown=True)))
         await self.hub.start()
         for comp, ex_comp, begin in (("KIWOOM", "BROKER1", "FIX.4.4"), ("MIRAE", "BROKER2", "FIX.4.2")):
             cfg = load_config(broker_files(tmp, comp, ex_comp, begin))
@@ -83,7 +96,7 @@ async def chain(tmp: Path) -> AsyncIterator[tuple[Chain, Parties]]:
     c = Chain()
     try:
         await c.start(tmp)
-        async with Parties(c.hub.port, ("GATEWAY", "AM1")) as p:
+        async with Parties(c.hub.port, ("GATEWAY", "AM1"), allow_unknown=True) as p:
             yield c, p
     finally:
         await c.stop()
@@ -265,8 +278,230 @@ def test_ledger_survives_a_restart(tmp_path: Path) -> None:
     again.close()
 
 
+def test_advisors_config_errors_name_the_key(tmp_path: Path) -> None:
+    from fastfix.errors import ConfigError
+    from server.broker.config import parse_config as parse_broker
+
+    broker_files(tmp_path, "KIWOOM", "BROKER1", "FIX.4.4")
+    base = {"broker": {"fix_settings": "KIWOOM.cfg"}}
+    for bad in ("ADV-A", ["ADV-A", ""], [1]):
+        with pytest.raises(ConfigError, match=r"accounts\[0\]\.advisors(\[\d\])?: "):
+            parse_broker({**base, "accounts": [{"id": "A", "advisors": bad}]}, tmp_path / "KIWOOM.toml")
+    cfg = parse_broker({**base, "accounts": [{"id": "A", "advisors": ["ADV-A"]}]}, tmp_path / "KIWOOM.toml")
+    assert cfg.accounts["A"].advisors == ["ADV-A"]
+
+
 def test_example_configurations_are_valid() -> None:
     root = Path(__file__).resolve().parents[1]
     for name in ("broker-kiwoom.toml", "broker-mirae.toml"):
         cfg = load_config(root / "examples" / name)
         assert cfg.hub == "HUB" and "ALPHA-01" in cfg.accounts
+
+
+# --------------------------------------------------------------------------- advisors
+
+
+def adv_order(clordid: str, advisor: str | None, account: str, *, qty: int = 10, price: int = 60000,
+              side: str = "1", symbol: str = "005930", broker: str = "KIWOOM") -> list[tuple[int, Any]]:
+    """A limit order from GATEWAY on behalf of ``advisor`` (SenderSubID 50)."""
+    sub = [(50, advisor)] if advisor else []
+    return [*sub, *order(clordid, broker, qty=qty, price=price, side=side, symbol=symbol, account=account)]
+
+
+def test_accounts_belong_to_advisors(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            await p.send("GATEWAY", "D", adv_order("a1", "ADV-A", "ACC-ADV-A"))
+            ack = await p.recv("GATEWAY")
+            assert s(ack[150]) == "0" and s(ack[11]) == "a1"
+            assert s(ack[115]) == "KIWOOM" and s(ack[57]) == "ADV-A"   # the advisor comes back
+            refused = [
+                ("a2", "ADV-B", "not owned by advisor 'ADV-B'"),
+                ("a3", None, "must name the advisor in SenderSubID (50)"),
+            ]
+            for cl, adv, text in refused:
+                await p.send("GATEWAY", "D", adv_order(cl, adv, "ACC-ADV-A"))
+                rej = await p.recv("GATEWAY")
+                assert rej.msg_type == b"8" and s(rej[11]) == cl
+                assert s(rej[150]) == "8" and s(rej[39]) == "8" and s(rej[103]) == "15"
+                assert text in s(rej[58]), s(rej[58])
+                assert s(rej.get(57)) == adv
+            # another advisor can neither cancel nor see the order
+            await p.send("GATEWAY", "F", [(128, "KIWOOM"), (50, "ADV-B"), (11, "a1-x"), (41, "a1"), (54, "1"),
+                                          (55, "005930"), (38, 10), (60, utc_timestamp())])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"9" and s(rej[102]) == "1" and "another advisor" in s(rej[58])
+            await p.send("GATEWAY", "H", [(128, "KIWOOM"), (50, "ADV-B"), (11, "a1"), (54, "1"),
+                                          (55, "005930")])
+            st = await p.recv("GATEWAY")
+            assert s(st[150]) == "I" and s(st[39]) == "8" and s(st[37]) == "NONE" and "unknown order" in s(st[58])
+            assert c.brokers["KIWOOM"].ledger.find("GATEWAY", "a1").open
+            # nor cancel its list
+            entries = [[(11, "la-1"), (67, 1), (1, "ACC-ADV-A"), (55, "005930"), (54, "1"), (38, 1), (40, "2"),
+                        (44, 60000)]]
+            await p.send("GATEWAY", "E", [(128, "KIWOOM"), (50, "ADV-A"), (66, "LA"), (394, "3"), (68, 1),
+                                          (73, entries)])
+            assert sorted([(await p.recv("GATEWAY")).msg_type for _ in range(2)]) == [b"8", b"N"]
+            await p.send("GATEWAY", "K", [(128, "KIWOOM"), (50, "ADV-B"), (66, "LA"), (60, utc_timestamp())])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"N" and s(rej[431]) == "7" and "another advisor" in s(rej[444])
+
+    run(main())
+
+
+def test_order_status_answers_the_current_state(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            for broker in ("KIWOOM", "MIRAE"):
+                cl = f"st-{broker}"
+                await p.send("GATEWAY", "D", adv_order(cl, "ADV-A", "ACC-ADV-A", qty=7, broker=broker))
+                ack = await p.recv("GATEWAY")
+                order_id = s(ack[37])
+                status = [(128, broker), (50, "ADV-A"), (11, cl), (790, "Q1"), (54, "1"), (55, "005930")]
+                await p.send("GATEWAY", "H", status)
+                st = await p.recv("GATEWAY")
+                assert st.msg_type == b"8" and s(st[150]) == "I" and s(st[39]) == "0"
+                assert s(st[11]) == cl and s(st[37]) == order_id and s(st[790]) == "Q1"
+                assert s(st[151]) == "7" and s(st[14]) == "0" and s(st[44]) == "60000" and s(st[1]) == "ACC-ADV-A"
+                assert s(st[57]) == "ADV-A"
+                await p.send("GATEWAY", "F", [(128, broker), (50, "ADV-A"), (11, cl + "x"), (41, cl), (54, "1"),
+                                              (55, "005930"), (38, 7), (60, utc_timestamp())])
+                assert s((await p.recv("GATEWAY"))[150]) == "4"
+                await p.send("GATEWAY", "H", status)
+                st = await p.recv("GATEWAY")
+                assert s(st[150]) == "I" and s(st[39]) == "4" and s(st[151]) == "0" and s(st[11]) == cl
+
+    run(main())
+
+
+def test_mass_cancel_cancels_only_the_advisors_matching_orders(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            placed = [("m1", "ADV-A", "ACC-ADV-A", "005930", "1", 60000),
+                      ("m2", "ADV-A", "ACC-ADV-A", "005930", "2", 80000),
+                      ("m3", "ADV-A", "ACC-ADV-A", "000660", "1", 150000),
+                      ("m4", "ADV-B", "ACC-ADV-B", "005930", "1", 60000)]
+            for cl, adv, acct, sym, side, px in placed:
+                await p.send("GATEWAY", "D", adv_order(cl, adv, acct, qty=5, price=px, side=side, symbol=sym))
+                assert s((await p.recv("GATEWAY"))[150]) == "0"
+            # buys of 005930 for ADV-A only
+            await p.send("GATEWAY", "q", [(128, "KIWOOM"), (50, "ADV-A"), (11, "mc1"), (530, "1"),
+                                          (55, "005930"), (54, "1"), (60, utc_timestamp())])
+            rep = await p.recv("GATEWAY")
+            assert rep.msg_type == b"r" and s(rep[11]) == "mc1" and s(rep[531]) == "1" and s(rep[533]) == "1"
+            assert [s(v) for v in rep.get_all(41)] == ["m1"] and s(rep[57]) == "ADV-A"
+            cxl = await p.recv("GATEWAY")
+            assert s(cxl[150]) == "4" and s(cxl[11]) == "m1" and cxl.get(41) is None
+            # everything else of ADV-A; ADV-B's order stays
+            await p.send("GATEWAY", "q", [(128, "KIWOOM"), (50, "ADV-A"), (11, "mc2"), (530, "7"),
+                                          (60, utc_timestamp())])
+            rep = await p.recv("GATEWAY")
+            assert s(rep[531]) == "7" and s(rep[533]) == "2"
+            assert sorted(s(v) for v in rep.get_all(41)) == ["m2", "m3"]
+            done = sorted([s((await p.recv("GATEWAY"))[11]) for _ in range(2)])
+            assert done == ["m2", "m3"]
+            ledger = c.brokers["KIWOOM"].ledger
+            assert [o.client_clordid for o in ledger.orders.values() if o.open] == ["m4"]
+            # refused: unsupported type, unknown security, an account of another advisor
+            for cl, extra, reason, text in [
+                ("mc3", [(530, "3")], "0", "not supported"),
+                ("mc4", [(530, "1"), (55, "999999")], "1", "unknown security"),
+                ("mc5", [(530, "7"), (1, "ACC-ADV-B")], "99", "not owned by advisor 'ADV-A'"),
+            ]:
+                await p.send("GATEWAY", "q", [(128, "KIWOOM"), (50, "ADV-A"), (11, cl), *extra,
+                                              (60, utc_timestamp())])
+                rep = await p.recv("GATEWAY")
+                assert s(rep[531]) == "0" and s(rep[532]) == reason and text in s(rep[58]), rep.fields()
+            assert p.pending("GATEWAY") == 0
+            # MIRAE speaks FIX 4.2 to the exchange: the same request works there
+            await p.send("GATEWAY", "D", adv_order("m5", "ADV-A", "ACC-ADV-A", qty=5, broker="MIRAE"))
+            assert s((await p.recv("GATEWAY"))[150]) == "0"
+            await p.send("GATEWAY", "q", [(128, "MIRAE"), (50, "ADV-A"), (11, "mc6"), (530, "7"),
+                                          (60, utc_timestamp())])
+            rep = await p.recv("GATEWAY")
+            assert s(rep[533]) == "1" and s(rep[115]) == "MIRAE"
+            cxl = await p.recv("GATEWAY")
+            assert s(cxl[150]) == "4" and s(cxl[11]) == "m5" and cxl.get(20) is None
+
+    run(main())
+
+
+def test_positions_and_buying_power_per_advisor(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            req = [(128, "KIWOOM"), (50, "ADV-A"), (710, "pos1"), (724, 0),
+                   (453, [[(448, "ADV-A"), (452, 3)]]), (1, "ACC-ADV-A"), (581, 1), (715, "20240304"),
+                   (60, utc_timestamp())]
+            await p.send("GATEWAY", "AN", req)
+            ack = await p.recv("GATEWAY")
+            assert ack.msg_type == b"AO" and s(ack[710]) == "pos1" and s(ack[727]) == "2"
+            assert s(ack[728]) == "0" and s(ack[729]) == "0" and s(ack[57]) == "ADV-A"
+            reports = [await p.recv("GATEWAY") for _ in range(2)]
+            assert [m.msg_type for m in reports] == [b"AP", b"AP"]
+            held = {s(m[55]): int(m[704]) for m in reports}
+            assert held == {"000660": 7, "005930": 40}
+            assert all(s(m[1]) == "ACC-ADV-A" and s(m[710]) == "pos1" and s(m[448]) == "ADV-A" for m in reports)
+            # ADV-B asks for ADV-A's account: refused
+            await p.send("GATEWAY", "AN", [(50, "ADV-B") if f[0] == 50 else f for f in req])
+            ack = await p.recv("GATEWAY")
+            assert s(ack[728]) == "3" and s(ack[729]) == "2" and "not owned by advisor 'ADV-B'" in s(ack[58])
+            # one instrument, and an unknown one
+            await p.send("GATEWAY", "AN", [*req, (55, "000660")])
+            ack = await p.recv("GATEWAY")
+            assert s(ack[727]) == "1" and s((await p.recv("GATEWAY"))[704]) == "7"
+            await p.send("GATEWAY", "AN", [*req, (55, "999999")])
+            ack = await p.recv("GATEWAY")
+            assert s(ack[728]) == "1" and s(ack[729]) == "2" and "unknown symbol" in s(ack[58])
+            # buying power: cash less what open buys hold
+            await p.send("GATEWAY", "D", adv_order("bp1", "ADV-A", "ACC-ADV-A", qty=10, price=60000))
+            assert s((await p.recv("GATEWAY"))[150]) == "0"
+            await p.send("GATEWAY", "BB", [(128, "KIWOOM"), (50, "ADV-A"), (909, "coll1"), (1, "ACC-ADV-A")])
+            rep = await p.recv("GATEWAY")
+            assert rep.msg_type == b"BA" and s(rep[909]) == "coll1" and s(rep[1]) == "ACC-ADV-A"
+            assert int(rep[899]) == CASH - 600_000 and int(rep[901]) == 600_000 and int(rep[922]) == CASH
+            assert int(rep[900]) == CASH + 40 * 70_000 + 7 * 180_000
+            await p.send("GATEWAY", "BB", [(128, "KIWOOM"), (50, "ADV-B"), (909, "coll2"), (1, "ACC-ADV-A")])
+            rej = await p.recv("GATEWAY")
+            assert rej.msg_type == b"BG" and s(rej[945]) == "4" and s(rej[946]) == "9"
+
+    run(main())
+
+
+# --------------------------------------------------------------------------- reference data
+
+
+def test_reference_data_and_session_status_reach_the_advisor_through_hub_and_broker(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with chain(tmp_path) as (c, p):
+            await p.send("GATEWAY", "x", [(128, "KIWOOM"), (50, "ADV-A"), (320, "sl-1"), (559, 4)])
+            y = await p.recv("GATEWAY")
+            assert y.msg_type == b"y" and s(y[320]) == "sl-1" and s(y[393]) == "10" and s(y[57]) == "ADV-A"
+            assert s(y[115]) == "KIWOOM" and len(y.get_all(55)) == 10 and "PRICE" in [s(v) for v in y.get_all(233)]
+            await p.send("GATEWAY", "c", [(128, "KIWOOM"), (50, "ADV-A"), (320, "sd-1"), (321, 0), (55, "005930")])
+            d = await p.recv("GATEWAY")
+            assert d.msg_type == b"d" and s(d[320]) == "sd-1" and s(d[323]) == "1"
+            assert (s(d[969]), s(d[1148]), s(d[1149]), s(d[662])) == ("100", "49000", "91000", "70000")
+            # FIX 4.2 to the exchange: no SecurityListRequest there, said so
+            await p.send("GATEWAY", "x", [(128, "MIRAE"), (50, "ADV-A"), (320, "sl-2"), (559, 4)])
+            j = await p.recv("GATEWAY")
+            assert j.msg_type == b"j" and s(j[380]) == "3" and s(j[379]) == "sl-2" and "FIX 4.2" in s(j[58])
+            # subscribe: the current state now, every change later
+            await p.send("GATEWAY", "g", [(128, "KIWOOM"), (50, "ADV-A"), (335, "ts-1"), (263, "1")])
+            states = {}
+            for _ in range(4):
+                h = await p.recv("GATEWAY")
+                assert h.msg_type == b"h" and s(h[335]) == "ts-1" and s(h[57]) == "ADV-A"
+                states[s(h[336])] = (s(h[340]), s(h[625]))
+            assert states["REGULAR"] == ("2", "CONTINUOUS") and states["AFTER_HOURS"][0] == "3"
+            # A market maker on its own session drives a dynamic volatility interruption.
+            async with Parties(c.exchange.port, ("MM",), target="KRX", allow_unknown=True) as mm:
+                await mm.send("MM", "D", [(11, "mm-s"), (55, "005930"), (54, "2"), (60, utc_timestamp()),
+                                          (38, 1), (40, "2"), (44, 75000)])
+                await mm.send("MM", "D", [(11, "mm-b"), (55, "005930"), (54, "1"), (60, utc_timestamp()),
+                                          (38, 10_000_000), (40, "2"), (44, 75000)])
+                h = await p.recv("GATEWAY")
+                assert h.msg_type == b"h" and s(h[625]) == "VI_DYNAMIC" and s(h[55]) == "005930"
+                assert s(h[340]) == "1" and s(h[335]) == "ts-1" and s(h[325]) == "Y" and "75,000" in s(h[58])
+            assert "005930" in c.exchange.market.vi
+
+    run(main())

@@ -115,6 +115,46 @@ def test_lists_and_list_cancels_pass_through(tmp_path: Path) -> None:
     run(main())
 
 
+def test_advisor_sub_id_travels_both_ways_on_every_venue_message(tmp_path: Path) -> None:
+    """SenderSubID (or OnBehalfOfSubID) names the advisor; replies carry it back in TargetSubID."""
+    now = utc_timestamp()
+    requests = [
+        ("q", [(11, "MC1"), (530, "7"), (60, now)]),
+        ("x", [(320, "SL1"), (559, 4)]),
+        ("c", [(320, "SD1"), (321, 0), (55, "005930")]),
+        ("g", [(335, "TS1"), (263, "1")]),
+        ("AN", [(710, "P1"), (724, 0), (453, [[(448, "ADV-A"), (452, 24)]]), (1, "ACC-1"), (581, 1),
+                (715, "20240304"), (60, now)]),
+        ("BB", [(909, "C1"), (1, "ACC-1")]),
+    ]
+
+    async def main() -> None:
+        hub = await start_hub(tmp_path)
+        try:
+            async with Parties(hub.port, ("GATEWAY", "KIWOOM")) as p:
+                for i, (mt, body) in enumerate(requests):
+                    # Every other request names the advisor in OnBehalfOfSubID instead of SenderSubID.
+                    sub = [(50, "ADV-A")] if i % 2 == 0 else [(116, "ADV-A")]
+                    await p.send("GATEWAY", mt, [(128, "KIWOOM"), *sub, *body])
+                    got = await p.recv("KIWOOM")
+                    assert got.msg_type == mt.encode() and s(got.get(115)) == "GATEWAY"
+                    assert s(got.get(116)) == "ADV-A" and got.get(50) is None
+                await p.send("KIWOOM", "r", [(128, "GATEWAY"), (129, "ADV-A"), (11, "MC1"), (37, "NONE"),
+                                             (530, "7"), (531, "7"), (533, 0)])
+                back = await p.recv("GATEWAY")
+                assert back.msg_type == b"r" and s(back.get(115)) == "KIWOOM" and s(back.get(57)) == "ADV-A"
+                # Rejects name what they are about by the message's own request id.
+                for mt, body in requests[1:]:
+                    await p.send("GATEWAY", mt, [(128, "NOSUCH"), *body])
+                    rej = await p.recv("GATEWAY")
+                    assert rej.msg_type == b"j" and s(rej[372]) == mt
+                    assert s(rej[379]) == body[0][1], (mt, rej.fields())
+        finally:
+            await hub.stop()
+
+    run(main())
+
+
 # --------------------------------------------------------------------------- rejects
 
 

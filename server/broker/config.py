@@ -18,6 +18,7 @@
     [[accounts]]
     id = "ALPHA-01"
     owners = ["GATEWAY"]                 # buy sides that may use it (empty = any)
+    advisors = ["ADV-ALPHA"]             # advisors (SenderSubID at the buy side) that own it (empty = any)
     cash = 100000000                     # KRW
     holdings = { "005930" = 1000 }       # shares per short code
 
@@ -57,6 +58,8 @@ class AccountConfig(Table):
     holdings: dict[str, Shares] = msgspec.field(default_factory=dict)  # shares per short code
     owners: list[CompId] = msgspec.field(default_factory=list)  # buy sides that may use it; empty = any
     name: str = ""
+    # advisors owning it: SenderSubID (50) of their orders, OnBehalfOfSubID (116) at the broker; empty = any
+    advisors: list[CompId] = msgspec.field(default_factory=list)
 
 
 class BrokerSection(Table):

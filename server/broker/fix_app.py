@@ -5,9 +5,11 @@ the broker through it, each request carrying its origin in OnBehalfOfCompID 115)
 and one to the exchange.
 
 From the hub: NewOrderSingle (D), OrderCancelRequest (F), OrderCancelReplaceRequest
-(G), NewOrderList (E), ListCancelRequest (K) and OrderStatusRequest (H). Each new
-order passes the account checks of :class:`~server.broker.ledger.Ledger` (known
-account open to that buy side, cash for a buy, shares for a sell) or is refused
+(G), NewOrderList (E) and ListCancelRequest (K); the questions and bulk requests
+of :mod:`server.broker.inquiries` (H, q, AN, BB, x, c, g). Each new order passes
+the account checks of :class:`~server.broker.ledger.Ledger` (known account open
+to that buy side and owned by the advisor named in OnBehalfOfSubID 116, cash for
+a buy, shares for a sell) or is refused
 with an ExecutionReport (150=8, 39=8) carrying OrdRejReason (103) and the reason
 in Text. Accepted requests go to the exchange under the broker's own ClOrdIDs and
 ListIDs (clients' identifiers are only unique per client); the exchange's
@@ -32,6 +34,7 @@ from fastfix.codec import utc_timestamp
 from fastfix.engine import Application, BusinessReject, UnsupportedMessageType
 from fastfix.session import HEADER_TAGS
 from server.broker.config import BrokerConfig
+from server.broker.inquiries import InquiryMixin
 from server.broker.ledger import BrokerOrder, Ledger, Refusal
 from server.exchange.instruments import lookup
 from server.krx import price_limits
@@ -134,12 +137,13 @@ def _group_entries(fields: Fields, count_tag: int, delimiter: int) -> list[dict[
     return entries
 
 
-class BrokerApplication(Application):
+class BrokerApplication(InquiryMixin, Application):
     """Application of the broker's two initiator sessions (hub and exchange)."""
 
     def __init__(self, cfg: BrokerConfig, ledger: Ledger) -> None:
         self.cfg = cfg
         self.ledger = ledger
+        self._inquiry_state()
         self.hub_sid: Any = None
         self.exchange_sid: Any = None
         self.comp_id = ""
@@ -244,7 +248,7 @@ class BrokerApplication(Application):
         self._to_client(origin, sub, "9", fields)
 
     def _check_new(self, origin: str, req: dict[int, bytes], extra_cash: int = 0,
-                   extra_shares: int = 0) -> tuple[Refusal | None, int, int]:
+                   extra_shares: int = 0, sub: str = "") -> tuple[Refusal | None, int, int]:
         """(refusal, qty, price held per share) for one new order."""
         symbol = _s(req.get(55) or req.get(48))
         ref = self._reference_price(symbol)
@@ -258,7 +262,7 @@ class BrokerApplication(Application):
         if not price:
             price = price_limits(ref)[1]  # market-like: what it may cost at worst today
         refusal = self.ledger.check_order(origin, _s(req.get(1)) or None, lookup(symbol).code, side,  # type: ignore[union-attr]
-                                          qty, price, extra_cash, extra_shares)
+                                          qty, price, extra_cash, extra_shares, advisor=sub)
         return refusal, qty, price
 
     def _new_broker_order(self, origin: str, sub: str, req: dict[int, bytes], qty: int, price: int,
@@ -267,7 +271,8 @@ class BrokerApplication(Application):
         symbol = lookup(_s(req.get(55) or req.get(48)))
         order = BrokerOrder(key=bid, origin=origin, origin_sub=sub, client_clordid=_s(req.get(11)),
                             broker_clordid=bid, account=_s(req.get(1)), symbol=symbol.code if symbol else "",
-                            side=_s(req.get(54)), qty=qty, reserve_price=price, client_list_id=client_list)
+                            side=_s(req.get(54)), qty=qty, reserve_price=price, client_list_id=client_list,
+                            ord_type=_s(req.get(40)), price=_int(req.get(44)) or 0)
         self.ledger.add_order(order)
         self.ledger.add_request(bid, order, order.client_clordid)
         return order
@@ -289,7 +294,15 @@ class BrokerApplication(Application):
         elif mt == b"K":
             self._list_cancel(msg, origin, sub)
         elif mt == b"H":
-            self._status(msg, origin)
+            self._order_status(msg, origin, sub)
+        elif mt == b"q":
+            self._mass_cancel(msg, origin, sub)
+        elif mt == b"AN":
+            self._positions(msg, origin, sub)
+        elif mt == b"BB":
+            self._collateral(msg, origin, sub)
+        elif mt in (b"x", b"c", b"g"):
+            self._relay_request(msg, origin, sub)
         else:
             raise UnsupportedMessageType()
 
@@ -305,7 +318,7 @@ class BrokerApplication(Application):
                 return  # a resend of an order already taken (and answered): deduplicated by ClOrdID
             self._reject_order(origin, sub, req, Refusal("other", f"duplicate ClOrdID {_s(req.get(11))!r}"))
             return
-        refusal, qty, price = self._check_new(origin, req)
+        refusal, qty, price = self._check_new(origin, req, sub=sub)
         refusal = refusal or self._exchange_down()
         if refusal is not None:
             self._reject_order(origin, sub, req, refusal)
@@ -320,6 +333,9 @@ class BrokerApplication(Application):
         order = self.ledger.find(origin, _s(msg.get(41)))
         if order is None:
             self._cancel_reject(origin, sub, msg, 1, f"unknown order {_s(msg.get(41))!r}", None)
+            return
+        if order.origin_sub != sub:
+            self._cancel_reject(origin, sub, msg, 1, f"order {_s(msg.get(41))!r} belongs to another advisor", None)
             return
         if not order.open:
             self._cancel_reject(origin, sub, msg, 0, "too late: the order is done", order)
@@ -379,7 +395,7 @@ class BrokerApplication(Application):
             acct = _s(entry.get(1))
             sym = _s(entry.get(55))
             r, qty, price = self._check_new(origin, entry, extra_cash.get(acct, 0),
-                                            extra_shares.get((acct, sym), 0))
+                                            extra_shares.get((acct, sym), 0), sub)
             if r is not None:
                 refusal = r
                 break
@@ -425,19 +441,15 @@ class BrokerApplication(Application):
     def _list_cancel(self, msg: Any, origin: str, sub: str) -> None:
         client_list = _s(msg.get(66))
         broker_list = self.ledger.lists_by_client.get((origin, client_list))
+        if broker_list is not None and self.ledger.lists[broker_list][1] != sub:
+            self._list_reject(origin, sub, client_list, f"list {client_list!r} belongs to another advisor", [])
+            return
         if broker_list is None or not self.up["exchange"]:
             text = f"unknown ListID {client_list!r}" if broker_list is None else \
                 "the broker's exchange session is not available"
             self._list_reject(origin, sub, client_list, text, [])
             return
         self._to_exchange("K", [(66, broker_list) if f[0] == 66 else f for f in _body(msg)])
-
-    def _status(self, msg: Any, origin: str) -> None:
-        order = self.ledger.find(origin, _s(msg.get(11)))
-        if order is None:
-            raise BusinessReject(0, 11, f"unknown order {_s(msg.get(11))!r}")
-        fields = [(11, order.broker_clordid) if f[0] == 11 else f for f in _body(msg)]
-        self._to_exchange("H", fields)
 
     # ------------------------------------------------------------------ from the exchange
 
@@ -447,6 +459,8 @@ class BrokerApplication(Application):
             self._report(msg)
         elif mt == b"N":
             self._list_status(msg)
+        elif mt in (b"y", b"d", b"h"):
+            self._relay_answer(msg)
         elif mt == b"j":
             log.warning("exchange rejected a message of ours: %s", _s(msg.get(58)))
         else:
@@ -466,8 +480,8 @@ class BrokerApplication(Application):
             if tag == 11:
                 value = client_id
             elif tag == 41:
-                if orig is None:
-                    continue
+                if orig is None or orig[1] == client_id:
+                    continue  # (a mass cancel's cancels answer under the order's own ClOrdID)
                 value = orig[1]
             elif tag == 66:
                 value = order.client_list_id or value
@@ -477,6 +491,11 @@ class BrokerApplication(Application):
 
     def _apply(self, order: BrokerOrder, msg: Any, client_id: str) -> None:
         """Move cash and shares for a fill; track replaces and the end of the order."""
+        before = (order.status, order.order_id)
+        if msg.get(39):
+            order.status = _s(msg.get(39))
+        if msg.get(37) and msg.get(37) != b"NONE":
+            order.order_id = _s(msg.get(37))
         cum = _int(msg.get(14))
         if cum is not None and cum > order.cum_qty:
             px = _int(msg.get(31))
@@ -489,12 +508,15 @@ class BrokerApplication(Application):
             order.broker_clordid = _s(msg.get(11))
             order.qty = _int(msg.get(38)) or order.qty
             order.reserve_price = _int(msg.get(44)) or order.reserve_price
+            order.price = _int(msg.get(44)) or order.price
             self.ledger.save(order)
         elif exec_type == b"4":
             order.client_clordid = client_id
             order.broker_clordid = _s(msg.get(11))
         if msg.get(39) in _DONE_STATUS and order.open:
             self.ledger.done(order)
+        elif (order.status, order.order_id) != before:
+            self.ledger.save(order)  # kept for OrderStatusRequest answers
 
     def _list_status(self, msg: Any) -> None:
         broker_list = _s(msg.get(66))

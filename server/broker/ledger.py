@@ -25,6 +25,7 @@ class Account(msgspec.Struct):
     cash: int
     holdings: dict[str, int]
     owners: list[str] = []
+    advisors: list[str] = []  # the advisors (buy side sub-ids) owning the account; [] = any
 
 
 class BrokerOrder(msgspec.Struct):
@@ -44,6 +45,10 @@ class BrokerOrder(msgspec.Struct):
     value: int = 0  # sum of fill qty x price
     open: bool = True
     client_list_id: str = ""
+    status: str = "A"  # OrdStatus (39) as last reported; A = pending new (not yet acknowledged)
+    order_id: str = ""  # the exchange's OrderID (37)
+    ord_type: str = ""  # OrdType (40) as requested
+    price: int = 0  # limit price (0: none)
 
     @property
     def is_buy(self) -> bool:
@@ -87,6 +92,7 @@ class Ledger:
                 self._put("account", acc.id, self.accounts[acc.id])
             else:
                 self.accounts[acc.id].owners = list(acc.owners)
+            self.accounts[acc.id].advisors = list(acc.advisors)
 
     # ------------------------------------------------------------------ persistence
 
@@ -159,11 +165,17 @@ class Ledger:
 
     # ------------------------------------------------------------------ checks
 
-    def available_cash(self, account: str) -> int:
-        acc = self.accounts[account]
-        held = sum(o.leaves * o.reserve_price for o in self.orders.values()
+    def open_orders(self, origin: str, advisor: str) -> list[BrokerOrder]:
+        """Open orders that ``advisor`` at ``origin`` placed, oldest first."""
+        return [o for o in self.orders.values() if o.open and o.origin == origin and o.origin_sub == advisor]
+
+    def held_cash(self, account: str) -> int:
+        """Cash committed to open buy orders (leaves x limit or reserve price)."""
+        return sum(o.leaves * o.reserve_price for o in self.orders.values()
                    if o.open and o.account == account and o.is_buy)
-        return acc.cash - held
+
+    def available_cash(self, account: str) -> int:
+        return self.accounts[account].cash - self.held_cash(account)
 
     def available_shares(self, account: str, symbol: str) -> int:
         acc = self.accounts[account]
@@ -171,7 +183,8 @@ class Ledger:
                    if o.open and o.account == account and not o.is_buy and o.symbol == symbol)
         return acc.holdings.get(symbol, 0) - held
 
-    def check_account(self, origin: str, account: str | None) -> Refusal | None:
+    def check_account(self, origin: str, account: str | None, advisor: str = "") -> Refusal | None:
+        """May ``advisor`` at buy side ``origin`` use ``account``? None if so."""
         if not account:
             return Refusal("unknown-account", "Account (1) is required")
         acc = self.accounts.get(account)
@@ -179,12 +192,18 @@ class Ledger:
             return Refusal("unknown-account", f"unknown account {account!r}")
         if acc.owners and origin not in acc.owners:
             return Refusal("not-owner", f"account {account!r} is not open to {origin}")
+        if acc.advisors and not advisor:
+            return Refusal("not-owner", f"account {account!r} belongs to an advisor: the request must name "
+                                        "the advisor in SenderSubID (50)")
+        if acc.advisors and advisor not in acc.advisors:
+            return Refusal("not-owner", f"account {account!r} is not owned by advisor {advisor!r}")
         return None
 
     def check_order(self, origin: str, account: str | None, symbol: str, side: str, qty: int,
-                    price: int, extra_cash: int = 0, extra_shares: int = 0) -> Refusal | None:
+                    price: int, extra_cash: int = 0, extra_shares: int = 0,
+                    advisor: str = "") -> Refusal | None:
         """Can ``origin`` put this order on ``account``? ``extra_*``: more already asked in the same list."""
-        refusal = self.check_account(origin, account)
+        refusal = self.check_account(origin, account, advisor)
         if refusal is not None:
             return refusal
         assert account is not None

@@ -33,6 +33,7 @@ class OrdType(Enum):
     CONDITIONAL_LIMIT = "conditional-limit"  # 조건부지정가: market order for the closing auction
     BEST_LIMIT = "best-limit"  # 최유리지정가: priced at the best opposite quote on arrival
     PRIMARY_BEST = "primary-best"  # 최우선지정가: priced at the best same-side quote on arrival
+    CLOSE_PRICE = "close-price"  # 시간외 종가: trades at the closing price in the closing-price sessions
 
     __hash__ = object.__hash__
 

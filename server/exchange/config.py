@@ -9,6 +9,7 @@ and the simulator options::
     liquidity = true                # synthetic resting orders around the base prices
     liquidity_seed = 7
     liquidity_levels = 10
+    volatility_interruptions = true # static (±10%) and dynamic (±3%) VIs; random ends seeded by liquidity_seed
     # fix_port = 0                  # overrides SocketAcceptPort (0 = any free port)
     # ports_file = "exchange.ports" # written once listening: {"fix": PORT}
 
@@ -50,6 +51,7 @@ class ExchangeSection(Table):
     liquidity: bool = True  # synthetic resting orders around the base prices
     liquidity_seed: int = 0
     liquidity_levels: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    volatility_interruptions: bool = True  # static and dynamic volatility interruptions
     fix_port: Port | None = None  # overrides SocketAcceptPort
     ports_file: Path | None = None
     log_level: LogLevel = "info"

@@ -4,16 +4,21 @@
 ``from_app``, ``on_logon`` ...). It maps
 
 - NewOrderSingle (D), OrderCancelRequest (F), OrderCancelReplaceRequest (G),
-  NewOrderList (E) and ListCancelRequest (K) onto :class:`MatchingEngine` calls,
-  and answers OrderStatusRequest (H);
-- the engine's events onto ExecutionReports (8), OrderCancelRejects (9) and
-  ListStatus (N), for FIX 4.2 and FIX 4.4 counterparties alike.
+  NewOrderList (E), ListCancelRequest (K) and OrderMassCancelRequest (q) onto
+  :class:`MatchingEngine` calls, and answers OrderStatusRequest (H),
+  SecurityListRequest (x), SecurityDefinitionRequest (c) and
+  TradingSessionStatusRequest (g) (see :mod:`.reference`);
+- the engine's events onto ExecutionReports (8), OrderCancelRejects (9),
+  ListStatus (N) and TradingSessionStatus (h: every session change and
+  volatility interruption, to every logged-on session), for FIX 4.2 and FIX 4.4
+  counterparties alike.
 
 KRX order types travel in OrdType (40): ``2`` limit, ``1`` market, ``I`` (Funari,
 limit that goes to the close as a market order) conditional limit, ``K`` (market
 with leftover as limit) best limit, ``P`` (pegged) with ExecInst (18) ``P``
 (market peg) best limit or ``R`` (primary peg) primary best. TimeInForce (59)
-``0``/absent day, ``3`` IOC, ``4`` FOK.
+``0``/absent day, ``3`` IOC, ``4`` FOK; ``7`` (At the Close) makes a closing-price
+order (시간외 종가: OrdType 1, or 2 with Price = the closing price).
 
 Messages go out through the engine the application is attached to
 (:meth:`fastfix.engine.Application.send`), or through ``sender(session_id,
@@ -30,7 +35,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from server.exchange import reference
 from server.exchange.book import Order, OrdType, Side, TimeInForce
+from server.exchange.instruments import lookup
 from server.exchange.liquidity import LiquidityProvider
 from server.exchange.matching import (
     Accepted,
@@ -43,7 +50,11 @@ from server.exchange.matching import (
     NewOrder,
     Rejected,
     Replaced,
+    SessionChanged,
     Trade,
+    VolatilityEnded,
+    VolatilityInterruption,
+    VolatilityRules,
     average_price,
 )
 from server.exchange.rules import REASON_TEXT, Reason
@@ -68,6 +79,7 @@ _ORD_TYPE_CODE = {
     OrdType.CONDITIONAL_LIMIT: "I",
     OrdType.BEST_LIMIT: "K",
     OrdType.PRIMARY_BEST: "P",
+    OrdType.CLOSE_PRICE: "2",  # a limit at the closing price, with TimeInForce 7 (At the Close)
 }
 _TIF_CODE = {TimeInForce.DAY: "0", TimeInForce.IOC: "3", TimeInForce.FOK: "4"}
 _BEFORE_43 = frozenset(("FIX.4.0", "FIX.4.1", "FIX.4.2"))
@@ -166,6 +178,8 @@ class ExchangeApplication(Application):
         self._prefix = _base36(int(time.time()))
         self._exec_ids = itertools.count(1)
         self._touched: set[str] = set()  # symbols that traded while handling a message
+        self._sessions = reference.session_states(engine)  # last announced, per TradingSessionID
+        self._responses = itertools.count(1)
 
     # ------------------------------------------------------------------ session hooks
 
@@ -194,6 +208,14 @@ class ExchangeApplication(Application):
             self._list_cancel_request(msg, session_id)
         elif mt == b"H":
             self._status_request(msg, session_id)
+        elif mt == b"q":
+            self._mass_cancel(msg, session_id)
+        elif mt == b"x":
+            self._security_list(msg, session_id)
+        elif mt == b"c":
+            self._security_definition(msg, session_id)
+        elif mt == b"g":
+            self._session_status_request(msg, session_id)
         elif UnsupportedMessageType is not None:
             raise UnsupportedMessageType()
         if self._touched:
@@ -349,9 +371,19 @@ class ExchangeApplication(Application):
             info.qty = self._qty(get(38))
             info.symbol = self._symbol(get)
             info.ord_type = self._order_type(get(40), get(18))
-            info.tif = self._tif(get(59))
+            if get(59) == b"7":  # At the Close: a closing-price order
+                if info.ord_type not in (OrdType.LIMIT, OrdType.MARKET):
+                    raise _Reject(Reason.ORDER_TYPE_NOT_ALLOWED,
+                                  "TimeInForce 7 (At the Close) takes OrdType 1 or 2 only")
+                keep_price = info.ord_type is OrdType.LIMIT
+                info.ord_type, info.tif = OrdType.CLOSE_PRICE, TimeInForce.DAY
+            else:
+                keep_price = False
+                info.tif = self._tif(get(59))
             info.price = self._price(get(44))
-            if info.ord_type not in (OrdType.LIMIT, OrdType.CONDITIONAL_LIMIT):
+            if info.ord_type is OrdType.CLOSE_PRICE:
+                info.price = info.price if keep_price else None
+            elif info.ord_type not in (OrdType.LIMIT, OrdType.CONDITIONAL_LIMIT):
                 # Market-like orders are priced by the exchange; a price sent along is ignored.
                 info.price = None
             if clordid in known:
@@ -453,7 +485,8 @@ class ExchangeApplication(Application):
         try:
             qty = self._qty(msg.get(38)) if msg.get(38) else None
             price = self._price(msg.get(44))
-            if msg.get(40) and self._order_type(msg.get(40), msg.get(18)) is not info.ord_type:
+            if msg.get(40) and info.ord_type is not OrdType.CLOSE_PRICE and \
+                    self._order_type(msg.get(40), msg.get(18)) is not info.ord_type:
                 raise _Reject(None, "the order type cannot be changed by a replace")
         except _Reject as rej:
             self._cancel_reject(msg, session_id, info, 99 if self._is44(session_id) else 2, rej.text, True)
@@ -576,6 +609,144 @@ class ExchangeApplication(Application):
         fields += lst.route
         self._send(lst.session_id, "N", fields)
 
+    # ------------------------------------------------------------------ mass cancel
+
+    def _mass_cancel(self, msg: Any, session_id: Any) -> None:
+        """OrderMassCancelRequest (q): cancel the sender's matching live orders.
+
+        A request that came through a hub (OnBehalfOf* set) only reaches the orders
+        that came the same way for the same party and sub-id.
+        """
+        clordid = self._req(msg, 11).decode("ascii", "replace")
+        kind = self._req(msg, 530).decode("ascii", "replace")
+        side_raw, account, route = msg.get(54), msg.get(1), _route(msg)
+        symbol = (msg.get(55) or msg.get(48) or b"").decode("ascii", "replace")
+        inst = lookup(symbol, self.market.instruments) if symbol else None
+        report: Fields = [(11, clordid), (37, self._exec_id()), (530, kind)]
+        reject = None
+        if kind not in ("1", "7"):
+            reject = ("0", f"MassCancelRequestType {kind} not supported: 1 (security) or 7 (all orders)")
+        elif kind == "1" and inst is None:
+            reject = ("1", f"unknown security {symbol!r}" if symbol else
+                      "MassCancelRequestType 1 needs Symbol (55) or SecurityID (48)")
+        elif side_raw and side_raw not in _SIDES:
+            reject = ("99", f"invalid Side {side_raw.decode('ascii', 'replace')}")
+        if reject is not None:
+            report += [(531, "0"), (532, reject[0]), (533, 0), (60, self._now()), (58, reject[1]), *route]
+            self._send(session_id, "r", report)
+            return
+        side = _SIDES[side_raw] if side_raw else None
+        targets: list[tuple[int, _OrderInfo]] = []
+        for engine_id, info in self._by_order.items():
+            if info.session_id != session_id or self.market.order(engine_id) is None:
+                continue
+            if kind == "1" and inst is not None and info.symbol != inst.code:
+                continue
+            if (side is not None and info.side is not side) or (account and (1, account) not in info.echo):
+                continue
+            if route and sorted(info.route) != sorted(route):
+                continue  # someone else's order behind the same hub session
+            targets.append((engine_id, info))
+        report += [(531, kind), (533, len(targets))]
+        if targets:
+            report.append((534, [[(41, info.clordid), (535, info.order_id)] for _, info in targets]))
+        if inst is not None:
+            report.append((55, inst.code))
+        if side_raw:
+            report.append((54, side_raw))
+        report += [(60, self._now()), *route]
+        self._send(session_id, "r", report)
+        for engine_id, info in targets:
+            self._emit(self.market.cancel(engine_id), info)
+
+    # ------------------------------------------------------------------ reference data
+
+    def _response_id(self) -> str:
+        return f"{self._prefix}-R{next(self._responses)}"
+
+    def _security_list(self, msg: Any, session_id: Any) -> None:
+        """SecurityListRequest (x) -> SecurityList (y): all instruments (559=4) or one (559=0)."""
+        req_id = self._req(msg, 320)
+        kind = self._req(msg, 559)
+        fields: Fields = [(320, req_id), (322, self._response_id())]
+        instruments = list(self.market.instruments.values())
+        text = ""
+        if kind == b"0":
+            symbol = (msg.get(55) or msg.get(48) or b"").decode("ascii", "replace")
+            inst = lookup(symbol, self.market.instruments) if symbol else None
+            instruments = [inst] if inst is not None else []
+            result = 0 if inst is not None else 2
+            text = "" if inst is not None else f"no instrument {symbol!r}"
+        elif kind == b"4":
+            result = 0
+        else:
+            instruments, result = [], 1
+            text = f"SecurityListRequestType {kind.decode('ascii', 'replace')} not supported: 0 (symbol) or 4 (all)"
+        fields += [(560, result), (393, len(instruments)), (893, "Y")]
+        if instruments:
+            fields.append((146, [reference.security_list_entry(self.market, i) for i in instruments]))
+        if text:
+            fields.append((58, text))
+        self._send(session_id, "y", fields + _route(msg))
+
+    def _security_definition(self, msg: Any, session_id: Any) -> None:
+        """SecurityDefinitionRequest (c) -> SecurityDefinition (d) of one instrument."""
+        req_id = self._req(msg, 320)
+        kind = self._req(msg, 321)
+        symbol = (msg.get(55) or msg.get(48) or b"").decode("ascii", "replace")
+        inst = lookup(symbol, self.market.instruments) if symbol else None
+        fields: Fields = [(320, req_id), (322, self._response_id())]
+        if kind not in (b"0", b"1"):
+            fields += [(323, 6), (58, f"SecurityRequestType {kind.decode('ascii', 'replace')} not supported: "
+                                      "0 or 1 with Symbol (55) or SecurityID (48)")]
+        elif inst is None:
+            fields += [(323, 6), (58, f"unknown instrument {symbol!r}" if symbol else
+                                      "Symbol (55) or SecurityID (48) is required")]
+        else:
+            fields += [(323, 1), *reference.security_definition(self.market, inst)]
+        self._send(session_id, "d", fields + _route(msg))
+
+    def _session_status_request(self, msg: Any, session_id: Any) -> None:
+        """TradingSessionStatusRequest (g): one TradingSessionStatus (h) per session, or the one named.
+
+        Changes go to every logged-on session whatever the SubscriptionRequestType."""
+        req_id = self._req(msg, 335)
+        route = _route(msg)
+        if msg.get(263) == b"2":
+            return  # nothing to stop: changes are sent to every session
+        states = reference.session_states(self.market)
+        wanted = msg.get(336)
+        if wanted is not None:
+            name = wanted.decode("ascii", "replace")
+            if name not in states:
+                self._send(session_id, "h", [(335, req_id), (336, name), (339, 2), (340, 6), (567, 1),
+                                             (58, f"unknown TradingSessionID {name!r}: "
+                                                  f"{', '.join(reference.SESSIONS)}"), *route])
+                return
+            states = {name: states[name]}
+        for name, (status, sub) in states.items():
+            self._send(session_id, "h", [(335, req_id), (336, name), (625, sub), (339, 2), (325, "N"),
+                                         (340, status), *route])
+        for vi in self.market.vi.values():
+            self._send(session_id, "h", [(335, req_id), *self._volatility_fields(vi), *route])
+
+    def _volatility_fields(self, ev: VolatilityInterruption | VolatilityEnded) -> Fields:
+        rules = self.market.volatility or VolatilityRules()
+        return reference.volatility_status(ev, rules.static_percent, rules.dynamic_percent)
+
+    def _announce_sessions(self) -> None:
+        """An unsolicited TradingSessionStatus for each session whose state changed."""
+        states = reference.session_states(self.market)
+        for name, state in states.items():
+            if self._sessions.get(name) != state:
+                status, sub = state
+                self._broadcast_status([(336, name), (625, sub), (339, 2), (340, status)])
+        self._sessions = states
+
+    def _broadcast_status(self, fields: Fields) -> None:
+        for sid in list(self.logged_on):
+            self._send(sid, "h", [*fields[:3], (325, "Y"), *fields[3:]])
+
     # ------------------------------------------------------------------ reports
 
     def _report_base(
@@ -595,7 +766,9 @@ class ExchangeApplication(Application):
         fields.append((40, _ORD_TYPE_CODE[info.ord_type]))
         if info.price is not None:
             fields.append((44, info.price))
-        if info.tif is not TimeInForce.DAY:
+        if info.ord_type is OrdType.CLOSE_PRICE:
+            fields.append((59, "7"))
+        elif info.tif is not TimeInForce.DAY:
             fields.append((59, _TIF_CODE[info.tif]))
         if info.list_id:
             fields.append((66, info.list_id))
@@ -635,6 +808,12 @@ class ExchangeApplication(Application):
                 if ctx is not None and request is not None:
                     code = 1 if ev.reason is Reason.UNKNOWN_ORDER else (99 if self._is44(ctx.session_id) else 2)
                     self._cancel_reject(request, ctx.session_id, ctx, code, ev.text, ev.replace)
+                continue
+            if isinstance(ev, SessionChanged):
+                self._announce_sessions()
+                continue
+            if isinstance(ev, (VolatilityInterruption, VolatilityEnded)):
+                self._broadcast_status(self._volatility_fields(ev))
                 continue
             order: Order = ev.order
             if isinstance(ev, Accepted):

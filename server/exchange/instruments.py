@@ -43,6 +43,7 @@ class Instrument:
     isin: str = ""
     currency: str = "KRW"
     lot_size: int = LOT_SIZE
+    market: str = "KOSPI"  # market segment (all the listed stocks are KOSPI's)
 
     def __post_init__(self) -> None:
         if not self.isin:

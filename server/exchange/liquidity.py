@@ -62,8 +62,8 @@ class LiquidityProvider:
         engine = self.engine
         # Transitions that fall due now are returned too, so no report gets lost.
         events: list[Event] = engine.poll()
-        if not engine.phase.accepts_orders:
-            return events
+        if not engine.phase.is_regular:
+            return events  # (off-hours sessions take no synthetic ladder)
         for code in symbols or self.symbols:
             book = engine.books[code]
             ref = book.last_price or engine.base_prices[code]

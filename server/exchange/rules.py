@@ -36,6 +36,9 @@ class Reason(StrEnum):
     AUCTION_REMAINDER = "auction-remainder"
     END_OF_DAY = "end-of-day"
     CANCEL_REQUESTED = "cancel-requested"
+    CLOSE_PRICE_ONLY = "close-price-only"
+    CLOSE_PRICE_SESSION_END = "close-price-session-end"
+    MASS_CANCEL = "mass-cancel"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -61,6 +64,10 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.AUCTION_REMAINDER: "unexecuted market order cancelled after the auction",
     Reason.END_OF_DAY: "day order expired at the close",
     Reason.CANCEL_REQUESTED: "cancelled on request",
+    Reason.CLOSE_PRICE_ONLY: "closing-price orders trade at the closing price only "
+                             "(08:30-08:40 the previous close, 15:40-16:00 today's close)",
+    Reason.CLOSE_PRICE_SESSION_END: "closing-price session ended",
+    Reason.MASS_CANCEL: "cancelled by a mass cancel request",
 }
 
 

@@ -13,7 +13,7 @@ from server.exchange.clock import AlwaysOpenClock, KrxClock
 from server.exchange.config import ExchangeConfig
 from server.exchange.fix_app import ExchangeApplication
 from server.exchange.liquidity import LiquidityProvider
-from server.exchange.matching import MatchingEngine
+from server.exchange.matching import MatchingEngine, VolatilityRules
 
 __all__ = ["ExchangeServer", "serve"]
 
@@ -29,7 +29,8 @@ class ExchangeServer:
         self.cfg = cfg
         if clock is None:
             clock = AlwaysOpenClock() if cfg.clock == "always-open" else KrxClock()
-        self.market = MatchingEngine(cfg.instruments(), clock)
+        rules = VolatilityRules() if cfg.volatility_interruptions else None
+        self.market = MatchingEngine(cfg.instruments(), clock, rules, seed=cfg.liquidity_seed)
         lp = None
         if cfg.liquidity:
             lp = LiquidityProvider(self.market, seed=cfg.liquidity_seed, levels=cfg.liquidity_levels)

@@ -8,12 +8,18 @@ inbound (from S)                forwarded (to D)
 ==============================  =================================
 SenderCompID 49 = S             OnBehalfOfCompID 115 = S
 SenderSubID 50                  OnBehalfOfSubID 116
+OnBehalfOfSubID 116 (no 50)     OnBehalfOfSubID 116
 SenderLocationID 142            OnBehalfOfLocationID 144
 DeliverToCompID 128 = D         TargetCompID 56 = D (the session)
 DeliverToSubID 129              TargetSubID 57
 DeliverToLocationID 145         TargetLocationID 143
 PossDupFlag 43 / PossResend 97  PossResend 97 = Y
 ==============================  =================================
+
+SenderSubID names the advisor (or desk, trader) behind the sender; a sender that
+already acts for someone else may name it in OnBehalfOfSubID instead, which is
+kept. The broker answers that sub-id in DeliverToSubID (129), which reaches the
+buy side as TargetSubID (57).
 
 The body (repeating groups included: lists pass through untouched) is copied
 as received. Replies take the same path back: the broker addresses them with
@@ -59,7 +65,11 @@ _HOP_TAGS = frozenset({
 _READDRESS = ((50, 116), (142, 144), (129, 57), (145, 143))
 # The field that identifies what a business reject is about, by message type.
 _REF_ID = {b"E": 66, b"K": 66, b"N": 66, b"8": 11, b"9": 11, b"D": 11, b"F": 11, b"G": 11,
-           b"H": 11, b"j": 379}
+           b"H": 11, b"j": 379, b"q": 11, b"r": 11,
+           b"x": 320, b"y": 320, b"c": 320, b"d": 320,  # SecurityReqID
+           b"g": 335, b"h": 335,  # TradSesReqID
+           b"AN": 710, b"AO": 710, b"AP": 710,  # PosReqID
+           b"BB": 909, b"BA": 909, b"BG": 909}  # CollInquiryID
 
 # BusinessRejectReason (380)
 _OTHER, _APP_NOT_AVAILABLE, _FIELD_MISSING, _NOT_AUTHORIZED = 0, 4, 5, 6
@@ -73,6 +83,9 @@ def forward_fields(msg: Any, origin: str) -> list[tuple[int, Any]]:
         v = get(src)
         if v:
             out.append((dst, v))
+        elif src == 50 and (v := get(116)):
+            # The sender already acts for this sub-id (an advisor behind a gateway).
+            out.append((116, v))
     if get(43) == b"Y" or get(97) == b"Y":
         # The sender may have sent it before: so may we have.
         out.append((97, "Y"))

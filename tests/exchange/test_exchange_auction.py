@@ -143,7 +143,13 @@ def test_auction_without_cross_trades_nothing():
         ((15, 20), Phase.CLOSING_CALL),
         ((15, 29), Phase.CLOSING_CALL),
         ((15, 30), Phase.POST_CLOSE),
-        ((23, 59), Phase.POST_CLOSE),
+        ((15, 39), Phase.POST_CLOSE),
+        ((15, 40), Phase.CLOSE_PRICE),
+        ((15, 59), Phase.CLOSE_PRICE),
+        ((16, 0), Phase.AFTER_HOURS),
+        ((17, 59), Phase.AFTER_HOURS),
+        ((18, 0), Phase.CLOSED),
+        ((23, 59), Phase.CLOSED),
     ],
 )
 def test_krx_clock_phases(hm, phase):
@@ -165,7 +171,9 @@ def test_orders_rejected_outside_entry_hours_unless_always_open():
     engine = MatchingEngine(clock=KrxClock(t))
     h = Helper(engine)
     assert one(h.buy(1, 70_000), Rejected).reason is Reason.MARKET_CLOSED
-    t.set(seoul(*MONDAY, 16, 0))
+    t.set(seoul(*MONDAY, 15, 35))
+    assert one(h.buy(1, 70_000), Rejected).reason is Reason.MARKET_CLOSED
+    t.set(seoul(*MONDAY, 18, 0))
     assert one(h.buy(1, 70_000), Rejected).reason is Reason.MARKET_CLOSED
     t.set(seoul(2024, 3, 9, 10, 0))  # Saturday
     assert one(h.buy(1, 70_000), Rejected).reason is Reason.MARKET_CLOSED
@@ -245,7 +253,7 @@ def test_skipped_phases_run_in_order():
     h.rest(BUY, 5, 70_000)
     h.rest(SELL, 5, 70_000)
     h.rest(BUY, 2, 69_000)
-    t.set(seoul(*MONDAY, 18, 0))
+    t.set(seoul(*MONDAY, 15, 35))
     ev = engine.poll()
     assert trades(ev) == [(70_000, 5)]
     assert one(ev, Expired).reason is Reason.END_OF_DAY

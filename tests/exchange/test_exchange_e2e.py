@@ -146,6 +146,10 @@ def test_config_errors_name_the_key(tmp_path):
         parse_config({"exchange": {"fix_settings": "exchange.cfg", "base_prices": {"005930": 70_050}}}, path)
     cfg = parse_config({"exchange": {"fix_settings": "exchange.cfg", "base_prices": {"005930": 71_000}}}, path)
     assert cfg.instruments()["005930"].base_price == 71_000
+    with pytest.raises(ConfigError, match="exchange.volatility_interruptions: Expected bool"):
+        parse_config({"exchange": {"fix_settings": "exchange.cfg", "volatility_interruptions": "yes"}}, path)
+    assert not parse_config({"exchange": {"fix_settings": "exchange.cfg", "volatility_interruptions": False}},
+                            path).volatility_interruptions
 
 
 def test_cli_process_serves_and_writes_ports_file(tmp_path):
