@@ -15,7 +15,15 @@ Protocol (text frames, JSON):
   seconds (S = last sequence number sent);
 * a consumer that lets more than ``ws_buffer_limit`` bytes queue up is closed
   with code 1013 and a reason naming the resume point; reconnect with
-  ``since`` = the last ``seq`` received.
+  ``since`` = the last ``seq`` received;
+* ``{"op": "subscribe", "since": N, "filter": {...}}`` adds a subscription with its own
+  cursor and filter (Account, broker, ClOrdID, ListID, MsgType): answered
+  ``{"type": "subscribed", "id": I, ...}``, its frames carry ``"sub": I``;
+  ``{"op": "unsubscribe", "id": I}`` ends it (0: the whole stream). A subscribe op may
+  authenticate (``api_key``); a refused op is an error frame and the connection stays.
+  ``?subscribe=explicit`` opens a connection without the whole-stream subscription;
+* ``?cancel_on_disconnect=true`` (or the flag in an auth or subscribe op) arms cancel on
+  disconnect for the connection (see ``presence.py``).
 """
 
 from __future__ import annotations
