@@ -242,8 +242,10 @@ class BrokerApplication(InquiryMixin, Application):
 
     def _cancel_reject(self, origin: str, sub: str, msg: Any, code: int, text: str,
                        order: BrokerOrder | None) -> None:
-        fields: Fields = [(37, "NONE"), (11, _s(msg.get(11))), (41, _s(msg.get(41))),
-                          (39, ("0" if order.open else "4") if order else "8"),
+        # A known order is named as it stands (its OrderID, its last OrdStatus: 2 when filled).
+        status = (order.status or ("0" if order.open else "4")) if order else "8"
+        fields: Fields = [(37, (order.order_id or "NONE") if order else "NONE"), (11, _s(msg.get(11))),
+                          (41, _s(msg.get(41))), (39, status),
                           (434, "2" if msg.msg_type == b"G" else "1"), (102, code), (58, text)]
         self._to_client(origin, sub, "9", fields)
 
