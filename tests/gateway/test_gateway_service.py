@@ -412,3 +412,58 @@ async def _session_status(h: Harness) -> None:
 
 test_trading_session_status_is_subscribed_and_pushed = service_test(
     _session_status, extra="subscribe_session_status = true")
+
+
+# --------------------------------------------------------------------------- cancel on disconnect
+
+async def _grace(h: Harness) -> None:
+    await resting(h, "cod1")
+    first, second = object(), object()
+    h.gw.presence.opened("alpha", first, True)
+    h.gw.presence.opened("beta", object(), False)  # not armed: nothing happens when it goes
+    h.gw.presence.closed("alpha", first)
+    assert [e["event"]["event"] for e in h.events if e["type"] == "event"] == ["stream_lost"]
+    h.gw.presence.opened("alpha", second, True)  # back within the grace period: orders stay
+    assert [e["event"]["event"] for e in h.events if e["type"] == "event"][-1] == "stream_resumed"
+    await asyncio.sleep(0.4)
+    assert h.order("cod1")["state"] == "New" and not [mt for mt, _ in h.sent if mt == "F"]
+    h.gw.presence.closed("alpha", second)
+    await h.until(lambda: any(e["type"] == "event" and e["event"]["event"] == "cancel_on_disconnect"
+                              for e in h.events), "cancels")
+    done = [e for e in h.events if e["type"] == "event"][-1]["event"]
+    assert done["ClOrdID"] == ["cod1"] and h.last_sent("F")[41] == "alpha:cod1"
+    assert h.last_sent("F")[58] == "cancel on disconnect"
+    await h.until(lambda: h.order("cod1")["state"] == "Canceled", "cancelled")
+    assert h.gw.seq.get("beta", 0) == 0
+
+
+test_cancel_on_disconnect_waits_for_the_grace_period = service_test(
+    _grace, extra="cancel_on_disconnect_grace = 0.2")
+
+
+async def _by_config(h: Harness) -> None:
+    await resting(h, "cod2")
+    conn = object()
+    h.gw.stream_opened("alpha", conn)  # the connection did not opt in; the client's configuration does
+    h.gw.stream_closed("alpha", conn)
+    await h.until(lambda: h.order("cod2")["state"] == "Canceled", "cancelled")
+
+
+def test_cancel_on_disconnect_by_client_configuration(tmp_path: Path) -> None:
+    toml = gateway_toml(extra="cancel_on_disconnect_grace = 0").replace(
+        'id = "alpha"\n', 'id = "alpha"\ncancel_on_disconnect = true\n')
+
+    async def go() -> None:
+        cfg = parse_config(tomllib.loads(toml), tmp_path / "gw.toml")
+        assert cfg.clients["alpha"].cancel_on_disconnect
+        link = LoopbackLink()
+        gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
+        gw.recover()
+        await link.start()
+        try:
+            await _by_config(Harness(gw, link))
+        finally:
+            await link.stop()
+            await gw.close()
+
+    run(go(), 60)
