@@ -107,7 +107,8 @@ def build_asyncapi(mapper: Any, begin_string: str) -> dict[str, Any]:
             ["type", "seq", "ts", "event"], "An event of the gateway itself, numbered with the client's reports"),
         "OpError": _obj({"type": {"const": "error"}, "op": {"enum": ["subscribe", "unsubscribe"]},
                          "reason": {"type": "string"}}, ["type", "op", "reason"],
-                        "A subscribe or unsubscribe op refused; the connection stays open"),
+                        "A subscribe or unsubscribe op of an authenticated connection refused; the "
+                        "connection stays open (an unauthenticated one gets a StreamError and is closed)"),
         "Heartbeat": _obj({"type": {"const": "heartbeat"}, "seq": {**_SEQ, "description": "last seq sent"},
                            "ts": _TS}, ["type", "seq", "ts"], "Sent when the stream has been idle"),
         "Pong": _obj({"type": {"const": "pong"}, "seq": {**_SEQ, "description": "last seq sent"}, "ts": _TS},

@@ -217,6 +217,8 @@ class Inquiries:
 
     async def _ask(self, client: ClientConfig, broker: BrokerConfig, msg_type: str, id_field: str,
                    prefix: str, body: dict[str, Any]) -> _Pending:
+        if msg_type not in self.mapper.codec.dictionary.messages:
+            raise ApiError(501, "not_supported", f"the FIX version of the session has no MsgType {msg_type}")
         req_id = f"~{prefix}{next(self._ids)}.{time.time_ns() % 1_000_000_000}"
         body[id_field] = req_id
         try:
@@ -326,7 +328,7 @@ class Inquiries:
             for inst in found.values():
                 self._set_limits(inst)
         except ApiError as exc:
-            if exc.status in (400, 403):
+            if exc.status in (400, 403, 422):
                 raise
             reason = exc.message
         items = found if found is not None and (found or not self.static) else None

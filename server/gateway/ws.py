@@ -317,9 +317,8 @@ class _Connection(WSListener):  # type: ignore[misc]
         if self.client is None:
             key = req.get("api_key")
             client = self.server.auth.authenticate(key) if isinstance(key, str) else None
-            if client is None:
-                self._answer_error("subscribe", "authenticate first: the X-API-Key header, an auth op, "
-                                   "or api_key in this op" if key is None else "invalid API key")
+            if client is None:  # nothing is answered to an unauthenticated connection but this
+                self._fail(WSCloseCode.POLICY_VIOLATION, "authenticate first" if key is None else "invalid API key")
                 return
             self.client = client  # authenticated by this op: no implicit subscription
             self.server.gateway.stream_opened(client.id, self)
