@@ -109,3 +109,24 @@ def test_order_service_through_hub_broker_and_exchange(sandbox: SandboxRun) -> N
             assert any(f.get("sub") == 2 and f["message"]["Header"]["MsgType"] == "h" for f in got)
 
     asyncio.run(asyncio.wait_for(go(), 120))
+
+
+def test_replace_keeps_exec_inst_through_the_exchange(sandbox: SandboxRun) -> None:
+    """A primary-best order (OrdType P, ExecInst R: pegged to the best price of its own side,
+    so it rests) replaced with a new quantity only: the exchange replaces it (the wire content,
+    ExecInst repeated, is checked in tests/gateway/test_gateway_service.py). A change of Side
+    is refused at the gateway."""
+    tag = str(time.time_ns())
+    with Client(sandbox.url, KEY) as c:
+        first = c.new_order(ClOrdID=f"pb-{tag}", DeliverToCompID="KIWOOM", Symbol="005930", Side="1",
+                            OrdType="P", ExecInst="R", OrderQty="3")
+        wait_order(c, first.ClOrdID, {"0"})
+        second = c.replace_order(first.ClOrdID, ClOrdID=f"pb2-{tag}", OrderQty="2")
+        replaced = wait_order(c, second.ClOrdID, {"0", "1", "2"})
+        assert replaced.OrderQty == "2" and replaced.OrdType == "P"
+        assert c.get_order(first.ClOrdID).OrdStatus == "5"
+        with pytest.raises(ApiError) as err:  # the side is the order's: a new order changes it
+            c.replace_order(second.ClOrdID, ClOrdID=f"pb3-{tag}", Side="2")
+        assert err.value.status == 422 and err.value.errors[0].field == "Side"
+        c.cancel_order(second.ClOrdID)
+        wait_order(c, second.ClOrdID, {"4"})
