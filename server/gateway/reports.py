@@ -91,7 +91,7 @@ class ReportsIn:
             elif mt == b"N":
                 self._list_status(msg)
             elif mt == b"j":
-                self._business_reject(msg)
+                self._business_reject(msg, session)
             elif mt == b"3":
                 self._session_reject(msg, session)
             elif mt == b"r":
@@ -262,12 +262,17 @@ class ReportsIn:
         return any((o := self.state.get_order(client_id, m)) is not None and o.OrdStatus != "A"
                    for m in ol.members)
 
-    def _business_reject(self, msg: InboundMessage) -> None:
+    def _business_reject(self, msg: InboundMessage, session: str = "") -> None:
         ref_raw = msg.get(379)
         if self.inquiries is not None and ref_raw and self.inquiries.refused(
                 ref_raw.decode("latin-1"), (msg.get(58) or b"business message rejected").decode("latin-1")):
             return
         ids = self._split(ref_raw)
+        if ids is None and msg.get(45):
+            # No client identifier in BusinessRejectRefID: the hub's own rejects name our
+            # MsgSeqNum (RefSeqNum 45), which the session's store maps back to the request.
+            self._session_reject(msg, session)
+            return
         if ids is None:
             self.metrics.unroutable.inc()
             log.warning("BusinessMessageReject without a routable BusinessRejectRefID: %r", msg.get(379))

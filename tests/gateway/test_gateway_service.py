@@ -234,6 +234,19 @@ async def test_business_reject_from_the_hub_rejects_the_order(h: Harness) -> Non
     assert h.events[-1]["message"]["Body"]["BusinessRejectRefID"] == "br1"
 
 
+@service_test
+async def test_business_reject_naming_only_the_sequence_number(h: Harness) -> None:
+    """A BusinessMessageReject of the hub without a BusinessRejectRefID the gateway can read:
+    its RefSeqNum finds the order through the session's store."""
+    h.link.silent.add("D")
+    await h.gw.new_order(h.alpha, body(ClOrdID="br2"))
+    h.inject("j", [(45, h.link.last_seq_num), (372, "D"), (380, "5"),
+                   (58, "DeliverToCompID (128) is required: the hub routes on it")])
+    assert h.order("br2")["state"] == "Rejected"
+    await h.until(lambda: bool(h.events), "event")
+    assert h.events[-1]["about"] == {"ClOrdID": "br2", "MsgType": "D"}
+
+
 # --------------------------------------------------------------------------- cancel reject
 
 @service_test
