@@ -590,7 +590,10 @@ class Intake:
             raise self._invalid("order status request", problems, "invalid_request")
         session = self.fix_out.session_for(broker)
         self._accept(session, "H", wire, broker.id, lambda reason: None, client_id=client.id)
-        return _json.encode({**order_view(order), "OrdStatusReqID": req_id if "OrdStatusReqID" in names else None})
+        answer = order_view(order)
+        if "OrdStatusReqID" in names:
+            answer["OrdStatusReqID"] = req_id
+        return _json.encode(answer)
 
     # ------------------------------------------------------------------ q
     async def mass_cancel(self, client: ClientConfig, raw: bytes) -> bytes:

@@ -29,6 +29,8 @@ _ORDER_VIEW: dict[str, Any] = {
         "created": {"type": "string", "format": "date-time"},
         "updated": {"type": "string", "format": "date-time"},
         "executions": {"type": "array", "items": {"type": "object"}},
+        "TimeInForce": {"type": "string"}, "ExecInst": {"type": "string"},
+        "OrdStatusReqID": {"type": "string", "description": "the answer of POST .../status: the request's id"},
     },
     "required": ["ClOrdID", "state", "OrdStatus", "broker"],
 }

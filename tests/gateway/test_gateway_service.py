@@ -129,6 +129,8 @@ async def test_replace_repeats_exec_inst_and_time_in_force(h: Harness) -> None:
     g = h.last_sent("G")
     assert (g[40], g.get(18), g.get(59), g[38], g[41]) == ("P", "P", "0", "5", "alpha:pb1")
     await h.until(lambda: h.order("pb2")["state"] == "New", "pb2 New")
+    detail = json.loads(await h.gw.order_detail(h.alpha, "pb2"))
+    assert (detail["ExecInst"], detail["TimeInForce"]) == ("P", "0")
     # and again from the replacement: what it carries goes on
     await h.gw.replace_order(h.alpha, "pb2", json.dumps({"ClOrdID": "pb3", "OrderQty": "4"}).encode())
     assert (h.last_sent("G").get(18), h.last_sent("G").get(59)) == ("P", "0")
