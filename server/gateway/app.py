@@ -424,6 +424,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
     with contextlib.suppress(Exception):
         await asyncio.wait_for(rest_task, 10)
     stopper.cancel()
+    gw.presence.stop()  # the streams closed by the shutdown are no client's disconnect
     await ws.stop()
     await link.stop()
     await gw.close()

@@ -43,6 +43,7 @@ class Presence:
         self.armed: dict[str, set[Any]] = {}  # client -> its connections that opted in
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.stopped = False  # the gateway is stopping: its closing streams are not drops
 
     def armed_by_default(self, client_id: str) -> bool:
         client = self.cfg.clients.get(client_id)
@@ -58,6 +59,8 @@ class Presence:
             self._event(client_id, {"event": "stream_resumed", "cancel_on_disconnect": "kept"})
 
     def closed(self, client_id: str, conn: Any) -> None:
+        if self.stopped:
+            return
         conns = self.armed.get(client_id)
         if not conns or conn not in conns:
             return
@@ -100,6 +103,8 @@ class Presence:
         self._event(client_id, event)
 
     def stop(self) -> None:
+        """Before the streams close at shutdown: nothing is cancelled for it."""
+        self.stopped = True
         for timer in self.timers.values():
             timer.cancel()
         self.timers.clear()
