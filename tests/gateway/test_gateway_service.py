@@ -226,6 +226,20 @@ async def test_session_reject_from_the_hub_rejects_the_order(h: Harness) -> None
 
 
 @service_test
+async def test_session_reject_of_a_list_rejects_it_and_its_orders(h: Harness) -> None:
+    h.link.silent.add("E")
+    entries = [{"ClOrdID": f"sl-{i}", "Symbol": "005930", "Side": "1", "OrdType": "2", "OrderQty": "1",
+                "Price": "70000"} for i in (1, 2)]
+    await h.gw.new_list(h.alpha, json.dumps({"ListID": "SL", "DeliverToCompID": "BRKA",
+                                             "NoOrders": entries}).encode())
+    h.inject("3", [(45, h.link.last_seq_num), (372, "E"), (373, "1"), (58, "Required tag missing")])
+    view = json.loads(h.gw.list_detail(h.alpha, "SL"))
+    assert view["ListOrderStatus"] == "7" and [o["state"] for o in view["orders"]] == ["Rejected", "Rejected"]
+    await h.until(lambda: bool(h.events), "event")
+    assert h.events[-1]["about"] == {"ListID": "SL", "MsgType": "E"}
+
+
+@service_test
 async def test_business_reject_from_the_hub_rejects_the_order(h: Harness) -> None:
     h.link.silent.add("D")
     await h.gw.new_order(h.alpha, body(ClOrdID="br1"))
