@@ -49,6 +49,12 @@ class _Log:
     def unsubscribe(self, client_id: str, sub: Any) -> None:
         pass
 
+    def stream_opened(self, client_id: str, conn: Any) -> None:
+        pass
+
+    def stream_closed(self, client_id: str, conn: Any) -> None:
+        pass
+
 
 class _Reader(WSListener):  # type: ignore[misc]
     def __init__(self) -> None:

@@ -102,6 +102,12 @@ BROKERS = _Op("GET", "/v1/brokers", _Brokers)
 HEALTH = _Op("GET", "/healthz", dict[str, Any])
 READY = _Op("GET", "/readyz", dict[str, Any], frozenset({200, 503}))
 STREAM_INFO = _Op("GET", "/stream-info", dict[str, Any])
+ORDER_STATUS = _Op("POST", "/v1/orders/{}/status", Order)
+MASS_CANCEL = _Op("POST", "/v1/orders/mass-cancel", dict[str, Any])
+INSTRUMENTS = _Op("GET", "/v1/instruments", dict[str, Any])
+INSTRUMENT = _Op("GET", "/v1/instruments/{}", dict[str, Any])
+POSITIONS = _Op("GET", "/v1/accounts/{}/positions", dict[str, Any])
+BALANCE = _Op("GET", "/v1/accounts/{}/balance", dict[str, Any])
 
 _DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
 _ERROR = msgspec.json.Decoder(_Error)
@@ -198,9 +204,43 @@ class _Operations:
     def get_order_list(self, list_id: str) -> Answer[OrderList]:
         return self._call(GET_LIST, (list_id,))
 
-    def cancel_order_list(self, list_id: str) -> Answer[OrderList]:
-        """ListCancelRequest (35=K) for every order of the list."""
-        return self._call(CANCEL_LIST, (list_id,), b"")
+    def cancel_order_list(self, list_id: str, text: str | None = None) -> Answer[OrderList]:
+        """ListCancelRequest (35=K) for every order of the list; ``text`` goes in its Text (58)."""
+        body = self.msgs.encode({"Text": text}) if text is not None else b""
+        return self._call(CANCEL_LIST, (list_id,), body)
+
+    # ---------------------------------------------------------------- requests about orders
+    def order_status(self, cl_ord_id: str) -> Answer[Order]:
+        """OrderStatusRequest (35=H): the broker's ExecutionReport (ExecType I) comes on the
+        stream and refreshes the order."""
+        return self._call(ORDER_STATUS, (cl_ord_id,), b"")
+
+    def mass_cancel(self, broker: str | None = None, *, Symbol: str | None = None,  # noqa: N803 - FIX names
+                    Side: str | None = None, Account: str | None = None) -> Answer[dict[str, Any]]:  # noqa: N803
+        """OrderMassCancelRequest (35=q) to ``broker``: the client's open orders there (of one
+        Symbol, Side, Account when given); the OrderMassCancelReport (35=r) comes on the stream."""
+        fields = {"broker": broker, "Symbol": Symbol, "Side": Side, "Account": Account}
+        return self._call(MASS_CANCEL, body=self.msgs.encode({k: v for k, v in fields.items() if v is not None}))
+
+    # ---------------------------------------------------------------- reference data, accounts
+    def instruments(self, broker: str | None = None) -> Answer[dict[str, Any]]:
+        """``{"instruments": [...]}``: code, name, market, tick size, base price, daily limits
+        and session state, from the exchange through the broker (or the gateway's static file)."""
+        return self._call(INSTRUMENTS, query={"broker": broker})
+
+    def instrument(self, symbol: str, broker: str | None = None) -> Answer[dict[str, Any]]:
+        return self._call(INSTRUMENT, (symbol,), query={"broker": broker})
+
+    def positions(self, account: str, broker: str | None = None, symbol: str | None = None
+                  ) -> Answer[dict[str, Any]]:
+        """RequestForPositions (35=AN) through the broker: its RequestForPositionsAck and
+        PositionReports as FIX-JSON. ``broker`` may be left out when the client has one."""
+        return self._call(POSITIONS, (account,), query={"broker": broker, "symbol": symbol})
+
+    def balance(self, account: str, broker: str | None = None) -> Answer[dict[str, Any]]:
+        """CollateralInquiry (35=BB) through the broker: its CollateralReport as FIX-JSON
+        (MarginExcess is the buying power)."""
+        return self._call(BALANCE, (account,), query={"broker": broker})
 
     # ---------------------------------------------------------------- the gateway
     def brokers(self) -> Answer[list[Broker]]:

@@ -32,7 +32,7 @@ __all__ = ["Messages", "messages", "REQUESTS", "REPORTS", "GATEWAY_FILLED", "ROU
 # Bodies the REST API accepts, by MsgType.
 REQUESTS = ("D", "E", "G", "F", "K")
 # Messages pushed on the WebSocket stream, by MsgType.
-REPORTS = ("8", "9", "N", "j")
+REPORTS = ("8", "9", "N", "j", "3", "r", "h")
 # Required by the dictionary but filled by the gateway when absent (so optional in requests).
 GATEWAY_FILLED: dict[str, frozenset[str]] = {
     "D": frozenset({"TransactTime", "HandlInst"}),
@@ -62,7 +62,8 @@ class Messages:
         for t in REQUESTS:
             self.requests[t] = self._struct(t, request=True)
         for t in REPORTS:
-            self.reports[t] = self._struct(t, request=False)
+            if t in dd.messages:  # FIX 4.2 has no OrderMassCancelReport
+                self.reports[t] = self._struct(t, request=False)
         self.Header = self._object("Header", dd.header.members, required=frozenset(), top=False)
         for cls in (*self.requests.values(), *self.reports.values()):
             setattr(self, cls.__name__, cls)

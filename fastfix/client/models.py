@@ -66,6 +66,9 @@ class Order(msgspec.Struct, omit_defaults=True):
     created: str | None = None
     updated: str | None = None
     executions: list[Execution] | None = None
+    TimeInForce: str | None = None
+    ExecInst: str | None = None
+    OrdStatusReqID: str | None = None  # the answer of an order status request
 
 
 class Accepted(msgspec.Struct, omit_defaults=True):

@@ -41,6 +41,7 @@ class _Frame(msgspec.Struct):
     seq: int | None = None
     ts: str | None = None
     message: msgspec.Raw = msgspec.Raw()  # empty unless type == message
+    event: dict[str, Any] | None = None  # type == event: what the gateway itself did
     reason: str | None = None
     since: int | None = None
     last_seq: int | None = None
@@ -155,6 +156,16 @@ class EventStream:
             header = msgs.decode_header(m.Header)
             msg_type = getattr(header, "MsgType", None) or ""
             return Event(frame.seq, frame.ts or "", msg_type, header, msgs.decode_body(msg_type, m.Body))
+        if frame.type == "event" and frame.seq is not None:
+            # The gateway's own events (cancel on disconnect...) are numbered with the reports.
+            cursor = self.cursor or 0
+            if frame.seq <= cursor:
+                return None
+            if frame.seq != cursor + 1:
+                log.warning("stream jumped from %d to %d: resuming from the cursor", cursor, frame.seq)
+                self._drop_connection()
+                return None
+            return Event(frame.seq, frame.ts or "", "event", None, frame.event or {})
         if frame.type == "subscribed":
             self.last_seq = frame.last_seq
             if self.cursor is None and frame.since is not None:

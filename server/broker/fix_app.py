@@ -295,10 +295,11 @@ class BrokerApplication(InquiryMixin, Application):
 
     def _cancel_reject(self, origin: str, sub: str, msg: Any, code: int, text: str,
                        order: BrokerOrder | None) -> None:
-        fields: Fields = [(ORDER_ID, "NONE"), (CL_ORD_ID, _s(msg.get(CL_ORD_ID))),
-                          (ORIG_CL_ORD_ID, _s(msg.get(ORIG_CL_ORD_ID))),
-                          (ORD_STATUS, ("0" if order.open else "4") if order else "8"),
-                          (CXL_REJ_RESPONSE_TO, "2" if msg.msg_type == b"G" else "1"),
+        # A known order is named as it stands (its OrderID, its last OrdStatus: 2 when filled).
+        status = (order.status or ("0" if order.open else "4")) if order else "8"
+        fields: Fields = [(ORDER_ID, (order.order_id or "NONE") if order else "NONE"),
+                          (CL_ORD_ID, _s(msg.get(CL_ORD_ID))), (ORIG_CL_ORD_ID, _s(msg.get(ORIG_CL_ORD_ID))),
+                          (ORD_STATUS, status), (CXL_REJ_RESPONSE_TO, "2" if msg.msg_type == b"G" else "1"),
                           (CXL_REJ_REASON, code), (TEXT, text)]
         self._to_client(origin, sub, "9", fields)
 

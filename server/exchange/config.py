@@ -51,6 +51,7 @@ class ExchangeSection(Table):
     liquidity: bool = True  # synthetic resting orders around the base prices
     liquidity_seed: int = 0
     liquidity_levels: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    volatility_interruptions: bool = True  # static and dynamic volatility interruptions
     fix_port: Port | None = None  # overrides SocketAcceptPort
     ports_file: Path | None = None
     log_level: LogLevel = "info"

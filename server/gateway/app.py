@@ -235,6 +235,23 @@ class RestApp:
             raise ApiError(404, "not_found", "no route /")
         return 200, [("content-type", "text/html; charset=utf-8")], page.read_bytes()
 
+    async def _mass_cancel(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.mass_cancel(client, await self._read(scope, proto))
+
+    async def _status(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        await self._read(scope, proto)
+        return await self.gw.status_order(client, p[0])
+
+    async def _instruments(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.instruments_view(client, _query(scope.query_string).get("broker"), p[0] if p else None)
+
+    async def _positions(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        q = _query(scope.query_string)
+        return await self.gw.positions(client, p[0], q.get("broker"), q.get("symbol"))
+
+    async def _balance(self, scope: Any, proto: Any, client: ClientConfig, p: list[str], t: int) -> bytes:
+        return await self.gw.balance(client, p[0], _query(scope.query_string).get("broker"))
+
     async def _list_orders(self, client: ClientConfig, query: str) -> bytes:
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
         flt = OrderFilter()
@@ -281,6 +298,11 @@ class RestApp:
         return _json.encode({"orders": [order_view(o) for o in orders], "next": nxt})
 
 
+def _query(query: str) -> dict[str, str]:
+    """Query parameters, the last value of each."""
+    return {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
+
+
 # The REST API, one entry per method and path (the OpenAPI document describes the /v1 ones).
 ROUTES = Router([
     Route("POST", "/v1/orders", "orders.new", 202, RestApp._new_order),
@@ -288,12 +310,18 @@ ROUTES = Router([
     Route("GET", "/v1/orders/{ClOrdID}", "orders.get", 200, RestApp._order),
     Route("DELETE", "/v1/orders/{ClOrdID}", "orders.cancel", 202, RestApp._delete_order),
     Route("GET", "/v1/orders/{ClOrdID}/trace", "orders.trace", 200, RestApp._trace),
+    Route("POST", "/v1/orders/mass-cancel", "orders.mass_cancel", 202, RestApp._mass_cancel),
+    Route("POST", "/v1/orders/{ClOrdID}/status", "orders.status", 202, RestApp._status),
     Route("POST", "/v1/orders/{ClOrdID}/replace", "orders.replace", 202, RestApp._replace),
     Route("POST", "/v1/orders/{ClOrdID}/cancel", "orders.cancel", 202, RestApp._cancel),
     Route("POST", "/v1/order-lists", "lists.new", 202, RestApp._new_list),
     Route("GET", "/v1/order-lists/{ListID}", "lists.get", 200, RestApp._list),
     Route("POST", "/v1/order-lists/{ListID}/cancel", "lists.cancel", 202, RestApp._cancel_list),
     Route("GET", "/v1/brokers", "brokers", 200, RestApp._brokers),
+    Route("GET", "/v1/instruments", "instruments", 200, RestApp._instruments),
+    Route("GET", "/v1/instruments/{Symbol}", "instruments", 200, RestApp._instruments),
+    Route("GET", "/v1/accounts/{Account}/positions", "accounts.positions", 200, RestApp._positions),
+    Route("GET", "/v1/accounts/{Account}/balance", "accounts.balance", 200, RestApp._balance),
     Route("GET", "/v1/stream", "other", 404, RestApp._stream_here, auth=False),
     Route("GET", "/healthz", "healthz", 200, RestApp._healthz, auth=False),
     Route("GET", "/readyz", "readyz", 200, RestApp._readyz, auth=False),
@@ -437,6 +465,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None,
         await asyncio.wait_for(rest_task, 10)
     stopper.cancel()
     app.bodies.close()
+    gw.presence.stop()  # the streams closed by the shutdown are no client's disconnect
     await ws.stop()
     await link.stop()
     await gw.close()

@@ -52,6 +52,8 @@ class ClientConfig(Table):
     read_burst: Positive = 400
     max_order_qty: Decimal | None = None
     max_notional: Decimal | None = None
+    # cancel the client's open orders when its last stream connection is gone (see presence.py)
+    cancel_on_disconnect: bool = False
 
 
 class GatewaySection(Table):
@@ -91,6 +93,14 @@ class GatewaySection(Table):
     # market orders' notional (KRW) by stock code, beside the static instrument table
     reference_prices: dict[str, Annotated[int, msgspec.Meta(gt=0, description="a positive whole price (KRW)")]] = \
         msgspec.field(default_factory=dict)
+    # seconds a client may be without a stream before cancel on disconnect acts
+    cancel_on_disconnect_grace: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    # seconds a REST call waits for the broker's answer (order status, positions, balance)
+    inquiry_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # TOML [[instruments]] answering GET /v1/instruments when the broker cannot (see inquiries.py)
+    instruments_file: Path | None = None
+    # ask each broker, for each client, for trading-session status changes (pushed as events)
+    subscribe_session_status: bool = False
     log_level: LogLevel = "info"
     tls_cert: Path | None = None  # PEM certificate (chain): REST over HTTPS and the stream over WSS
     tls_key: Path | None = None  # its PEM private key
@@ -149,7 +159,7 @@ def parse_config(data: dict[str, Any], path: Path) -> GatewayConfig:
     if (g.tls_cert is None) != (g.tls_key is None):
         raise config_error(where, "gateway.tls_key" if g.tls_key is None else "gateway.tls_cert",
                            "tls_cert and tls_key go together")
-    for key in ("fix_settings", "tls_cert", "tls_key"):
+    for key in ("fix_settings", "tls_cert", "tls_key", "instruments_file"):
         existing_file(where, f"gateway.{key}", getattr(g, key))
     for code in g.reference_prices:
         if lookup(code) is None:

@@ -15,6 +15,9 @@ from __future__ import annotations
 import collections
 from typing import Any, Protocol
 
+import msgspec
+
+from server.gateway._intake import iso as _iso
 from server.gateway._reports import envelope as _event_envelope
 from server.gateway.journal import Journal
 from server.gateway.link import InboundMessage
@@ -23,6 +26,8 @@ from server.gateway.projection import EventRow, Projection
 from server.gateway.tracing import Tracer
 
 __all__ = ["Fanout", "Subscriber"]
+
+_json = msgspec.json.Encoder()
 
 
 class Subscriber(Protocol):
@@ -51,13 +56,28 @@ class Fanout:
         self._tail: dict[str, dict[int, bytes]] = {}
         self._tail_order: collections.deque[tuple[int, str, int]] = collections.deque()
 
-    def publish(self, client_id: str, msg: InboundMessage, now: int) -> None:
-        """Number a report for its client and stage it (pushed by :meth:`flush`)."""
+    def publish(self, client_id: str, msg: InboundMessage, now: int, about: dict[str, str] | None = None) -> None:
+        """Number a report for its client and stage it (pushed by :meth:`flush`). ``about``
+        names what a message without the client's identifiers is about (a session-level
+        Reject names only a sequence number): ``{"ClOrdID": ..., "MsgType": ...}``."""
         seq = self.seq.get(client_id, 0) + 1
         self.seq[client_id] = seq
         data = _event_envelope(self._body_json(msg), msg, self._prefixes[client_id], seq, now)
+        if about is not None:
+            data = data[:-1] + b',"about":' + _json.encode(about) + b"}"
+        self._stage(client_id, seq, data, now, msg.get(11))
+
+    def publish_event(self, client_id: str, event: dict[str, Any], now: int) -> None:
+        """Number and stage an event of the gateway itself (not a FIX message): a stream
+        connection lost, orders cancelled on disconnect. Pushed as ``{"type": "event", ...}``."""
+        seq = self.seq.get(client_id, 0) + 1
+        self.seq[client_id] = seq
+        data = b'{"type":"event","seq":%d,"ts":"%s","event":%s}' % (seq, _iso(now).encode(), _json.encode(event))
+        self._stage(client_id, seq, data, now, None)
+
+    def _stage(self, client_id: str, seq: int, data: bytes, now: int, cl_ord_id: Any) -> None:
         self.journal.put_event(client_id, seq, data, now)
-        self.tracer.report(client_id, msg.get(11), seq)
+        self.tracer.report(client_id, cl_ord_id, seq)
         self._staged.append((client_id, seq, data))
 
     def flush(self, position: int) -> None:

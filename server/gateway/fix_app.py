@@ -37,6 +37,11 @@ class _GatewayApplication(Application):
         if msg.msg_type in INBOUND_TYPES:
             self.link.on_message(msg, str(session_id))
 
+    def from_admin(self, msg: Any, session_id: Any) -> None:
+        # A session-level Reject (35=3) of an order, cancel or list: the order path must see it.
+        if msg.msg_type == b"3":
+            self.link.on_message(msg, str(session_id))
+
     def on_read_end(self, session_id: Any) -> None:
         self.link.on_read_end()
 
@@ -167,6 +172,20 @@ class FixLink(Link):
         s = self._find(session)
         if s is not None:
             await self.engine.writable(s.session_id)
+
+    def sent_message(self, session: str, seq_num: int) -> Any:
+        from fastfix.codec import parse
+
+        s = self._find(session)
+        if s is None or seq_num <= 0:
+            return None
+        stored = s.store.get_range(seq_num, seq_num)
+        if not stored:
+            return None
+        try:
+            return parse(stored[0][1])
+        except Exception:  # noqa: BLE001 - a stored message the codec refuses names nothing
+            return None
 
     def sent_ids(self, session: str) -> tuple[set[tuple[str, bytes]], int] | None:
         from fastfix.codec import parse

@@ -38,7 +38,7 @@ class FixOut:
         self.cfg = cfg
         self.link = link
         self.metrics = metrics
-        self._headers: dict[str, tuple[tuple[int, Any], ...]] = {}
+        self._headers: dict[tuple[str, str], tuple[tuple[int, Any], ...]] = {}
         self._unsent: dict[str, list[Unsent]] = {}  # session -> found at recovery, sent at logon
 
     def session_of(self, broker: BrokerConfig) -> str:
@@ -52,11 +52,13 @@ class FixOut:
             raise session_down(session)
         return session
 
-    def header(self, broker_id: str) -> tuple[tuple[int, Any], ...]:
-        """Header fields routing a message to the broker (DeliverToCompID)."""
-        hdr = self._headers.get(broker_id)
+    def header(self, broker_id: str, client_id: str = "") -> tuple[tuple[int, Any], ...]:
+        """Header fields routing a message to the broker (DeliverToCompID) and naming the
+        client it is for (SenderSubID 50: the advisor; the hub forwards it as OnBehalfOfSubID)."""
+        key = (broker_id, client_id)
+        hdr = self._headers.get(key)
         if hdr is None:
-            hdr = self._headers[broker_id] = ((128, broker_id),)
+            hdr = self._headers[key] = ((128, broker_id), (50, client_id)) if client_id else ((128, broker_id),)
         return hdr
 
     def blocked(self, session: str) -> bool:
@@ -66,10 +68,10 @@ class FixOut:
     async def writable(self, session: str) -> None:
         await self.link.writable(session)
 
-    def send(self, session: str, msg_type: str, body: bytes, broker_id: str) -> None:
+    def send(self, session: str, msg_type: str, body: bytes, broker_id: str, client_id: str = "") -> None:
         """Store and write one message on its session now; raises :class:`LinkDown`."""
         t0 = time.perf_counter()
-        self.link.send_bodies(session, ((msg_type, body, self.header(broker_id)),))
+        self.link.send_bodies(session, ((msg_type, body, self.header(broker_id, client_id)),))
         self.metrics.send_seconds.observe(time.perf_counter() - t0)
         self.metrics.fix_out.labels(msg_type).inc()
 
@@ -97,7 +99,7 @@ class FixOut:
             if record is not None and (mt, wire_id) in record[0]:
                 continue  # handed over before the stop: the FIX resend protocol covers it
             certain = record is not None and created_ns >= record[1]
-            header = self.header(broker_id)
+            header = self.header(broker_id, wire_id.partition(b":")[0].decode("latin-1"))
             if not certain:
                 header = header + ((97, "Y"),)
             msgs.append((mt, body, header))

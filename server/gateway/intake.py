@@ -44,13 +44,13 @@ from server.gateway._intake import namespace as _namespace
 from server.gateway._intake import order_answer as _order_answer
 from server.gateway._intake import order_record as _order_record
 from server.gateway.auth import TokenBucket
-from server.gateway.checks import check_order_fields
+from server.gateway.checks import check_order_fields, to_decimal
 from server.gateway.config import BrokerConfig, ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError, FieldProblem
 from server.gateway.fix_out import FixOut, LinkDown, session_down
 from server.gateway.journal import Journal
 from server.gateway.metrics import Metrics
-from server.gateway.orders import Order, OrderList, reject_order
+from server.gateway.orders import CARRIED_FIELDS, Order, OrderList, reject_order
 from server.gateway.state import OrderState
 from server.gateway.tracing import Tracer
 from server.gateway.views import list_view, order_view
@@ -123,17 +123,26 @@ class Intake:
         # (MsgType, group) of each message the gateway sends -> whether it has TransactTime and
         # HandlInst, which _fill_defaults sets when a request leaves them out
         self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}
-        for key in (("D", None), ("G", None), ("F", None), ("E", None), ("E", "NoOrders"), ("K", None)):
-            names = mapper.fields_of(*key)
+        for key in (("D", None), ("G", None), ("F", None), ("E", None), ("E", "NoOrders"), ("K", None),
+                    ("q", None)):
+            try:
+                names = mapper.fields_of(*key)
+            except KeyError:  # a message this FIX version has not (FIX 4.2: no mass cancel)
+                continue
             self._default_flags[key] = ("TransactTime" in names, "HandlInst" in names)
+        # Symbol -> today's (lower, upper) price limits (the inquiries stage keeps it up to date)
+        self.price_limits: dict[str, tuple[Decimal, Decimal]] = {}
+        # Fields an order keeps for its replaces: those a replace request can carry too.
+        replace_fields = mapper.fields_of("G")
+        self._carried = tuple(n for n in CARRIED_FIELDS if n in replace_fields)
 
     # ------------------------------------------------------------------ shared steps
-    async def _admit(self, client: ClientConfig, broker_id: str | None = None) -> None:
+    async def _admit(self, client: ClientConfig, broker_id: str | None = None, throttle: bool = True) -> None:
         """Step 1, and the wait for a hub that stopped reading (before anything is staged)."""
         if self.failed is not None:
             raise ApiError(503, "journal_failed", "the gateway cannot write its journal; it takes no "
                            "requests until restarted", headers=[("retry-after", "5")])
-        wait = self.buckets[client.id].take()
+        wait = self.buckets[client.id].take() if throttle else 0
         if wait > 0:
             self.metrics.rejected.labels("throttled").inc()
             raise ApiError(429, "throttled", f"request rate above {client.rate:g}/s for this client",
@@ -246,7 +255,7 @@ class Intake:
         return _order_answer(existing)
 
     def _accept(self, session: str, msg_type: str, wire: bytes, broker_id: str,
-                fail: Callable[[str], None], trace: Any = None,
+                fail: Callable[[str], None], trace: Any = None, client_id: str = "",
                 closed: Callable[[], list[Order | OrderList]] | None = None) -> None:
         """Step 6: the staged records become durable (one journal write), then the message
         goes to the FIX session. A session found down here: the records say why (``fail``),
@@ -264,7 +273,7 @@ class Intake:
         if self.after_journal is not None:
             self.after_journal(msg_type)
         try:
-            self.fix_out.send(session, msg_type, wire, broker_id)
+            self.fix_out.send(session, msg_type, wire, broker_id, client_id)
         except LinkDown:
             fail("FIX session to the hub is not logged on")
             position = self.journal.commit()
@@ -278,6 +287,20 @@ class Intake:
             raise session_down(session) from None
         tracer.fix_written(trace)
         self.metrics.orders.labels(msg_type).inc()
+
+    def _check_limits(self, entry: dict[str, Any], path: str, problems: list[FieldProblem]) -> None:
+        """A limit price outside the instrument's daily limits (when they are known)."""
+        limits = self.price_limits.get(entry.get("Symbol"))  # type: ignore[arg-type]
+        if limits is None or "Price" not in entry:
+            return
+        price = to_decimal(entry["Price"])
+        if price is not None and not limits[0] <= price <= limits[1]:
+            problems.append(FieldProblem("Price", f"outside today's price limits {limits[0]}..{limits[1]}",
+                                         f"{path}.Price"))
+
+    def _carry(self, body: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The fields of ``body`` a later replace repeats when it leaves them out."""
+        return tuple((n, v if type(v) is str else str(v)) for n in self._carried if (v := body.get(n)) is not None)
 
     def _invalid(self, what: str, problems: list[FieldProblem], code: str = "invalid_order") -> ApiError:
         self.metrics.rejected.labels("invalid").inc()
@@ -297,6 +320,8 @@ class Intake:
         broker = self._route(client, header, body, problems)
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker), "$", problems)
+        if self.price_limits:
+            self._check_limits(body, "$", problems)
         self._fill_defaults(body, "D")
         wire = self._map("D", body, cid, problems)
         if problems or cl is None or broker is None:
@@ -304,6 +329,9 @@ class Intake:
         session = self.fix_out.session_for(broker)
         order = _order_record(body, cid, cl, broker.id, "D", _now_ns(), OrdStatus="A",
                               body_hash=body_hash, fix_body=wire)
+        carried = self._carry(body)
+        if carried:
+            order.carried = carried
         self.state.remember(order)
         self.journal.put_order(order)
 
@@ -311,7 +339,7 @@ class Intake:
             reject_order(order, reason, _now_ns())
             self.journal.put_order(order)
 
-        self._accept(session, "D", wire, broker.id, fail, self.tracer.start(cid, cl, received_ns),
+        self._accept(session, "D", wire, broker.id, fail, self.tracer.start(cid, cl, received_ns), cid,
                      lambda: [order])
         order.fix_body = None  # the session's store has it now (the journal keeps it for a restart)
         return _order_answer(order)
@@ -337,15 +365,23 @@ class Intake:
             raise ApiError(409, "request_pending", f"a {orig.pending} request is pending on order {orig_id}")
         body.pop("DeliverToCompID", None)
         broker = self._broker_of(orig.broker)
-        # Unchanged fields come from the order, as FIX requires them on a replace.
+        for key in ("Symbol", "Side", "Account"):  # what the order is: a new order changes it
+            if key in body and body[key] != getattr(orig, key) and getattr(orig, key):
+                problems.append(FieldProblem(key, f"cannot change on a replace (the order's is "
+                                             f"{getattr(orig, key)!r}): cancel and send a new order",
+                                             f"$.{key}"))
+        # Unchanged fields come from the order, as FIX requires them on a replace (a field left
+        # out of a replace is removed from the order: ExecInst, TimeInForce... are repeated).
         for key, value in (("Symbol", orig.Symbol), ("Side", orig.Side), ("OrdType", orig.OrdType),
                            ("Account", orig.Account), ("OrderQty", orig.OrderQty), ("Price", orig.Price),
-                           ("ListID", orig.ListID)):
+                           ("ListID", orig.ListID), *orig.carried):
             if key not in body and value is not None and value != "":
                 body[key] = value
         body["OrigClOrdID"] = orig_id
         self._check_account(client, body)
         check_order_fields(body, client, self._tick_for(broker), "$", problems)
+        if self.price_limits:
+            self._check_limits(body, "$", problems)
         self._fill_defaults(body, "G")
         wire = self._map("G", body, client.id, problems)
         if problems or cl is None:
@@ -355,7 +391,7 @@ class Intake:
         new = _order_record(body, client.id, cl, broker.id, "G", now, ListID=orig.ListID,
                             OrigClOrdID=orig_id, OrdStatus="E", CumQty=orig.CumQty, AvgPx=orig.AvgPx,
                             LeavesQty=orig.LeavesQty, OrderID=orig.OrderID,
-                            body_hash=body_hash, fix_body=wire)
+                            body_hash=body_hash, fix_body=wire, carried=self._carry(body))
         orig.pending = "replace"
         orig.updated_ns = now
         self.state.remember(new)
@@ -368,13 +404,14 @@ class Intake:
             self.journal.put_order(new)
             self.journal.put_order(orig)
 
-        self._accept(session, "G", wire, broker.id, fail, closed=lambda: [new])
+        self._accept(session, "G", wire, broker.id, fail, client_id=client.id, closed=lambda: [new])
         new.fix_body = None
         return _order_answer(new)
 
     # ------------------------------------------------------------------ F
-    async def cancel_order(self, client: ClientConfig, orig_id: str, raw: bytes) -> bytes:
-        await self._admit(client)
+    async def cancel_order(self, client: ClientConfig, orig_id: str, raw: bytes, throttle: bool = True) -> bytes:
+        """OrderCancelRequest; ``throttle=False`` for the gateway's own cancels (on disconnect)."""
+        await self._admit(client, throttle=throttle)
         body: dict[str, Any] = {}
         if raw.strip():
             _, body = self._decode_body(raw)
@@ -396,8 +433,7 @@ class Intake:
             return _json.encode(order_view(orig))
         if orig.terminal:
             raise ApiError(409, "order_closed", f"order {orig_id} is {orig.state}")
-        if orig.pending:
-            raise ApiError(409, "request_pending", f"a {orig.pending} request is pending on order {orig_id}")
+        # A cancel may follow a pending replace (FIX: it names the last accepted ClOrdID, this one).
         broker = self._broker_of(orig.broker)
         req: dict[str, Any] = {"ClOrdID": cl or "", "OrigClOrdID": orig_id, "Symbol": orig.Symbol,
                                "Side": orig.Side, "OrderQty": orig.OrderQty}
@@ -411,6 +447,7 @@ class Intake:
         if problems or cl is None:
             raise self._invalid("cancel request", problems, "invalid_request")
         session = self.fix_out.session_for(broker)
+        was_pending = orig.pending
         orig.pending = "cancel"
         orig.cancel_ids += (cl,)
         orig.cancel_body = wire
@@ -420,14 +457,14 @@ class Intake:
         self.journal.put_order(orig)
 
         def fail(reason: str) -> None:
-            orig.pending = None
+            orig.pending = was_pending
             orig.cancel_body = None
             orig.Text = reason
             self.journal.put_order(orig)
 
         # The answer shows the order as accepted.
         answer = _json.encode({**order_view(orig), "CancelClOrdID": cl})
-        self._accept(session, "F", wire, broker.id, fail)
+        self._accept(session, "F", wire, broker.id, fail, client_id=client.id)
         orig.cancel_body = None
         return answer
 
@@ -463,6 +500,8 @@ class Intake:
             self._check_account(client, entry)
             entry.setdefault("ListSeqNo", str(i + 1))
             check_order_fields(entry, client, tick, path, problems)
+            if self.price_limits:
+                self._check_limits(entry, path, problems)
         body.setdefault("TotNoOrders", str(len(entries)))
         body.setdefault("BidType", "3")  # no bidding process
         self._fill_defaults(body, "E")
@@ -476,7 +515,8 @@ class Intake:
         now = _now_ns()
         ol = OrderList(client_id=client.id, ListID=list_id, broker=broker.id, members=members,
                        created_ns=now, updated_ns=now, body_hash=body_hash, fix_body=wire)
-        orders = [_order_record(entry, client.id, cl, broker.id, "E", now, ListID=list_id, OrdStatus="A")
+        orders = [_order_record(entry, client.id, cl, broker.id, "E", now, ListID=list_id, OrdStatus="A",
+                                carried=self._carry(entry))
                   for entry, cl in zip(entries, members, strict=True)]
         self.state.remember_list(ol)
         self.journal.put_list(ol)
@@ -492,7 +532,7 @@ class Intake:
                 reject_order(o, reason, _now_ns())
                 self.journal.put_order(o)
 
-        self._accept(session, "E", wire, broker.id, fail, closed=lambda: [ol, *orders])
+        self._accept(session, "E", wire, broker.id, fail, client_id=client.id, closed=lambda: [ol, *orders])
         ol.fix_body = None
         return list_answer(ol)
 
@@ -510,7 +550,12 @@ class Intake:
             raise ApiError(409, "order_closed", f"order list {list_id} is done")
         broker = self._broker_of(ol.broker)
         problems: list[FieldProblem] = []
-        req: dict[str, Any] = {"ListID": list_id}
+        req: dict[str, Any] = {}
+        if raw.strip():  # the request's own fields (Text, TransactTime, ...), checked by the mapper
+            _, req = self._decode_body(raw)
+            if req.get("ListID", list_id) != list_id:
+                problems.append(FieldProblem("ListID", "must match the list in the path", "$.ListID"))
+        req["ListID"] = list_id
         self._fill_defaults(req, "K")
         wire = self._map("K", req, client.id, problems)
         if problems:
@@ -528,6 +573,80 @@ class Intake:
             self.journal.put_list(ol)
 
         answer = _json.encode(list_view(ol, self.state))  # as accepted (see cancel_order)
-        self._accept(session, "K", wire, broker.id, fail)
+        self._accept(session, "K", wire, broker.id, fail, client_id=client.id)
         ol.cancel_body = None
         return answer
+
+    # ------------------------------------------------------------------ H
+    async def status_order(self, client: ClientConfig, cl: str) -> bytes:
+        """OrderStatusRequest (H): the broker answers with an ExecutionReport (ExecType I),
+        pushed on the stream; it refreshes the order's state."""
+        await self._admit(client)
+        order = self.state.get_order(client.id, cl)
+        if order is None:
+            raise ApiError(404, "not_found", f"no order {cl}")
+        broker = self._broker_of(order.broker)
+        req_id = f"{cl}~s{next(self._gen_ids)}.{_now_ns() % 1_000_000_000}"
+        req: dict[str, Any] = {"ClOrdID": cl, "Symbol": order.Symbol, "Side": order.Side, "OrdStatusReqID": req_id}
+        if order.OrderID:
+            req["OrderID"] = order.OrderID
+        if order.Account:
+            req["Account"] = order.Account
+        problems: list[FieldProblem] = []
+        names = self.mapper.fields_of("H")
+        wire = self._map("H", {k: v for k, v in req.items() if k in names}, client.id, problems)
+        if problems:
+            raise self._invalid("order status request", problems, "invalid_request")
+        session = self.fix_out.session_for(broker)
+        self._accept(session, "H", wire, broker.id, lambda reason: None, client_id=client.id)
+        answer = order_view(order)
+        if "OrdStatusReqID" in names:
+            answer["OrdStatusReqID"] = req_id
+        return _json.encode(answer)
+
+    # ------------------------------------------------------------------ q
+    async def mass_cancel(self, client: ClientConfig, raw: bytes) -> bytes:
+        """OrderMassCancelRequest (q) to one broker: the client's open orders there, of one
+        Symbol (MassCancelRequestType 1) or all (7), optionally of one Side or Account."""
+        await self._admit(client)
+        header, body = self._decode_body(raw)
+        problems: list[FieldProblem] = []
+        if "broker" in body:
+            body["DeliverToCompID"] = body.pop("broker")
+        broker = self._route(client, header, body, problems)
+        cl = body.get("ClOrdID")
+        if cl is None:
+            cl = body["ClOrdID"] = f"~m{next(self._gen_ids)}.{_now_ns() % 1_000_000_000}"
+        else:
+            cl = _check_id(cl, "ClOrdID", "$.ClOrdID", problems)
+        account = body.pop("Account", None)
+        if account is not None:
+            if not isinstance(account, str) or not account:
+                problems.append(FieldProblem("Account", "a non-empty string", "$.Account"))
+            elif client.accounts and account not in client.accounts:
+                raise ApiError(403, "forbidden", f"account {account} is not allowed for this client")
+        body.setdefault("MassCancelRequestType", "1" if "Symbol" in body else "7")
+        if body["MassCancelRequestType"] not in ("1", "7"):
+            problems.append(FieldProblem("MassCancelRequestType", "1 (one Symbol) or 7 (all orders)",
+                                         "$.MassCancelRequestType"))
+        elif body["MassCancelRequestType"] == "1" and "Symbol" not in body:
+            problems.append(FieldProblem("Symbol", "required for MassCancelRequestType 1", "$.Symbol"))
+        if ("q", None) not in self._default_flags:
+            raise ApiError(501, "not_supported", f"{self.fix_out.link.begin_string} has no OrderMassCancelRequest")
+        self._fill_defaults(body, "q")
+        wire = self._map("q", body, client.id, problems)
+        if problems or broker is None or cl is None:
+            raise self._invalid("mass cancel request", problems, "invalid_request")
+        if account is not None:
+            # FIX 4.4 has no Account on q: the venue reads the FIX 5.0 member at body level.
+            wire += b"1=" + account.encode() + b"\x01"
+        session = self.fix_out.session_for(broker)
+        self._accept(session, "q", wire, broker.id, lambda reason: None, client_id=client.id)
+        out: dict[str, Any] = {"ClOrdID": cl, "broker": broker.id,
+                               "MassCancelRequestType": body["MassCancelRequestType"], "state": "Sent"}
+        for key in ("Symbol", "Side"):
+            if key in body:
+                out[key] = body[key]
+        if account is not None:
+            out["Account"] = account
+        return _json.encode(out)

@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 # Message types the gateway takes from the link; anything else is ignored.
-INBOUND_TYPES = frozenset((b"8", b"9", b"N", b"j"))
+# (Reject 3 is a session message: the FIX application hands it over from ``from_admin``.)
+INBOUND_TYPES = frozenset((b"8", b"9", b"N", b"j", b"3", b"r", b"h", b"y", b"d", b"AO", b"AP", b"BA", b"BG"))
 
 
 class InboundMessage(Protocol):
@@ -122,6 +123,11 @@ class Link(ABC):
 
     async def writable(self, session: str) -> None:
         """Wait until the session's transport takes data again."""
+        return None
+
+    def sent_message(self, session: str, seq_num: int) -> InboundMessage | None:
+        """The application message the session sent with MsgSeqNum ``seq_num`` (what a
+        session-level Reject's RefSeqNum names), or None when it is not known."""
         return None
 
     def sent_ids(self, session: str) -> tuple[set[tuple[str, bytes]], int] | None:

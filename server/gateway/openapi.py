@@ -6,6 +6,7 @@ same data dictionary that validates the requests: nothing is written twice.
 
 from __future__ import annotations
 
+import copy
 import html
 from typing import Any
 
@@ -28,6 +29,8 @@ _ORDER_VIEW: dict[str, Any] = {
         "created": {"type": "string", "format": "date-time"},
         "updated": {"type": "string", "format": "date-time"},
         "executions": {"type": "array", "items": {"type": "object"}},
+        "TimeInForce": {"type": "string"}, "ExecInst": {"type": "string"},
+        "OrdStatusReqID": {"type": "string", "description": "the answer of POST .../status: the request's id"},
     },
     "required": ["ClOrdID", "state", "OrdStatus", "broker"],
 }
@@ -55,6 +58,33 @@ _ERROR: dict[str, Any] = {
             "required": ["field", "reason"]}},
     },
     "required": ["error", "message"],
+}
+
+_INSTRUMENT: dict[str, Any] = {
+    "type": "object",
+    "description": "An instrument (prices in KRW, as text).",
+    "properties": {
+        "Symbol": {"type": "string", "description": "KRX short code"},
+        "name": {"type": "string"}, "market": {"type": "string", "examples": ["KOSPI", "KOSDAQ"]},
+        "SecurityID": {"type": "string", "description": "ISIN"},
+        "tick_size": {"type": "string", "description": "tick size at the current price"},
+        "base_price": {"type": "string", "description": "base price (the previous close)"},
+        "lower_limit": {"type": "string"}, "upper_limit": {"type": "string"},
+        "TradingSessionID": {"type": "string"}, "TradingSessionSubID": {"type": "string"},
+        "session": {"type": "object", "description": "the latest TradingSessionStatus (35=h) that applies",
+                    "additionalProperties": {"type": "string"}},
+        "source": {"type": "string", "enum": ["exchange", "static"]},
+    },
+    "required": ["Symbol", "source"],
+}
+
+_MASS_CANCEL_SENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"ClOrdID": {"type": "string"}, "broker": {"type": "string"},
+                   "MassCancelRequestType": {"type": "string"}, "Symbol": {"type": "string"},
+                   "Side": {"type": "string"}, "Account": {"type": "string"},
+                   "state": {"const": "Sent"}},
+    "required": ["ClOrdID", "broker", "MassCancelRequestType", "state"],
 }
 
 _ROUTING = ("The broker is named by `DeliverToCompID` in the Body (or in a `Header` object when "
@@ -86,10 +116,26 @@ _WRITE_ERRORS = {
 }
 
 
+_INQUIRY_ERRORS = {
+    "400": _err("Invalid query: broker required (several brokers) or unknown"),
+    "401": _err("Missing or invalid API key"),
+    "403": _err("Broker or account not allowed for this client"),
+    "422": _err("The request the gateway would send is not valid"),
+    "502": _err("The hub or the broker refused the request"),
+    "503": _err("FIX session to the hub is not logged on"),
+    "501": _err("The FIX version of the session has no such request (FIX 4.2: positions, balance, "
+                "instruments)"),
+    "504": _err("No answer from the broker within inquiry_timeout"),
+}
+
+
 def build_openapi(mapper: Any, begin_string: str) -> dict[str, Any]:
     """The OpenAPI document; ``mapper`` supplies the message Body schemas (``components``)."""
-    comps = mapper.components(["D", "E", "G", "F", "K", "8", "9", "N", "j"])
-    names = {t: mapper.codec.dictionary.message(t).name for t in ("D", "E", "G", "F", "K")}
+    dd = mapper.codec.dictionary
+    types = [t for t in ("D", "E", "G", "F", "K", "H", "q", "8", "9", "N", "j", "3", "r", "h", "AO", "AP", "BA")
+             if t in dd.messages]
+    comps = mapper.components(types)
+    names = {t: dd.message(t).name for t in types}
     # The gateway removes DeliverToCompID from the Body before validating it.
     schemas = comps["schemas"]
     for t in ("D", "E"):
@@ -99,11 +145,38 @@ def build_openapi(mapper: Any, begin_string: str) -> dict[str, Any]:
         # The gateway fills these when they are absent.
         s["required"] = [r for r in s.get("required", []) if r not in ("TransactTime", "HandlInst",
                                                                        "TotNoOrders", "BidType")]
+    k = schemas[names["K"]]  # the path names the list; the gateway fills TransactTime
+    k["required"] = [r for r in k.get("required", []) if r not in ("ListID", "TransactTime")]
     g = schemas[names["G"]]
     g["required"] = [r for r in g.get("required", []) if r in ("ClOrdID",)]
     schemas["Error"] = _ERROR
     schemas["Order"] = _ORDER_VIEW
     schemas["Accepted"] = _ACCEPTED
+    if "q" in names:
+        # The dictionary's OrderMassCancelRequest, plus what the gateway takes besides: the broker
+        # and an Account (a FIX 5.0 member the venue reads); the gateway fills the rest.
+        mc = copy.deepcopy(schemas[names["q"]])
+        mc.setdefault("properties", {}).update({
+            "broker": {"type": "string", "description": "the broker; optional when the client has one"},
+            "DeliverToCompID": {"type": "string", "description": "the broker (as broker)"},
+            "Account": {"type": "string", "minLength": 1, "description": "only this account's orders"}})
+        # (pairs such as EncodedTextLen/EncodedText stay checked by the gateway; the fuzzers of
+        # schemas cannot generate a body with dependentRequired and no required member)
+        mc.pop("dependentRequired", None)
+        required = [r for r in mc.pop("required", []) if r not in ("ClOrdID", "TransactTime",
+                                                                   "MassCancelRequestType")]
+        if required:
+            mc["required"] = required
+        mc["description"] = ("OrderMassCancelRequest body: MassCancelRequestType 1 (one Symbol, the default "
+                             "with Symbol) or 7 (all, the default without); ClOrdID made when absent")
+        schemas["MassCancelRequest"] = mc
+    else:
+        schemas["MassCancelRequest"] = {"type": "object", "description": "not available in this FIX version"}
+    schemas["Instrument"] = _INSTRUMENT
+    schemas["MassCancelSent"] = _MASS_CANCEL_SENT
+    broker_q = {"name": "broker", "in": "query", "schema": {"type": "string"},
+                "description": "the broker to ask; optional when the client has one"}
+    acct = {"name": "Account", "in": "path", "required": True, "schema": {"type": "string"}}
     accepted = {"description": "Persisted and handed to the FIX session",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}}
     order = {"description": "The order",
@@ -164,9 +237,80 @@ def build_openapi(mapper: Any, begin_string: str) -> dict[str, Any]:
         },
         "/v1/order-lists/{ListID}/cancel": {
             "parameters": [lid],
-            "post": {"summary": "Cancel every order of the list (ListCancelRequest, 35=K)",
-                     "operationId": "cancelOrderList", "responses": {"202": {"description": "The list"}, **ro,
+            "post": {"summary": "Cancel every order of the list (ListCancelRequest, 35=K); an optional body "
+                                "gives its fields (Text, TransactTime). A refusal by the broker (ListStatus "
+                                "ListOrderStatus 7) is pushed and leaves the list as it was: try again",
+                     "operationId": "cancelOrderList",
+                     "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                         "$ref": f"#/components/schemas/{names['K']}"}}}},
+                     "responses": {"202": {"description": "The list"}, **ro,
                                                                     **_WRITE_ERRORS}},
+        },
+        "/v1/orders/{ClOrdID}/status": {
+            "parameters": [cl],
+            "post": {"summary": "Ask the broker for the order's status (OrderStatusRequest, 35=H); its "
+                                "ExecutionReport (ExecType I) is pushed on the stream and refreshes the order",
+                     "operationId": "orderStatus", "responses": {"202": order, **ro, **_WRITE_ERRORS}},
+        },
+        "/v1/orders/mass-cancel": {
+            "post": {"summary": "Cancel the client's open orders at one broker (OrderMassCancelRequest, 35=q): "
+                                "of one Symbol (MassCancelRequestType 1) or all (7), optionally of one Side or "
+                                "Account; the OrderMassCancelReport (35=r) and each cancel are pushed",
+                     "operationId": "massCancel",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "$ref": "#/components/schemas/MassCancelRequest"}}}},
+                     "responses": {"202": {"description": "Sent to the broker", "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/MassCancelSent"}}}},
+                         **{k: v for k, v in _WRITE_ERRORS.items() if k != "409"},
+                         "501": _err("The FIX version of the session has no mass cancel (FIX 4.2)")}},
+        },
+        "/v1/instruments": {
+            "get": {"summary": "Instruments: code, name, market, tick size at the current price, base price, "
+                               "daily limits, trading-session state (SecurityListRequest 35=x through the broker; "
+                               "the gateway's static file when the broker cannot answer)",
+                    "operationId": "listInstruments", "parameters": [broker_q],
+                    "responses": {"200": {"description": "Instruments", "content": {"application/json": {
+                        "schema": {"type": "object", "properties": {
+                            "instruments": {"type": "array", "items": {"$ref": "#/components/schemas/Instrument"}},
+                            "fallback_reason": {"type": "string", "description": "why the static file answered"}},
+                            "required": ["instruments"]}}}}, **_INQUIRY_ERRORS}},
+        },
+        "/v1/instruments/{Symbol}": {
+            "parameters": [{"name": "Symbol", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "One instrument (as in the list)", "operationId": "getInstrument",
+                    "parameters": [broker_q],
+                    "responses": {"200": {"description": "The instrument", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Instrument"}}}}, **_INQUIRY_ERRORS,
+                        "404": _err("No such instrument")}},
+        },
+        "/v1/accounts/{Account}/positions": {
+            "parameters": [acct],
+            "get": {"summary": "Positions of one of the client's accounts (RequestForPositions 35=AN -> "
+                               "RequestForPositionsAck 35=AO and PositionReport 35=AP, as FIX-JSON)",
+                    "operationId": "getPositions",
+                    "parameters": [broker_q, {"name": "symbol", "in": "query", "schema": {"type": "string"},
+                                              "description": "one instrument only"}],
+                    "responses": {"200": {"description": "The broker's answer", "content": {"application/json": {
+                        "schema": {"type": "object", "properties": {
+                            "Account": {"type": "string"}, "broker": {"type": "string"},
+                            **({"RequestForPositionsAck": {"$ref": f"#/components/schemas/{names['AO']}"},
+                                "PositionReports": {"type": "array", "items": {
+                                    "$ref": f"#/components/schemas/{names['AP']}"}}} if "AO" in names else {})},
+                            "required": ["Account", "broker"]}}}}, **_INQUIRY_ERRORS,
+                        "404": _err("The broker has no such account")}},
+        },
+        "/v1/accounts/{Account}/balance": {
+            "parameters": [acct],
+            "get": {"summary": "Cash and buying power of one of the client's accounts (CollateralInquiry 35=BB "
+                               "-> CollateralReport 35=BA as FIX-JSON; MarginExcess is the buying power)",
+                    "operationId": "getBalance", "parameters": [broker_q],
+                    "responses": {"200": {"description": "The broker's answer", "content": {"application/json": {
+                        "schema": {"type": "object", "properties": {
+                            "Account": {"type": "string"}, "broker": {"type": "string"},
+                            **({"CollateralReport": {"$ref": f"#/components/schemas/{names['BA']}"}}
+                               if "BA" in names else {})},
+                            "required": ["Account", "broker"]}}}}, **_INQUIRY_ERRORS,
+                        "404": _err("The broker has no such account")}},
         },
         "/v1/brokers": {
             "get": {"summary": "Routing targets allowed to the client, with FIX session state",

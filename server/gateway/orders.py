@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 import msgspec
 
 __all__ = [
+    "CARRIED_FIELDS",
     "ORD_STATUS_NAMES",
     "TERMINAL",
     "Applied",
@@ -62,6 +63,12 @@ ORD_STATUS_NAMES: dict[str, str] = {
     "E": "PendingReplace",
 }
 TERMINAL = frozenset("23458C")
+
+# Fields of an order, beyond those the record has its own attribute for, that an
+# OrderCancelReplaceRequest repeats when the client leaves them out (FIX: a replace restates
+# the order; a field left out is a field removed, e.g. ExecInst P of a primary-best order).
+CARRIED_FIELDS = ("TimeInForce", "ExecInst", "StopPx", "ExpireDate", "ExpireTime", "MinQty", "MaxFloor",
+                  "SecurityID", "SecurityIDSource", "Currency", "SettlType", "OrderCapacity")
 
 # Tags the gateway extracts from an ExecutionReport / OrderCancelReject.
 ER_TAGS = (6, 11, 14, 17, 19, 20, 31, 32, 37, 38, 39, 40, 41, 43, 44, 54, 55, 58, 60, 97, 103,
@@ -135,6 +142,9 @@ class Order(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False, array_li
     # The OrderCancelRequest as sent while a cancel is pending, so that a restart finds a cancel
     # committed but never handed to the FIX session (as fix_body does for the order).
     cancel_body: bytes | None = None
+    # Other fields of the request that a replace must repeat when it does not change them
+    # (TimeInForce, ExecInst, ...: see CARRIED_FIELDS), as (name, text) pairs.
+    carried: tuple[tuple[str, str], ...] = ()
 
     @property
     def state(self) -> str:
@@ -342,7 +352,8 @@ def apply_report(order: Order, original: Order | None, er: dict[int, str], now_n
         return res, not res.duplicate
     res = apply_execution_report(order, er, now_ns)
     if exec_type == "E":
-        original.pending = "replace"  # in memory only: the replace request stored it already
+        if original.pending != "cancel":  # a cancel sent while the replace was pending stays pending
+            original.pending = "replace"  # in memory only: the replace request stored it already
     elif exec_type == "8" and original.pending == "replace":
         original.pending = None
         return res, True

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from server.gateway._reports import text_fields as _text_fields
 from server.gateway.config import GatewayConfig
@@ -63,6 +64,11 @@ class ReportsIn:
         self.tracer = tracer
         self._in_read = 0  # reports staged since the last journal record
         self.on_failure = lambda exc: None  # told when the journal refuses a write
+        # TradingSessionStatus (h) last seen: (Symbol or "", TradingSessionID) -> its fields
+        self.trading_sessions: dict[tuple[str, str], dict[str, str | int]] = {}
+        # Answers to the gateway's own inquiries (positions, collateral, reference data), by MsgType.
+        self.answers: dict[bytes, Callable[[InboundMessage], None]] = {}
+        self.inquiries: Any = None  # the inquiries stage: told of business rejects naming its requests
         # Called before a read's reports are journaled (crash tests kill the process here).
         self.before_journal: Callable[[], None] | None = None
 
@@ -92,7 +98,15 @@ class ReportsIn:
             elif mt == b"N":
                 self._list_status(msg)
             elif mt == b"j":
-                self._business_reject(msg)
+                self._business_reject(msg, session)
+            elif mt == b"3":
+                self._session_reject(msg, session)
+            elif mt == b"r":
+                self._by_request_id(msg, 11)
+            elif mt == b"h":
+                self._session_status(msg)
+            elif mt in self.answers:
+                self.answers[mt](msg)
         except Exception:  # one bad report must not stop the stream of the others
             log.exception("failed to process inbound %s", mt)
             self.metrics.unroutable.inc()
@@ -194,7 +208,10 @@ class ReportsIn:
                 reject_order(new, f.get(58, "replace rejected"), now)
                 self._store(new)
         if order is not None:
+            pending = order.pending
             apply_cancel_reject(order, f, now)
+            if f.get(434) == "2" and pending == "cancel":
+                order.pending = pending  # the replace failed; the cancel sent after it still stands
             order.fix_body = None
             self._store(order)
         self.fanout.publish(client_id, msg, now)
@@ -208,6 +225,16 @@ class ReportsIn:
         ol = self.state.get_list(client_id, list_id)
         if ol is not None:
             f = _text_fields(msg, (429, 431, 444))
+            if ol.pending == "cancel" and f.get(431) == "7" and self._list_live(client_id, ol):
+                # The broker refused the ListCancelRequest (unknown list, exchange down...): the
+                # list and its orders stay as they were, and the client may try again.
+                ol.pending = None
+                ol.cancel_body = None
+                ol.Text = f.get(444, "list cancel refused")
+                ol.updated_ns = _now_ns()
+                self.journal.put_list(ol)
+                self.fanout.publish(client_id, msg, _now_ns())
+                return
             ol.ListStatusType = f.get(429, ol.ListStatusType)
             ol.ListOrderStatus = f.get(431, ol.ListOrderStatus)
             if ol.ListOrderStatus in ("6", "7") or ol.ListStatusType == "5":
@@ -217,17 +244,91 @@ class ReportsIn:
             self._store_list(ol)
         self.fanout.publish(client_id, msg, _now_ns())
 
-    def _business_reject(self, msg: InboundMessage) -> None:
-        ids = self._split(msg.get(379))
+    def _by_request_id(self, msg: InboundMessage, tag: int) -> None:
+        """A message about one client's request (``tag`` holds its namespaced id): pushed to it."""
+        ids = self._split(msg.get(tag))
+        if ids is None:
+            self.metrics.unroutable.inc()
+            return
+        self.fanout.publish(ids[0], msg, _now_ns())
+
+    def _session_status(self, msg: InboundMessage) -> None:
+        """TradingSessionStatus (h): kept for the instrument views, pushed to the advisor it
+        names (TargetSubID 57) or, when it names none, to every client of that broker."""
+        f = _text_fields(msg, (55, 57, 115, 336, 340, 625, 58))
+        session_id = f.get(336, "")
+        entry = {"TradingSessionID": session_id, "TradSesStatus": f.get(340, ""),
+                 "TradingSessionSubID": f.get(625, ""), "Text": f.get(58, ""), "broker": f.get(115, ""),
+                 "updated_ns": _now_ns()}
+        self.trading_sessions[(f.get(55, ""), session_id)] = entry
+        now = _now_ns()
+        advisor = f.get(57)
+        if advisor in self.cfg.clients:
+            self.fanout.publish(advisor, msg, now)
+            return
+        broker = f.get(115, "")
+        for cid, client in self.cfg.clients.items():
+            if not client.brokers or broker in client.brokers:
+                self.fanout.publish(cid, msg, now)
+
+    def _list_live(self, client_id: str, ol: OrderList) -> bool:
+        """Whether the broker has taken the list: a ListStatus or a report about a member came."""
+        if ol.ListOrderStatus not in (None, "7"):
+            return True
+        return any((o := self.state.get_order(client_id, m)) is not None and o.OrdStatus != "A"
+                   for m in ol.members)
+
+    def _business_reject(self, msg: InboundMessage, session: str = "") -> None:
+        ref_raw = msg.get(379)
+        if self.inquiries is not None and ref_raw and self.inquiries.refused(
+                ref_raw.decode("latin-1"), (msg.get(58) or b"business message rejected").decode("latin-1")):
+            return
+        ids = self._split(ref_raw)
+        if ids is None and msg.get(45):
+            # No client identifier in BusinessRejectRefID: the hub's own rejects name our
+            # MsgSeqNum (RefSeqNum 45), which the session's store maps back to the request.
+            self._session_reject(msg, session)
+            return
         if ids is None:
             self.metrics.unroutable.inc()
             log.warning("BusinessMessageReject without a routable BusinessRejectRefID: %r", msg.get(379))
             return
         client_id, ref = ids
-        state = self.state
         ref_type = (msg.get(372) or b"").decode("latin-1")
         text = (msg.get(58) or b"business message rejected").decode("latin-1")
         now = _now_ns()
+        self._refused(client_id, ref, ref_type, text, now)
+        self.fanout.publish(client_id, msg, now)
+
+    def _session_reject(self, msg: InboundMessage, session: str) -> None:
+        """A session-level Reject (35=3) names the refused message by its MsgSeqNum only: the
+        session's store says which request that was; it fails as a business reject would."""
+        try:
+            ref_seq = int(msg.get(45) or b"0")
+        except ValueError:
+            ref_seq = 0
+        sent = self.link.sent_message(session, ref_seq)
+        mt = sent.msg_type.decode("latin-1") if sent is not None else ""
+        ids = None
+        if sent is not None:
+            ids = self._split(sent.get(66) if mt in ("E", "K") else sent.get(11))
+        if ids is None:
+            self.metrics.unroutable.inc()
+            log.warning("session-level Reject of %s seq %d: no order of a client", mt or "a message", ref_seq)
+            return
+        client_id, ref = ids
+        text = (msg.get(58) or b"").decode("latin-1")
+        reason = (msg.get(373) or b"").decode("latin-1")
+        text = f"rejected by the hub: {text or 'session-level reject'}" + (f" (SessionRejectReason {reason})"
+                                                                          if reason else "")
+        now = _now_ns()
+        self._refused(client_id, ref, mt, text, now)
+        self.fanout.publish(client_id, msg, now, {("ListID" if mt in ("E", "K") else "ClOrdID"): ref,
+                                                  "MsgType": mt})
+
+    def _refused(self, client_id: str, ref: str, ref_type: str, text: str, now: int) -> None:
+        """The hub or the broker refused a request (``ref`` its ClOrdID or ListID)."""
+        state = self.state
         if ref_type in ("D", "G"):
             o = state.get_order(client_id, ref)
             if o is not None and not o.terminal:
@@ -235,7 +336,7 @@ class ReportsIn:
                 self._store(o)
                 if o.OrigClOrdID:
                     old = state.get_order(client_id, o.OrigClOrdID)
-                    if old is not None:
+                    if old is not None and old.pending == "replace":
                         old.pending = None
                         self.journal.put_order(old)
         elif ref_type == "F":
@@ -259,4 +360,3 @@ class ReportsIn:
                             reject_order(o, text, now)
                             self._store(o)
                 self._store_list(ol)
-        self.fanout.publish(client_id, msg, now)

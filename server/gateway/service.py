@@ -25,17 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from server.gateway.config import ClientConfig, GatewayConfig
 from server.gateway.fanout import Fanout, Subscriber
 from server.gateway.fix_out import FixOut
+from server.gateway.inquiries import Inquiries
 from server.gateway.intake import Intake, Mapper, MappingFailed
 from server.gateway.journal import Journal, JournalFile
 from server.gateway.link import InboundMessage, Link
 from server.gateway.metrics import Metrics
 from server.gateway.orders import Order, OrderList
+from server.gateway.presence import Presence
 from server.gateway.projection import EventRow, OrderFilter, Projection
 from server.gateway.recovery import recover
 from server.gateway.reports import ReportsIn
@@ -77,6 +80,12 @@ class Gateway:
         self.intake = Intake(cfg, self.state, self.journal, self.fix_out, mapper, metrics, self.tracer)
         self.reports = ReportsIn(cfg, self.state, self.journal, self.fanout, link, metrics, self.tracer)
         self.views = Views(self.state)
+        self.inquiries = Inquiries(cfg, self.fix_out, mapper)
+        self.reports.answers = self.inquiries.handlers()
+        self.reports.inquiries = self.inquiries
+        self.inquiries.sessions = self.reports.trading_sessions
+        self.intake.price_limits = self.inquiries.price_limits
+        self.presence = Presence(cfg, self.state, self.journal, self.fanout, self.intake.cancel_order)
         self._housekeeping: asyncio.TimerHandle | None = None
         self.reports.on_failure = self._journal_failed
         link.on_message = self.reports.on_message
@@ -89,6 +98,11 @@ class Gateway:
         self.cancel_order = self.intake.cancel_order
         self.new_list = self.intake.new_list
         self.cancel_list = self.intake.cancel_list
+        self.status_order = self.intake.status_order
+        self.mass_cancel = self.intake.mass_cancel
+        self.positions = self.inquiries.positions
+        self.balance = self.inquiries.balance
+        self.instruments_view = self.inquiries.instruments_view
         self.order_detail = self.views.order_detail
         self.list_detail = self.views.list_detail
         self.search_orders = self.views.search_orders
@@ -115,7 +129,15 @@ class Gateway:
         self.metrics.projection_lag.set(self.projection.lag)
         self._housekeeping = asyncio.get_running_loop().call_later(HOUSEKEEPING_INTERVAL, self._housekeep)
 
+    def stream_opened(self, client_id: str, conn: Any) -> None:
+        """A stream connection of the client is authenticated (cancel on disconnect counts it)."""
+        self.presence.opened(client_id, conn, bool(getattr(conn, "cancel_on_disconnect", False)))
+
+    def stream_closed(self, client_id: str, conn: Any) -> None:
+        self.presence.closed(client_id, conn)
+
     async def close(self) -> None:
+        self.presence.stop()
         self.tracer.stop_counting()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -136,6 +158,7 @@ class Gateway:
         self.metrics.session_up.labels(session).set(1 if up else 0)
         if up:
             self.fix_out.on_logon(session)
+            self.inquiries.subscribe_sessions(session)
 
     # ------------------------------------------------------------------ shared reads
     @property

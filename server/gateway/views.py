@@ -49,6 +49,9 @@ def order_view(o: Order, executions: list[Any] | None = None) -> dict[str, Any]:
         value = getattr(o, key)
         if value is not None:
             out[key] = value
+    for key, value in o.carried:
+        if key in ("TimeInForce", "ExecInst"):
+            out[key] = value
     if executions is not None:
         out["executions"] = [msgspec.structs.asdict(e) for e in executions]
         for e in out["executions"]:

@@ -24,6 +24,14 @@ Protocol (text frames, JSON):
 * RFC 6455: fragmented messages are reassembled up to ``ws_max_message`` bytes
   (1009 beyond); a frame with RSV bits set fails the connection with 1002 (no
   extension is negotiated).
+* ``{"op": "subscribe", "since": N, "filter": {...}}`` adds a subscription with its own
+  cursor and filter (Account, broker, ClOrdID, ListID, MsgType): answered
+  ``{"type": "subscribed", "id": I, ...}``, its frames carry ``"sub": I``;
+  ``{"op": "unsubscribe", "id": I}`` ends it (0: the whole stream). A subscribe op may
+  authenticate (``api_key``); a refused op is an error frame and the connection stays.
+  ``?subscribe=explicit`` opens a connection without the whole-stream subscription;
+* ``?cancel_on_disconnect=true`` (or the flag in an auth or subscribe op) arms cancel on
+  disconnect for the connection (see ``presence.py``).
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 STREAM_PATHS = ("/v1/stream", "/v1/stream/")
 _CLOSE_GRACE = 5.0  # seconds a closing connection may take to take its last frames, then it is cut
+MAX_SUBSCRIPTIONS = 32  # explicit subscriptions on one connection
 
 
 def _ts() -> str:
@@ -84,14 +93,157 @@ def _text_frame_header(size: int) -> bytes:
     return b"\x81\x7f" + size.to_bytes(8, "big")
 
 
+# Filter keys of an explicit subscription -> where an event frame has them.
+FILTER_KEYS = ("Account", "broker", "ClOrdID", "ListID", "MsgType")
+_frame = msgspec.json.Decoder()
+
+
+class EventFilter:
+    """Which of a client's events an explicit subscription sends: every key given must match
+    (a value or a list of values); events of the gateway itself match MsgType ``event``."""
+
+    __slots__ = ("spec", "_sets")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self._sets = {k: frozenset(v if isinstance(v, list) else [v]) for k, v in spec.items()}
+
+    @staticmethod
+    def parse(raw: Any) -> EventFilter | str:
+        """The filter of a subscribe op, or why it is not one."""
+        if raw is None:
+            return EventFilter({})
+        if not isinstance(raw, dict):
+            return "filter must be an object"
+        problems = []
+        for key, value in raw.items():
+            if key not in FILTER_KEYS:
+                problems.append(f"filter.{key}: unknown key (one of {', '.join(FILTER_KEYS)})")
+            elif not (isinstance(value, str) or (isinstance(value, list) and value
+                                                  and all(isinstance(v, str) for v in value))):
+                problems.append(f"filter.{key}: a string or a non-empty list of strings")
+        return "; ".join(problems) if problems else EventFilter(dict(raw))
+
+    def matches(self, data: bytes) -> bool:
+        if not self._sets:
+            return True
+        try:
+            frame = _frame.decode(data)
+        except msgspec.DecodeError:
+            return False
+        values: dict[str, set[str]] = {k: set() for k in self._sets}
+        if frame.get("type") == "event":
+            ev = frame.get("event") or {}
+            values.get("MsgType", set()).add("event")
+            for key in ("Account", "broker", "ClOrdID", "ListID"):
+                if key in values:
+                    v = ev.get(key)
+                    values[key].update(v if isinstance(v, list) else [v] if isinstance(v, str) else [])
+        else:
+            msg = frame.get("message") or {}
+            header, body = msg.get("Header") or {}, msg.get("Body") or {}
+            about = frame.get("about") or {}
+            if "MsgType" in values:
+                values["MsgType"].add(header.get("MsgType", ""))
+            if "broker" in values:
+                values["broker"].add(header.get("OnBehalfOfCompID", ""))
+            if "Account" in values:
+                values["Account"].add(body.get("Account", ""))
+            if "ClOrdID" in values:
+                values["ClOrdID"].update(str(body.get(k, "")) for k in ("ClOrdID", "OrigClOrdID"))
+                values["ClOrdID"].add(about.get("ClOrdID", ""))
+            if "ListID" in values:
+                values["ListID"].update((str(body.get("ListID", "")), about.get("ListID", "")))
+        return all(values[k] & wanted for k, wanted in self._sets.items())
+
+
+class _Subscription:
+    """One explicit subscription of a connection: its own cursor over the client's events,
+    its filter; its frames carry its ``sub`` id."""
+
+    def __init__(self, conn: _Connection, sub_id: int, flt: EventFilter, since: int) -> None:
+        self.conn = conn
+        self.id = sub_id
+        self.filter = flt
+        self.last_sent = since
+        self.live = False
+        self.task: asyncio.Task[None] | None = None
+        self._tag = b',"sub":%d}' % sub_id
+
+    def start(self) -> None:
+        self.live = False
+        self.task = asyncio.get_running_loop().create_task(self._replay())
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _send(self, rows: list[tuple[int, bytes]]) -> None:
+        out = [data[:-1] + self._tag for _, data in rows if self.filter.matches(data)]
+        self.conn._send_texts(out)
+
+    async def _replay(self) -> None:
+        conn = self.conn
+        assert conn.client is not None
+        gw = conn.server.gateway
+        try:
+            batch = conn.server.replay_batch
+            while not conn.closed:
+                rows = await gw.read_events(conn.client.id, self.last_sent, batch)  # old ones: a thread
+                if not rows and not conn.closed:
+                    # Caught up: the last look and going live with no await between them.
+                    rows = gw.events_since(conn.client.id, self.last_sent, batch)
+                    if not rows:
+                        self.live = True
+                        return
+                if conn.closed:
+                    return
+                self.last_sent = rows[-1].seq
+                self._send([(r.seq, r.data) for r in rows])
+                if not conn._writable.is_set():
+                    await asyncio.wait_for(conn._writable.wait(), timeout=conn.server.heartbeat * 4)
+                else:
+                    await asyncio.sleep(0)
+        except TimeoutError:
+            conn._drop("slow consumer during replay")
+
+    def deliver(self, events: list[tuple[int, bytes]]) -> None:
+        """Live events (see :meth:`_Connection.deliver`)."""
+        if not self.live or self.conn.closed:
+            return
+        last = self.last_sent
+        out: list[tuple[int, bytes]] = []
+        gap = False
+        for seq, data in events:
+            if seq <= last:
+                continue
+            if seq != last + 1:
+                gap = True
+                break
+            out.append((seq, data))
+            last = seq
+        self.last_sent = last
+        self._send(out)
+        if gap:
+            self.start()
+        elif (self.conn.transport is not None and self.conn.transport.underlying_transport.get_write_buffer_size()
+              > self.conn.server.buffer_limit):
+            self.conn._drop("slow consumer")
+
+
 class _Connection(WSListener):  # type: ignore[misc]
     """One subscriber. ``last_sent`` is the cursor: events are sent strictly in order."""
 
-    def __init__(self, server: StreamServer, client: ClientConfig | None, since: int | None) -> None:
+    def __init__(self, server: StreamServer, client: ClientConfig | None, since: int | None,
+                 auto: bool = True) -> None:
         super().__init__()
         self.server = server
         self.client = client
         self.since = since
+        self.auto = auto  # the whole stream from authentication on (subscription 0)
+        self.subs: dict[int, _Subscription] = {}  # explicit subscriptions by id
+        self.cancel_on_disconnect = False  # this connection's opt-in (see presence.py)
+        self._next_sub = 1
         self.transport: WSTransport | None = None
         self.last_sent = 0
         self.live = False
@@ -120,7 +272,9 @@ class _Connection(WSListener):  # type: ignore[misc]
             self._refuse(*refusal)
             return
         if self.client is not None:
-            self._subscribe(self.since)
+            self.server.gateway.stream_opened(self.client.id, self)
+            if self.auto:
+                self._subscribe(self.since)
         else:
             self._timer = _call_later(server.auth_timeout, self._auth_expired)
 
@@ -133,6 +287,12 @@ class _Connection(WSListener):  # type: ignore[misc]
             self._replay_task.cancel()
         if self.client is not None and self.subscribed:
             self.server.gateway.unsubscribe(self.client.id, self)
+        if self.client is not None:
+            for sub in self.subs.values():
+                sub.stop()
+                self.server.gateway.unsubscribe(self.client.id, sub)
+            self.subs.clear()
+            self.server.gateway.stream_closed(self.client.id, self)
 
     def _auth_expired(self) -> None:
         self._timer = None
@@ -208,10 +368,14 @@ class _Connection(WSListener):  # type: ignore[misc]
             self._fail(WSCloseCode.UNSUPPORTED_DATA, "messages must be JSON objects")
             return
         op = req.get("op")
-        if self.client is None and op != "auth":
+        if self.client is None and op != "auth" and not (op == "subscribe" and "api_key" in req):
             self._fail(WSCloseCode.POLICY_VIOLATION, "authenticate first")
             return
         since = req.get("since")
+        if req.get("cancel_on_disconnect") is True and op in ("auth", "subscribe"):
+            self.cancel_on_disconnect = True
+            if self.client is not None:
+                self.server.gateway.stream_opened(self.client.id, self)
         if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
             self._fail(WSCloseCode.POLICY_VIOLATION, "since must be a non-negative integer")
             return
@@ -226,20 +390,80 @@ class _Connection(WSListener):  # type: ignore[misc]
                 self._fail(WSCloseCode.POLICY_VIOLATION, "invalid API key")
                 return
             self.client = client
-            self.server.authenticated(self)
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._subscribe(since if since is not None else self.since)
+            self._authenticated()
+            self.server.gateway.stream_opened(client.id, self)
+            if self.auto:
+                self._subscribe(since if since is not None else self.since)
         elif op == "subscribe":
-            if self.subscribed:
-                self._fail(WSCloseCode.POLICY_VIOLATION, "already subscribed")
-                return
-            self._subscribe(since)
+            self._explicit_subscribe(req, since)
+        elif op == "unsubscribe":
+            self._unsubscribe(req.get("id"))
         elif op == "ping":
             self._send_json({"type": "pong", "seq": self.last_sent, "ts": _ts()})
         else:
             self._fail(WSCloseCode.POLICY_VIOLATION, f"unknown op {op!r}")
+
+    # explicit subscriptions --------------------------------------------------------
+    def _answer_error(self, op: str, reason: str, **extra: Any) -> None:
+        """An op refused: the connection stays open."""
+        self._send_json({"type": "error", "op": op, "reason": reason, **extra})
+
+    def _authenticated(self) -> None:
+        """Out of the unauthenticated cap and its deadline."""
+        self.server.authenticated(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _explicit_subscribe(self, req: dict[str, Any], since: int | None) -> None:
+        if self.client is None:
+            key = req.get("api_key")
+            client = self.server.auth.authenticate(key) if isinstance(key, str) else None
+            if client is None:  # nothing is answered to an unauthenticated connection but this
+                if key is not None:
+                    self.server.auth_failed(self.ip)
+                self._fail(WSCloseCode.POLICY_VIOLATION, "authenticate first" if key is None else "invalid API key")
+                return
+            self.client = client  # authenticated by this op: no implicit subscription
+            self._authenticated()
+            self.server.gateway.stream_opened(client.id, self)
+        flt = EventFilter.parse(req.get("filter"))
+        if isinstance(flt, str):
+            self._answer_error("subscribe", flt)
+            return
+        gw = self.server.gateway
+        cid = self.client.id
+        last = gw.seq.get(cid, 0)
+        if since is not None and since > last:
+            self._answer_error("subscribe", f"since={since} is beyond the last sequence number {last}")
+            return
+        if len(self.subs) >= MAX_SUBSCRIPTIONS:
+            self._answer_error("subscribe", f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")
+            return
+        sub = _Subscription(self, self._next_sub, flt, last if since is None else since)
+        self._next_sub += 1
+        self.subs[sub.id] = sub
+        self._send_json({"type": "subscribed", "id": sub.id, "client": cid, "since": sub.last_sent,
+                         "last_seq": last, "filter": flt.spec})
+        gw.subscribe(cid, sub)
+        sub.start()
+
+    def _unsubscribe(self, sub_id: Any) -> None:
+        if sub_id == 0 and self.subscribed and self.client is not None:
+            self.subscribed = False
+            self.live = False
+            self.server.gateway.unsubscribe(self.client.id, self)
+            if self._replay_task is not None:
+                self._replay_task.cancel()
+            self._send_json({"type": "unsubscribed", "id": 0})
+            return
+        sub = self.subs.pop(sub_id, None) if isinstance(sub_id, int) and not isinstance(sub_id, bool) else None
+        if sub is None or self.client is None:
+            self._answer_error("unsubscribe", f"no subscription {sub_id!r} on this connection")
+            return
+        sub.stop()
+        self.server.gateway.unsubscribe(self.client.id, sub)
+        self._send_json({"type": "unsubscribed", "id": sub.id})
 
     # stream ----------------------------------------------------------------------
     def _subscribe(self, since: int | None) -> None:
@@ -315,8 +539,9 @@ class _Connection(WSListener):  # type: ignore[misc]
             self._drop("slow consumer")
 
     def heartbeat(self, now: float) -> None:
-        if self.subscribed and not self.closed and now - self.last_activity >= self.server.heartbeat:
-            self._send_json({"type": "heartbeat", "seq": self.last_sent, "ts": _ts()})
+        if (self.subscribed or self.subs) and not self.closed and now - self.last_activity >= self.server.heartbeat:
+            seq = self.last_sent if self.subscribed else max(s.last_sent for s in self.subs.values())
+            self._send_json({"type": "heartbeat", "seq": seq, "ts": _ts()})
 
     def _queued(self) -> int:
         assert self.transport is not None
@@ -459,6 +684,8 @@ class StreamServer:
                 return WSUpgradeResponseWithListener(
                     WSUpgradeResponse.create_error_response(400, b"since must be a non-negative integer\n"),
                     None)
+        # subscribe=explicit: no implicit whole-stream subscription; the client sends subscribe ops
+        auto = query.get("subscribe", ["all"])[-1] != "explicit"
         key = Authenticator.key_from_headers(request.headers.get)
         client = None
         if key is not None:
@@ -467,7 +694,9 @@ class StreamServer:
                 self.auth_failed(None)  # the upgrade request carries no peer address: counted only
                 return WSUpgradeResponseWithListener(
                     WSUpgradeResponse.create_error_response(401, b"invalid API key\n"), None)
-        return _Connection(self, client, since)
+        conn = _Connection(self, client, since, auto)
+        conn.cancel_on_disconnect = query.get("cancel_on_disconnect", ["false"])[-1] in ("1", "true")
+        return conn
 
     async def start(self, host: str, port: int, ssl: Any = None) -> int:
         """Listen on ``host:port`` (WSS when ``ssl`` is a server :class:`ssl.SSLContext`)."""

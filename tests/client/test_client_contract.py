@@ -116,11 +116,13 @@ def test_asyncapi_document_structure(mapper: JsonMapper) -> None:
     check_asyncapi_3(doc)
     dd = mapper.codec.dictionary
     names = {dd.message(t).name for t in PUSHED}
-    assert names == {"ExecutionReport", "OrderCancelReject", "ListStatus", "BusinessMessageReject"}
+    assert names == {"ExecutionReport", "OrderCancelReject", "ListStatus", "BusinessMessageReject", "Reject",
+                     "OrderMassCancelReport", "TradingSessionStatus"}
     assert {f"{n}Event" for n in names} <= set(doc["components"]["messages"])
     ops = doc["operations"]
-    assert {r["$ref"].rsplit("/", 1)[-1] for r in ops["receiveEvents"]["messages"]} == {f"{n}Event" for n in names}
-    assert {op for op, o in ops.items() if o["action"] == "receive"} == {"auth", "subscribe", "ping"}
+    assert {r["$ref"].rsplit("/", 1)[-1] for r in ops["receiveEvents"]["messages"]} == {
+        f"{n}Event" for n in names} | {"GatewayEvent"}
+    assert {op for op, o in ops.items() if o["action"] == "receive"} == {"auth", "subscribe", "unsubscribe", "ping"}
     # the Body schemas are the dictionary's, as in the OpenAPI document
     openapi = build_openapi(mapper, "FIX.4.4")["components"]["schemas"]
     for n in names:

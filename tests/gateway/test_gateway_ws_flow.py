@@ -83,6 +83,12 @@ class FakeGateway:
     def unsubscribe(self, client_id: str, sub: Any) -> None:
         self.subs.discard(sub)
 
+    def stream_opened(self, client_id: str, conn: Any) -> None:
+        pass
+
+    def stream_closed(self, client_id: str, conn: Any) -> None:
+        pass
+
     def append(self) -> EventRow:
         seq = self.seq["a"] + 1
         self.seq["a"] = seq

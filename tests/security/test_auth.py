@@ -174,8 +174,12 @@ def test_clients_cannot_touch_each_others_orders(gw: GatewayProcess) -> None:
                 ("GET", "/v1/orders/la-1", None),
                 ("GET", "/v1/order-lists/LA", None),
                 ("POST", "/v1/order-lists/LA/cancel", None),
+                ("POST", "/v1/orders/a-1/status", None),
             ]
             covered = {re.sub(r"/(a-1|la-1|LA)(?=/|$)", "/{id}", p) for _, p, _ in attempts}
+            # Not the client's objects: reference data (the same for all), and accounts, which are
+            # checked against the client's accounts (below) and the broker's advisor ownership.
+            covered |= {"/v1/instruments/{id}", "/v1/accounts/{id}/positions", "/v1/accounts/{id}/balance"}
             spec = (await b.call("GET", "/openapi.json"))[1]
             with_ids = {re.sub(r"\{[^}]+\}", "{id}", p) for p in spec["paths"] if "{" in p}
             assert with_ids <= covered, f"routes not checked for cross-client access: {with_ids - covered}"
@@ -201,6 +205,9 @@ def test_clients_cannot_touch_each_others_orders(gw: GatewayProcess) -> None:
             assert status == 403 and "BRKB" in resp["message"]
             status, resp = await a.call("POST", "/v1/orders", order("a-2", Account="ACC9"))
             assert status == 403 and "ACC9" in resp["message"]
+            for route in ("positions", "balance"):  # a client reads only its own accounts
+                status, resp = await a.call("GET", f"/v1/accounts/ACC9/{route}?broker=BRKA")
+                assert status == 403 and "ACC9" in resp["message"]
 
     run(go())
 

@@ -312,9 +312,84 @@
         break;
       case "N":
         for (const o of body.NoOrders || []) refreshOrder(o.ClOrdID);
+        if (body.ListOrderStatus === "7") notice("error", `List ${body.ListID}: ${body.ListStatusText || "refused"}`);
+        break;
+      case "3":
+        notice("error", `Rejected by the hub: ${body.Text || `reason ${body.SessionRejectReason}`}`);
+        break;
+      case "r":
+        notice("info", `Mass cancel ${body.ClOrdID}: ${body.TotalAffectedOrders || 0} order(s) cancelled${body.Text ? ` (${body.Text})` : ""}`);
+        break;
+      case "h":
+        applySessionStatus(body, header);
         break;
       default:
         break;
+    }
+  }
+
+  // ------------------------------------------------- market and account panel
+  const SESSION_STATUS = { "1": "halted", "2": "open", "3": "closed", "4": "pre-open", "5": "pre-close",
+    "6": "rejected" };
+
+  function applyGatewayEvent(ev) {
+    if (!ev) return;
+    if (ev.event === "cancel_on_disconnect") {
+      notice("error", `Cancel on disconnect: ${(ev.ClOrdID || []).length} order(s) cancelled`);
+      for (const cl of ev.ClOrdID || []) refreshOrder(cl);
+    } else if (ev.event === "stream_lost") {
+      notice("info", `A stream of this client closed; cancel on disconnect in ${ev.grace_seconds}s`);
+    }
+  }
+
+  function applySessionStatus(body, header) {
+    const what = `${body.TradingSessionID || ""} ${SESSION_STATUS[body.TradSesStatus] || body.TradSesStatus || ""}` +
+      `${body.TradingSessionSubID ? ` (${body.TradingSessionSubID})` : ""}`;
+    if (body.Symbol) {
+      const row = document.querySelector(`#instruments tr[data-symbol="${body.Symbol}"] .session`);
+      if (row) row.textContent = what;
+      notice("info", `${body.Symbol}: ${what}${body.Text ? ` — ${body.Text}` : ""}`);
+    } else {
+      $("session-state").textContent = `${what} via ${header.OnBehalfOfCompID || "broker"}`;
+    }
+  }
+
+  async function loadMarket() {
+    const broker = $("broker").value;
+    if (!broker) return;
+    const q = `?broker=${encodeURIComponent(broker)}`;
+    try {
+      const data = await api("GET", `/v1/instruments${q}`);
+      const rows = (data.instruments || []).map((i) => el("tr", { "data-symbol": i.Symbol },
+        el("td", {}, i.Symbol, el("span", { class: "sym-name", text: i.name || "" })),
+        el("td", { text: i.market || "" }),
+        el("td", { class: "num", text: fmtNum(i.base_price) }),
+        el("td", { class: "num", text: fmtNum(i.tick_size) }),
+        el("td", { class: "num", text: i.lower_limit ? `${fmtNum(i.lower_limit)} – ${fmtNum(i.upper_limit)}` : "" }),
+        el("td", { class: "session", text: i.session ? `${SESSION_STATUS[i.session.TradSesStatus] || ""} ${i.session.TradingSessionSubID || ""}`
+          : (i.TradingSessionSubID || "") })));
+      $("instruments").querySelector("tbody").replaceChildren(...rows);
+      $("instruments-source").textContent = data.fallback_reason ? `static list (${data.fallback_reason})` : "from the exchange";
+    } catch (err) {
+      $("instruments-source").textContent = err.message;
+    }
+    const account = $("account").value.trim();
+    if (!account) {
+      $("positions-state").textContent = "enter an account in the ticket";
+      return;
+    }
+    try {
+      const pos = await api("GET", `/v1/accounts/${encodeURIComponent(account)}/positions${q}`);
+      const rows = (pos.PositionReports || []).map((p) => el("tr", {},
+        el("td", { text: p.Symbol || "" }),
+        el("td", { class: "num", text: fmtNum(((p.NoPositions || [])[0] || {}).LongQty) }),
+        el("td", { class: "num", text: fmtNum(p.SettlPrice) }),
+        el("td", { class: "num", text: fmtNum(((p.NoPosAmt || [])[0] || {}).PosAmt) })));
+      $("positions").querySelector("tbody").replaceChildren(...rows);
+      const bal = (await api("GET", `/v1/accounts/${encodeURIComponent(account)}/balance${q}`)).CollateralReport || {};
+      $("positions-state").textContent = `${account}: cash ${fmtNum(bal.EndCash)}, buying power ${fmtNum(bal.MarginExcess)}, held by orders ${fmtNum(bal.CashOutstanding)}`;
+    } catch (err) {
+      $("positions-state").textContent = `${account}: ${err.message}`;
     }
   }
 
@@ -631,7 +706,7 @@
             for (const [m, ts] of pending) applyMessage(m, ts);
           });
         }
-      } else if (f.type === "message") {
+      } else if (f.type === "message" || f.type === "event") {
         if (S.lastSeq !== null && f.seq <= S.lastSeq) return; // already applied
         if (S.lastSeq !== null && f.seq !== S.lastSeq + 1) {
           ws.close(4000, "gap"); // resume from our cursor; the log has what is missing
@@ -639,7 +714,8 @@
         }
         S.lastSeq = f.seq;
         $("conn-seq").textContent = `seq ${S.lastSeq}`;
-        if (S.buffering) S.buffer.push([f.message, f.ts]);
+        if (f.type === "event") applyGatewayEvent(f.event);
+        else if (S.buffering) S.buffer.push([f.message, f.ts]);
         else applyMessage(f.message, f.ts);
       } else if (f.type === "error") {
         if (/beyond the last sequence/.test(f.reason || "")) S.lastSeq = null; // gateway lost its log: start over
@@ -712,12 +788,14 @@
     }
     if (gen !== S.gen) return;
     openStream(gen);
+    loadMarket();
   }
 
   function init() {
     const saved = localStorage.getItem(KEY_STORE) || "";
     $("api-key").value = saved;
     $("key-form").addEventListener("submit", (ev) => { ev.preventDefault(); connect(); });
+    $("refresh-market").addEventListener("click", () => loadMarket());
     $("forget").addEventListener("click", () => {
       localStorage.removeItem(KEY_STORE);
       $("api-key").value = "";
