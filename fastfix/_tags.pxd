@@ -14,6 +14,7 @@ cdef enum:
     END_SEQ_NO = 16
     EXEC_ID = 17
     EXEC_INST = 18
+    EXEC_REF_ID = 19
     EXEC_TRANS_TYPE = 20
     HANDL_INST = 21
     SECURITY_ID_SOURCE = 22

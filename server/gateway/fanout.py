@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from fastfix.tags import CL_ORD_ID
 from server.gateway._intake import iso as _iso
 from server.gateway._reports import envelope as _event_envelope
 from server.gateway.journal import Journal
@@ -65,7 +66,7 @@ class Fanout:
         data = _event_envelope(self._body_json(msg), msg, self._prefixes[client_id], seq, now)
         if about is not None:
             data = data[:-1] + b',"about":' + _json.encode(about) + b"}"
-        self._stage(client_id, seq, data, now, msg.get(11))
+        self._stage(client_id, seq, data, now, msg.get(CL_ORD_ID))
 
     def publish_event(self, client_id: str, event: dict[str, Any], now: int) -> None:
         """Number and stage an event of the gateway itself (not a FIX message): a stream

@@ -16,6 +16,7 @@ from typing import Any
 from fastfix.engine import Application, Initiator
 from fastfix.settings import SessionSettings
 from fastfix.store import store_from_settings
+from fastfix.tags import CL_ORD_ID, LIST_ID
 from server.gateway.link import INBOUND_TYPES, Link, LinkDown, SessionState
 
 __all__ = ["FixLink"]
@@ -202,9 +203,9 @@ class FixLink(Link):
                 continue
             mt = msg.msg_type
             if mt in (b"D", b"G", b"F"):
-                ids.add((mt.decode(), msg.get(11) or b""))
+                ids.add((mt.decode(), msg.get(CL_ORD_ID) or b""))
             elif mt in (b"E", b"K"):
-                ids.add((mt.decode(), msg.get(66) or b""))
+                ids.add((mt.decode(), msg.get(LIST_ID) or b""))
         return ids, _epoch_ns(store.creation_time)
 
 

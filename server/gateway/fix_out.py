@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from fastfix.tags import DELIVER_TO_COMP_ID, POSS_RESEND, SENDER_SUB_ID
 from server.gateway.config import BrokerConfig, GatewayConfig
 from server.gateway.errors import ApiError
 from server.gateway.link import Link, LinkDown
@@ -58,7 +59,8 @@ class FixOut:
         key = (broker_id, client_id)
         hdr = self._headers.get(key)
         if hdr is None:
-            hdr = self._headers[key] = ((128, broker_id), (50, client_id)) if client_id else ((128, broker_id),)
+            to = (DELIVER_TO_COMP_ID, broker_id)
+            hdr = self._headers[key] = (to, (SENDER_SUB_ID, client_id)) if client_id else (to,)
         return hdr
 
     def blocked(self, session: str) -> bool:
@@ -101,7 +103,7 @@ class FixOut:
             certain = record is not None and created_ns >= record[1]
             header = self.header(broker_id, wire_id.partition(b":")[0].decode("latin-1"))
             if not certain:
-                header = header + ((97, "Y"),)
+                header = header + ((POSS_RESEND, "Y"),)
             msgs.append((mt, body, header))
             self.metrics.recovered.labels("N" if certain else "Y").inc()
             log.warning("%s %s was accepted but never handed to FIX before the last stop: sending it%s",

@@ -34,6 +34,7 @@ from typing import Any
 
 import msgspec
 
+from fastfix.tags import COLL_INQUIRY_ID, POS_REQ_ID, SECURITY_REQ_ID, TOTAL_NUM_POS_REPORTS
 from server.gateway.config import BrokerConfig, ClientConfig, GatewayConfig
 from server.gateway.errors import ApiError, FieldProblem
 from server.gateway.fix_out import FixOut, LinkDown
@@ -145,19 +146,19 @@ class Inquiries:
             p.future.set_result(value)
 
     def _positions_ack(self, msg: InboundMessage) -> None:
-        p = self._take(msg, 710)
+        p = self._take(msg, POS_REQ_ID)
         if p is None:
             return
         p.ack = self._body(msg)
         try:
-            p.expected = int(msg.get(727) or b"0")
+            p.expected = int(msg.get(TOTAL_NUM_POS_REPORTS) or b"0")
         except ValueError:
             p.expected = 0
         if p.ack.get("PosReqResult") not in ("0", None) or len(p.reports) >= p.expected:
             self._done(p, None)
 
     def _position_report(self, msg: InboundMessage) -> None:
-        p = self._take(msg, 710)
+        p = self._take(msg, POS_REQ_ID)
         if p is None:
             return
         p.reports.append(self._body(msg))
@@ -165,19 +166,19 @@ class Inquiries:
             self._done(p, None)
 
     def _collateral(self, msg: InboundMessage) -> None:
-        p = self._take(msg, 909)
+        p = self._take(msg, COLL_INQUIRY_ID)
         if p is not None:
             p.reports.append(self._body(msg))
             self._done(p, None)
 
     def _collateral_ack(self, msg: InboundMessage) -> None:
-        p = self._take(msg, 909)
+        p = self._take(msg, COLL_INQUIRY_ID)
         if p is not None:
             p.ack = self._body(msg)
             self._done(p, None)
 
     def _security_list(self, msg: InboundMessage) -> None:
-        p = self._take(msg, 320)
+        p = self._take(msg, SECURITY_REQ_ID)
         if p is None:
             return
         body = self._body(msg)

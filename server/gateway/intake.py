@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import msgspec
 
 from fastfix.jsonfix import decode_error_text
+from fastfix.tags import ACCOUNT
 from server.gateway._intake import check_id as _check_id
 from server.gateway._intake import fill_defaults as _put_defaults
 from server.gateway._intake import iso as _iso
@@ -639,7 +640,7 @@ class Intake:
             raise self._invalid("mass cancel request", problems, "invalid_request")
         if account is not None:
             # FIX 4.4 has no Account on q: the venue reads the FIX 5.0 member at body level.
-            wire += b"1=" + account.encode() + b"\x01"
+            wire += b"%d=%s\x01" % (ACCOUNT, account.encode())
         session = self.fix_out.session_for(broker)
         self._accept(session, "q", wire, broker.id, lambda reason: None, client_id=client.id)
         out: dict[str, Any] = {"ClOrdID": cl, "broker": broker.id,

@@ -14,6 +14,98 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from fastfix.tags import (
+    ACCOUNT,
+    ACCOUNT_TYPE,
+    AFFECTED_ORDER_ID,
+    AVG_PX,
+    BEGIN_STRING,
+    BENCHMARK_PRICE,
+    BENCHMARK_PRICE_TYPE,
+    BODY_LENGTH,
+    CASH_OUTSTANDING,
+    CHECK_SUM,
+    CL_ORD_ID,
+    CLEARING_BUSINESS_DATE,
+    COLL_INQUIRY_ID,
+    COLL_RPT_ID,
+    COLL_STATUS,
+    CUM_QTY,
+    CURRENCY,
+    CXL_QTY,
+    CXL_REJ_REASON,
+    CXL_REJ_RESPONSE_TO,
+    DELIVER_TO_COMP_ID,
+    END_CASH,
+    EXEC_ID,
+    EXEC_TRANS_TYPE,
+    EXEC_TYPE,
+    LAST_FRAGMENT,
+    LAST_PX,
+    LAST_QTY,
+    LEAVES_QTY,
+    LIST_ID,
+    LIST_ORDER_STATUS,
+    LIST_STATUS_TYPE,
+    LONG_QTY,
+    MARGIN_EXCESS,
+    MASS_CANCEL_REJECT_REASON,
+    MASS_CANCEL_REQUEST_TYPE,
+    MASS_CANCEL_RESPONSE,
+    MSG_SEQ_NUM,
+    MSG_TYPE,
+    NO_AFFECTED_ORDERS,
+    NO_ORDERS,
+    NO_POS_AMT,
+    NO_POSITIONS,
+    NO_RELATED_SYM,
+    NO_RPTS,
+    NO_STIPULATIONS,
+    ON_BEHALF_OF_COMP_ID,
+    ORD_STATUS,
+    ORD_TYPE,
+    ORDER_ID,
+    ORDER_QTY,
+    ORIG_CL_ORD_ID,
+    POS_AMT,
+    POS_AMT_TYPE,
+    POS_MAINT_RPT_ID,
+    POS_REQ_ID,
+    POS_REQ_RESULT,
+    POS_REQ_STATUS,
+    POS_REQ_TYPE,
+    POS_TYPE,
+    PRICE,
+    PRIOR_SETTL_PRICE,
+    RPT_SEQ,
+    SECURITY_DESC,
+    SECURITY_ID,
+    SECURITY_ID_SOURCE,
+    SECURITY_LIST_REQUEST_TYPE,
+    SECURITY_REQ_ID,
+    SECURITY_REQUEST_RESULT,
+    SECURITY_RESPONSE_ID,
+    SECURITY_SUB_TYPE,
+    SENDER_COMP_ID,
+    SENDING_TIME,
+    SETTL_PRICE,
+    SETTL_PRICE_TYPE,
+    SHORT_QTY,
+    SIDE,
+    STIPULATION_TYPE,
+    STIPULATION_VALUE,
+    SYMBOL,
+    TARGET_COMP_ID,
+    TEXT,
+    TOT_NO_ORDERS,
+    TOT_NO_RELATED_SYM,
+    TOTAL_AFFECTED_ORDERS,
+    TOTAL_NET_VALUE,
+    TOTAL_NUM_POS_REPORTS,
+    TRADING_SESSION_ID,
+    TRADING_SESSION_SUB_ID,
+    TRANSACT_TIME,
+)
 from server.gateway.link import Link, LinkDown, SessionState
 
 __all__ = ["LoopbackLink", "body_fields"]
@@ -32,7 +124,7 @@ class _SimOrder:
     @property
     def qty(self) -> int:
         try:
-            return int(Decimal(self.f.get(38, "0") or "0"))
+            return int(Decimal(self.f.get(ORDER_QTY, "0") or "0"))
         except ArithmeticError:
             return 0
 
@@ -116,7 +208,8 @@ class LoopbackLink(Link):
         if item is None:
             return None
         msg_type, body, header = item
-        fields = [(49, self._sender), (56, self._target), (34, seq_num), (52, datetime.now(UTC)), *header]
+        fields = [(SENDER_COMP_ID, self._sender), (TARGET_COMP_ID, self._target), (MSG_SEQ_NUM, seq_num),
+                  (SENDING_TIME, datetime.now(UTC)), *header]
         return parse(encode(self._begin, msg_type, fields + body_fields(self._begin, msg_type, body)))
 
     def _accept(self, msg_type: str, fields: Sequence[tuple[int, Any]]) -> None:
@@ -124,10 +217,10 @@ class LoopbackLink(Link):
         entries: list[dict[int, str]] = []
         in_group = False
         for tag, v in fields:  # flat wire order; NoOrders (73) entries start at ClOrdID (11)
-            if tag == 73:
+            if tag == NO_ORDERS:
                 in_group = True
                 continue
-            if in_group and tag == 11:
+            if in_group and tag == CL_ORD_ID:
                 entries.append({})
             (entries[-1] if in_group and entries else f)[tag] = _text(v)
         # Answer on a later loop iteration, as a real counterparty would.
@@ -137,21 +230,23 @@ class LoopbackLink(Link):
     def _answer(self, msg_type: str, f: dict[int, str], entries: list[dict[int, str]]) -> None:
         if not self._up:
             return
-        broker = f.get(128, "")
+        broker = f.get(DELIVER_TO_COMP_ID, "")
         if msg_type == "D":
             self._new(f)
         elif msg_type == "E":
-            list_id = f.get(66, "")
-            self._emit("N", [(115, broker), (66, list_id), (429, "1"), (82, "0"), (431, "3"), (83, "1"), (68, len(entries)),
-                             (73, [[(11, e.get(11, "")), (14, "0"), (39, "A"), (151, e.get(38, "0")),
-                                    (84, "0"), (6, "0")] for e in entries])])
+            list_id = f.get(LIST_ID, "")
+            self._emit("N", [(ON_BEHALF_OF_COMP_ID, broker), (LIST_ID, list_id), (LIST_STATUS_TYPE, "1"),
+                             (NO_RPTS, "0"), (LIST_ORDER_STATUS, "3"), (RPT_SEQ, "1"), (TOT_NO_ORDERS, len(entries)),
+                             (NO_ORDERS, [[(CL_ORD_ID, e.get(CL_ORD_ID, "")), (CUM_QTY, "0"), (ORD_STATUS, "A"),
+                                           (LEAVES_QTY, e.get(ORDER_QTY, "0")), (CXL_QTY, "0"), (AVG_PX, "0")]
+                                          for e in entries])])
             for e in entries:
-                e[128] = broker
-                e[66] = list_id
+                e[DELIVER_TO_COMP_ID] = broker
+                e[LIST_ID] = list_id
                 self._new(e)
-            self._lists[list_id] = [e.get(11, "") for e in entries]
+            self._lists[list_id] = [e.get(CL_ORD_ID, "") for e in entries]
         elif msg_type == "F":
-            self._cancel(f.get(41, ""), f.get(11, ""), broker)
+            self._cancel(f.get(ORIG_CL_ORD_ID, ""), f.get(CL_ORD_ID, ""), broker)
         elif msg_type == "G":
             self._replace(f)
         elif msg_type == "H":
@@ -161,11 +256,12 @@ class LoopbackLink(Link):
         elif msg_type in ("AN", "BB", "x"):
             self._inquiry(msg_type, f)
         elif msg_type == "K":
-            list_id = f.get(66, "")
+            list_id = f.get(LIST_ID, "")
             for cl in self._lists.get(list_id, []):
                 self._cancel(cl, cl, broker)
-            self._emit("N", [(115, broker), (66, list_id), (429, "5"), (82, "0"), (431, "6"), (83, "1"), (68, len(self._lists.get(list_id, []))),
-                             (73, [])])
+            self._emit("N", [(ON_BEHALF_OF_COMP_ID, broker), (LIST_ID, list_id), (LIST_STATUS_TYPE, "5"),
+                             (NO_RPTS, "0"), (LIST_ORDER_STATUS, "6"), (RPT_SEQ, "1"),
+                             (TOT_NO_ORDERS, len(self._lists.get(list_id, []))), (NO_ORDERS, [])])
         self.on_read_end()  # the answers of one request arrive together, as one read would bring them
 
     def _er(self, o: _SimOrder, exec_type: str, status: str, leaves: int, last_qty: int = 0,
@@ -174,28 +270,32 @@ class LoopbackLink(Link):
         o.status = status
         if self._begin == "FIX.4.2" and exec_type == "F":
             exec_type = "2" if leaves == 0 else "1"
-        fields: list[tuple[int, Any]] = [(115, f.get(128, "")), (37, o.order_id), (11, cl or f.get(11, ""))]
+        fields: list[tuple[int, Any]] = [(ON_BEHALF_OF_COMP_ID, f.get(DELIVER_TO_COMP_ID, "")), (ORDER_ID, o.order_id),
+                                         (CL_ORD_ID, cl or f.get(CL_ORD_ID, ""))]
         if orig:
-            fields.append((41, orig))
-        fields.append((17, f"E{next(self._ids)}"))
+            fields.append((ORIG_CL_ORD_ID, orig))
+        fields.append((EXEC_ID, f"E{next(self._ids)}"))
         if self._begin == "FIX.4.2":
-            fields.append((20, "3" if exec_type == "I" else "0"))
+            fields.append((EXEC_TRANS_TYPE, "3" if exec_type == "I" else "0"))
             if exec_type == "I":
                 exec_type = status  # FIX 4.2 has no ExecType I: a status report restates the status
-        fields += [(150, exec_type), (39, status)]
-        if f.get(1):
-            fields.append((1, f[1]))
-        fields += [(55, f.get(55, "")), (54, f.get(54, "1")), (38, f.get(38, "0")), (40, f.get(40, "2"))]
-        if f.get(44):
-            fields.append((44, f[44]))
-        if f.get(66):
-            fields.append((66, f[66]))
+        fields += [(EXEC_TYPE, exec_type), (ORD_STATUS, status)]
+        if f.get(ACCOUNT):
+            fields.append((ACCOUNT, f[ACCOUNT]))
+        fields += [(SYMBOL, f.get(SYMBOL, "")), (SIDE, f.get(SIDE, "1")), (ORDER_QTY, f.get(ORDER_QTY, "0")),
+                   (ORD_TYPE, f.get(ORD_TYPE, "2"))]
+        if f.get(PRICE):
+            fields.append((PRICE, f[PRICE]))
+        if f.get(LIST_ID):
+            fields.append((LIST_ID, f[LIST_ID]))
         if last_qty:
-            fields += [(32, str(last_qty)), (31, self.FILL_PRICE if f.get(40) == "1" else f.get(44, "0"))]
-        avg = (self.FILL_PRICE if f.get(40) == "1" else f.get(44, "0")) if o.cum else "0"
-        fields += [(151, str(leaves)), (14, str(o.cum)), (6, avg), (60, datetime.now(UTC))]
+            fields += [(LAST_QTY, str(last_qty)),
+                       (LAST_PX, self.FILL_PRICE if f.get(ORD_TYPE) == "1" else f.get(PRICE, "0"))]
+        avg = (self.FILL_PRICE if f.get(ORD_TYPE) == "1" else f.get(PRICE, "0")) if o.cum else "0"
+        fields += [(LEAVES_QTY, str(leaves)), (CUM_QTY, str(o.cum)), (AVG_PX, avg),
+                   (TRANSACT_TIME, datetime.now(UTC))]
         if text:
-            fields.append((58, text))
+            fields.append((TEXT, text))
         self._emit("8", fields)
 
     def _close(self, cl: str) -> None:
@@ -207,33 +307,34 @@ class LoopbackLink(Link):
 
     def _new(self, f: dict[int, str]) -> None:
         o = _SimOrder(f, f"LB{next(self._ids)}")
-        self._orders[f.get(11, "")] = o
+        self._orders[f.get(CL_ORD_ID, "")] = o
         qty = o.qty
         self._er(o, "A", "A", qty)
-        if f.get(40) == "2" and f.get(44, "").endswith("1"):
+        if f.get(ORD_TYPE) == "2" and f.get(PRICE, "").endswith("1"):
             o.cum = qty  # closed
             self._er(o, "8", "8", 0, text="price rejected by the simulator")
             o.cum = 0
-            self._close(f.get(11, ""))
+            self._close(f.get(CL_ORD_ID, ""))
             return
         self._er(o, "0", "0", qty)
-        if f.get(40) == "1" and qty > 0:
+        if f.get(ORD_TYPE) == "1" and qty > 0:
             first = qty // 2 or qty
             o.cum = first
             self._er(o, "F", "1" if first < qty else "2", qty - first, first)
             if first < qty:
                 o.cum = qty
                 self._er(o, "F", "2", 0, qty - first)
-            self._close(f.get(11, ""))
+            self._close(f.get(CL_ORD_ID, ""))
 
     def _refuse(self, orig: str, cl: str, broker: str, response_to: str) -> None:
         """OrderCancelReject: the order's own OrderID and OrdStatus when it is known (filled,
         cancelled...), NONE and 8 (Rejected) with reason 1 (unknown order) when it is not."""
         o = self._orders.get(orig) or self._closed.get(orig)
-        self._emit("9", [(115, broker), (37, "NONE" if o is None else o.order_id), (11, cl), (41, orig),
-                         (39, "8" if o is None else o.status), (434, response_to),
-                         (102, "1" if o is None else "0"),
-                         (58, "unknown order" if o is None else "too late to cancel")])
+        self._emit("9", [(ON_BEHALF_OF_COMP_ID, broker), (ORDER_ID, "NONE" if o is None else o.order_id),
+                         (CL_ORD_ID, cl), (ORIG_CL_ORD_ID, orig), (ORD_STATUS, "8" if o is None else o.status),
+                         (CXL_REJ_RESPONSE_TO, response_to),
+                         (CXL_REJ_REASON, "1" if o is None else "0"),
+                         (TEXT, "unknown order" if o is None else "too late to cancel")])
 
     def _cancel(self, orig: str, cl: str, broker: str) -> None:
         o = self._orders.get(orig)
@@ -245,13 +346,14 @@ class LoopbackLink(Link):
         self._close(orig)
 
     def _replace(self, f: dict[int, str]) -> None:
-        orig, cl = f.get(41, ""), f.get(11, "")
+        orig, cl = f.get(ORIG_CL_ORD_ID, ""), f.get(CL_ORD_ID, "")
         o = self._orders.get(orig)
         if o is None or o.cum >= o.qty:
-            self._refuse(orig, cl, f.get(128, ""), "2")
+            self._refuse(orig, cl, f.get(DELIVER_TO_COMP_ID, ""), "2")
             return
         nf = dict(o.f)
-        nf.update({k: v for k, v in f.items() if k in (11, 38, 44, 40, 54, 55, 1)})
+        nf.update({k: v for k, v in f.items()
+                   if k in (CL_ORD_ID, ORDER_QTY, PRICE, ORD_TYPE, SIDE, SYMBOL, ACCOUNT)})
         new = _SimOrder(nf, o.order_id)
         new.cum = o.cum
         self._orders[cl] = new
@@ -262,10 +364,10 @@ class LoopbackLink(Link):
 
     def _status(self, f: dict[int, str]) -> None:
         """OrderStatusRequest: an ExecutionReport 150=I with the order as last reported."""
-        cl = f.get(11, "")
+        cl = f.get(CL_ORD_ID, "")
         o = self._orders.get(cl) or self._closed.get(cl)
         if o is None:
-            unknown = _SimOrder({**f, 40: f.get(40, "2")}, "NONE")
+            unknown = _SimOrder({**f, ORD_TYPE: f.get(ORD_TYPE, "2")}, "NONE")
             self._er(unknown, "I", "8", 0, text=f"unknown order {cl!r}")
             return
         leaves = 0 if o.status in "2348C" else o.qty - o.cum
@@ -274,24 +376,27 @@ class LoopbackLink(Link):
     def _mass_cancel(self, f: dict[int, str]) -> None:
         """OrderMassCancelRequest: the report, then a cancel report for each matching open order
         of the same party (the ClOrdID namespace ``<client>:``)."""
-        broker = f.get(128, "")
-        party = f.get(11, "").partition(":")[0] + ":"
-        kind = f.get(530, "7")
+        broker = f.get(DELIVER_TO_COMP_ID, "")
+        party = f.get(CL_ORD_ID, "").partition(":")[0] + ":"
+        kind = f.get(MASS_CANCEL_REQUEST_TYPE, "7")
         hits = [(cl, o) for cl, o in self._orders.items()
-                if cl.startswith(party) and o.f.get(128, broker) == broker
-                and (kind != "1" or o.f.get(55) == f.get(55))
-                and (not f.get(54) or o.f.get(54) == f[54]) and (not f.get(1) or o.f.get(1) == f[1])]
-        fields: list[tuple[int, Any]] = [(115, broker), (11, f.get(11, "")), (37, f"MC{next(self._ids)}"),
-                                         (530, kind)]
+                if cl.startswith(party) and o.f.get(DELIVER_TO_COMP_ID, broker) == broker
+                and (kind != "1" or o.f.get(SYMBOL) == f.get(SYMBOL))
+                and (not f.get(SIDE) or o.f.get(SIDE) == f[SIDE])
+                and (not f.get(ACCOUNT) or o.f.get(ACCOUNT) == f[ACCOUNT])]
+        fields: list[tuple[int, Any]] = [(ON_BEHALF_OF_COMP_ID, broker), (CL_ORD_ID, f.get(CL_ORD_ID, "")),
+                                         (ORDER_ID, f"MC{next(self._ids)}"), (MASS_CANCEL_REQUEST_TYPE, kind)]
         if kind not in ("1", "7"):
-            fields += [(531, "0"), (532, "0"), (58, f"MassCancelRequestType {kind} not supported")]
+            fields += [(MASS_CANCEL_RESPONSE, "0"), (MASS_CANCEL_REJECT_REASON, "0"),
+                       (TEXT, f"MassCancelRequestType {kind} not supported")]
             self._emit("r", fields)
             return
-        fields += [(531, kind), (533, len(hits))]
+        fields += [(MASS_CANCEL_RESPONSE, kind), (TOTAL_AFFECTED_ORDERS, len(hits))]
         if hits:
-            fields.append((534, [[(41, cl), (535, o.order_id)] for cl, o in hits]))
-        if f.get(55):
-            fields.append((55, f[55]))
+            fields.append((NO_AFFECTED_ORDERS,
+                           [[(ORIG_CL_ORD_ID, cl), (AFFECTED_ORDER_ID, o.order_id)] for cl, o in hits]))
+        if f.get(SYMBOL):
+            fields.append((SYMBOL, f[SYMBOL]))
         self._emit("r", fields)
         for cl, o in hits:
             self._er(o, "4", "4", 0, cl=cl)
@@ -306,42 +411,50 @@ class LoopbackLink(Link):
         collateral (a fixed cash balance less what open buy orders hold) and the listing."""
         from server.krx import price_limits, tick_size
 
-        broker = f.get(128, "")
+        broker = f.get(DELIVER_TO_COMP_ID, "")
         if msg_type == "AN":
             code, isin, _, base = self.LISTING[0]
-            common = [(115, broker), (710, f.get(710, "")), (1, f.get(1, "")), (581, f.get(581, "1"))]
-            self._emit("AO", [*common[:2], (721, f"P{next(self._ids)}"), (727, 1), (728, "0"), (729, "0"),
-                              *common[2:]])
-            self._emit("AP", [*common[:2], (721, f"P{next(self._ids)}"), (724, "0"), (727, 1), (728, "0"),
-                              *common[2:], (715, f.get(715, "")), (55, code), (48, isin), (22, "4"),
-                              (730, base), (731, "2"), (734, base),
-                              (702, [[(703, "FIN"), (704, 100), (705, 0)]]),
-                              (753, [[(707, "FMTM"), (708, 100 * base)]])])
+            common = [(ON_BEHALF_OF_COMP_ID, broker), (POS_REQ_ID, f.get(POS_REQ_ID, "")),
+                      (ACCOUNT, f.get(ACCOUNT, "")), (ACCOUNT_TYPE, f.get(ACCOUNT_TYPE, "1"))]
+            self._emit("AO", [*common[:2], (POS_MAINT_RPT_ID, f"P{next(self._ids)}"), (TOTAL_NUM_POS_REPORTS, 1),
+                              (POS_REQ_RESULT, "0"), (POS_REQ_STATUS, "0"), *common[2:]])
+            self._emit("AP", [*common[:2], (POS_MAINT_RPT_ID, f"P{next(self._ids)}"), (POS_REQ_TYPE, "0"),
+                              (TOTAL_NUM_POS_REPORTS, 1), (POS_REQ_RESULT, "0"), *common[2:],
+                              (CLEARING_BUSINESS_DATE, f.get(CLEARING_BUSINESS_DATE, "")), (SYMBOL, code),
+                              (SECURITY_ID, isin), (SECURITY_ID_SOURCE, "4"),
+                              (SETTL_PRICE, base), (SETTL_PRICE_TYPE, "2"), (PRIOR_SETTL_PRICE, base),
+                              (NO_POSITIONS, [[(POS_TYPE, "FIN"), (LONG_QTY, 100), (SHORT_QTY, 0)]]),
+                              (NO_POS_AMT, [[(POS_AMT_TYPE, "FMTM"), (POS_AMT, 100 * base)]])])
         elif msg_type == "BB":
-            held = sum((o.qty - o.cum) * int(Decimal(o.f.get(44) or "0")) for o in self._orders.values()
-                       if o.f.get(54) == "1" and o.f.get(1) == f.get(1))
+            held = sum((o.qty - o.cum) * int(Decimal(o.f.get(PRICE) or "0")) for o in self._orders.values()
+                       if o.f.get(SIDE) == "1" and o.f.get(ACCOUNT) == f.get(ACCOUNT))
             cash = 100_000_000
-            self._emit("BA", [(115, broker), (908, f"C{next(self._ids)}"), (909, f.get(909, "")), (910, "3"),
-                              (1, f.get(1, "")), (15, "KRW"), (899, cash - held), (901, held), (922, cash),
-                              (900, cash + 100 * self.LISTING[0][3])])
+            self._emit("BA", [(ON_BEHALF_OF_COMP_ID, broker), (COLL_RPT_ID, f"C{next(self._ids)}"),
+                              (COLL_INQUIRY_ID, f.get(COLL_INQUIRY_ID, "")), (COLL_STATUS, "3"),
+                              (ACCOUNT, f.get(ACCOUNT, "")), (CURRENCY, "KRW"), (MARGIN_EXCESS, cash - held),
+                              (CASH_OUTSTANDING, held), (END_CASH, cash),
+                              (TOTAL_NET_VALUE, cash + 100 * self.LISTING[0][3])])
         else:
             entries = []
             for code, isin, name, base in self.LISTING:
-                if f.get(559) == "0" and f.get(55) != code:
+                if f.get(SECURITY_LIST_REQUEST_TYPE) == "0" and f.get(SYMBOL) != code:
                     continue
                 lo, hi = price_limits(base)
-                entries.append([(55, code), (48, isin), (22, "4"), (107, name), (762, "KOSPI"),
-                                (232, [[(233, "MININCR"), (234, tick_size(base))], [(233, "PRICE"), (234, f"{lo}-{hi}")]]),
-                                (662, base), (663, "2"), (336, "REGULAR"), (625, "CONTINUOUS")])
-            self._emit("y", [(115, broker), (320, f.get(320, "")), (322, f"S{next(self._ids)}"),
-                             (560, "0" if entries else "2"), (393, len(entries)), (893, "Y"),
-                             (146, entries)])
+                entries.append([(SYMBOL, code), (SECURITY_ID, isin), (SECURITY_ID_SOURCE, "4"), (SECURITY_DESC, name),
+                                (SECURITY_SUB_TYPE, "KOSPI"),
+                                (NO_STIPULATIONS, [[(STIPULATION_TYPE, "MININCR"), (STIPULATION_VALUE, tick_size(base))],
+                                                   [(STIPULATION_TYPE, "PRICE"), (STIPULATION_VALUE, f"{lo}-{hi}")]]),
+                                (BENCHMARK_PRICE, base), (BENCHMARK_PRICE_TYPE, "2"), (TRADING_SESSION_ID, "REGULAR"),
+                                (TRADING_SESSION_SUB_ID, "CONTINUOUS")])
+            self._emit("y", [(ON_BEHALF_OF_COMP_ID, broker), (SECURITY_REQ_ID, f.get(SECURITY_REQ_ID, "")),
+                             (SECURITY_RESPONSE_ID, f"S{next(self._ids)}"), (SECURITY_REQUEST_RESULT, "0" if entries else "2"),
+                             (TOT_NO_RELATED_SYM, len(entries)), (LAST_FRAGMENT, "Y"), (NO_RELATED_SYM, entries)])
 
     def _emit(self, msg_type: str, fields: list[tuple[int, Any]]) -> None:
         from fastfix.codec import encode, parse
 
-        header: list[tuple[int, Any]] = [(49, self._target), (56, self._sender), (34, next(self._ids)),
-                                         (52, datetime.now(UTC))]
+        header: list[tuple[int, Any]] = [(SENDER_COMP_ID, self._target), (TARGET_COMP_ID, self._sender),
+                                         (MSG_SEQ_NUM, next(self._ids)), (SENDING_TIME, datetime.now(UTC))]
         self.on_message(parse(encode(self._begin, msg_type, header + fields)), self._name)
 
 
@@ -349,9 +462,10 @@ def body_fields(begin_string: str, msg_type: str, body: bytes) -> list[tuple[int
     """The fields of an encoded message body (framed and parsed by the codec)."""
     from fastfix.codec import checksum, parse
 
-    payload = b"35=" + msg_type.encode() + b"\x01" + body
-    raw = b"8=" + begin_string.encode() + b"\x019=%d\x01" % len(payload) + payload
-    return parse(raw + b"10=%03d\x01" % checksum(raw)).fields()[3:-1]
+    payload = b"%d=%s\x01" % (MSG_TYPE, msg_type.encode()) + body
+    raw = b"%d=%s\x01%d=%d\x01" % (BEGIN_STRING, begin_string.encode(), BODY_LENGTH, len(payload))
+    raw += payload
+    return parse(raw + b"%d=%03d\x01" % (CHECK_SUM, checksum(raw))).fields()[3:-1]
 
 
 def _text(value: Any) -> str:

@@ -28,6 +28,33 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+from fastfix.tags import (
+    AVG_PX,
+    CL_ORD_ID,
+    CUM_QTY,
+    CXL_REJ_RESPONSE_TO,
+    EXEC_ID,
+    EXEC_REF_ID,
+    EXEC_TRANS_TYPE,
+    EXEC_TYPE,
+    LAST_PX,
+    LAST_QTY,
+    LEAVES_QTY,
+    ORD_REJ_REASON,
+    ORD_STATUS,
+    ORD_TYPE,
+    ORDER_ID,
+    ORDER_QTY,
+    ORIG_CL_ORD_ID,
+    POSS_DUP_FLAG,
+    POSS_RESEND,
+    PRICE,
+    SIDE,
+    SYMBOL,
+    TEXT,
+    TRANSACT_TIME,
+)
+
 __all__ = [
     "CARRIED_FIELDS",
     "ORD_STATUS_NAMES",
@@ -71,8 +98,11 @@ CARRIED_FIELDS = ("TimeInForce", "ExecInst", "StopPx", "ExpireDate", "ExpireTime
                   "SecurityID", "SecurityIDSource", "Currency", "SettlType", "OrderCapacity")
 
 # Tags the gateway extracts from an ExecutionReport / OrderCancelReject.
-ER_TAGS = (6, 11, 14, 17, 19, 20, 31, 32, 37, 38, 39, 40, 41, 43, 44, 54, 55, 58, 60, 97, 103,
-           150, 151, 434)
+ER_TAGS = (
+    AVG_PX, CL_ORD_ID, CUM_QTY, EXEC_ID, EXEC_REF_ID, EXEC_TRANS_TYPE, LAST_PX, LAST_QTY, ORDER_ID,
+    ORDER_QTY, ORD_STATUS, ORD_TYPE, ORIG_CL_ORD_ID, POSS_DUP_FLAG, PRICE, SIDE, SYMBOL, TEXT,
+    TRANSACT_TIME, POSS_RESEND, ORD_REJ_REASON, EXEC_TYPE, LEAVES_QTY, CXL_REJ_RESPONSE_TO,
+)
 
 _ZERO = Decimal(0)
 
@@ -220,33 +250,33 @@ def apply_execution_report(order: Order, er: dict[int, str], now_ns: int) -> App
     OrigClOrdID). Replacement (ExecType 5) is handled by the caller, which owns
     both orders of the chain, via :func:`apply_replaced`.
     """
-    exec_id = er.get(17, "")
+    exec_id = er.get(EXEC_ID, "")
     if exec_id and exec_id in order.exec_ids:
         return Applied(duplicate=True)
-    exec_type = er.get(150, "")
-    trans = er.get(20, "0")  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
-    status = er.get(39, "")
+    exec_type = er.get(EXEC_TYPE, "")
+    trans = er.get(EXEC_TRANS_TYPE, "0")  # FIX 4.2 ExecTransType: 0 new, 1 cancel, 2 correct, 3 status
+    status = er.get(ORD_STATUS, "")
     ex = Execution(
         ExecID=exec_id,
         ExecType=exec_type,
         OrdStatus=status,
         received_ns=now_ns,
-        LastQty=er.get(32),
-        LastPx=er.get(31),
-        CumQty=er.get(14),
-        LeavesQty=er.get(151),
-        AvgPx=er.get(6),
-        TransactTime=er.get(60),
-        Text=er.get(58),
+        LastQty=er.get(LAST_QTY),
+        LastPx=er.get(LAST_PX),
+        CumQty=er.get(CUM_QTY),
+        LeavesQty=er.get(LEAVES_QTY),
+        AvgPx=er.get(AVG_PX),
+        TransactTime=er.get(TRANSACT_TIME),
+        Text=er.get(TEXT),
     )
     if exec_id:
         order.exec_ids += (exec_id,)
     order.updated_ns = now_ns
-    if er.get(37) and er.get(37) != "NONE":
-        order.OrderID = er[37]
+    if er.get(ORDER_ID) and er.get(ORDER_ID) != "NONE":
+        order.OrderID = er[ORDER_ID]
 
     cum_now = _dec(order.CumQty) or _ZERO
-    cum_er = _dec(er.get(14))
+    cum_er = _dec(er.get(CUM_QTY))
     correction = exec_type in ("G", "H") or trans in ("1", "2")
     if trans == "3" or exec_type == "I":
         # Status answers carry no new information about fills; they may still
@@ -261,13 +291,13 @@ def apply_execution_report(order: Order, er: dict[int, str], now_ns: int) -> App
 
     if cum_er is not None:
         order.CumQty = _fmt(cum_er)
-        avg = _dec(er.get(6))
+        avg = _dec(er.get(AVG_PX))
         if avg is not None:
             order.AvgPx = _fmt(avg)
-    elif exec_type in ("1", "2", "F") and _dec(er.get(32)) is not None:
+    elif exec_type in ("1", "2", "F") and _dec(er.get(LAST_QTY)) is not None:
         # No CumQty (non-conformant peer): accumulate LastQty ourselves.
-        last_qty = _dec(er.get(32)) or _ZERO
-        last_px = _dec(er.get(31)) or _ZERO
+        last_qty = _dec(er.get(LAST_QTY)) or _ZERO
+        last_px = _dec(er.get(LAST_PX)) or _ZERO
         new_cum = cum_now + last_qty
         if new_cum > 0:
             order.AvgPx = _fmt(((_dec(order.AvgPx) or _ZERO) * cum_now + last_px * last_qty) / new_cum)
@@ -282,12 +312,12 @@ def apply_execution_report(order: Order, er: dict[int, str], now_ns: int) -> App
         return Applied(duplicate=False, execution=ex, changed=True)
 
     if exec_type == "D":  # restated: the broker changed quantity or price
-        if er.get(38):
-            order.OrderQty = er[38]
-        if er.get(44):
-            order.Price = er[44]
+        if er.get(ORDER_QTY):
+            order.OrderQty = er[ORDER_QTY]
+        if er.get(PRICE):
+            order.Price = er[PRICE]
 
-    leaves = _dec(er.get(151))
+    leaves = _dec(er.get(LEAVES_QTY))
     if status in ("4", "8", "C", "3", "2"):
         order.LeavesQty = "0"
     elif leaves is not None:
@@ -305,14 +335,14 @@ def apply_execution_report(order: Order, er: dict[int, str], now_ns: int) -> App
         if status in ("0", "A") and cum_after > 0:
             status = "1"  # a late "New" after fills: stay partially filled
         _set_status(order, status)
-    if exec_type == "8" and er.get(58):
-        order.Text = er[58]
+    if exec_type == "8" and er.get(TEXT):
+        order.Text = er[TEXT]
     return Applied(duplicate=False, execution=ex, changed=True)
 
 
 def apply_replaced(old: Order, new: Order, er: dict[int, str], now_ns: int) -> Applied:
     """ExecType 5 (Replaced): ``old`` ends as Replaced, ``new`` carries the order on."""
-    exec_id = er.get(17, "")
+    exec_id = er.get(EXEC_ID, "")
     if exec_id and exec_id in new.exec_ids:
         return Applied(duplicate=True)
     # The replacement inherits what was already filled on the original order.
@@ -324,14 +354,14 @@ def apply_replaced(old: Order, new: Order, er: dict[int, str], now_ns: int) -> A
     old.pending = None
     old.ReplacedBy = new.ClOrdID
     old.updated_ns = now_ns
-    if er.get(38):
-        new.OrderQty = er[38]
-    if er.get(44):
-        new.Price = er[44]
+    if er.get(ORDER_QTY):
+        new.OrderQty = er[ORDER_QTY]
+    if er.get(PRICE):
+        new.Price = er[PRICE]
     er = dict(er)
-    if er.get(39) == "5":
+    if er.get(ORD_STATUS) == "5":
         # FIX 4.2 reports the replaced order's status as 5; the new order is live.
-        er[39] = "1" if (_dec(er.get(14)) or _ZERO) > 0 else "0"
+        er[ORD_STATUS] = "1" if (_dec(er.get(CUM_QTY)) or _ZERO) > 0 else "0"
     return apply_execution_report(new, er, now_ns)
 
 
@@ -344,7 +374,7 @@ def apply_report(order: Order, original: Order | None, er: dict[int, str], now_n
     (E) marks the original as having a replace in flight; a Rejected replacement (8) ends
     that.
     """
-    exec_type = er.get(150, "")
+    exec_type = er.get(EXEC_TYPE, "")
     if original is None:
         return apply_execution_report(order, er, now_ns), False
     if exec_type == "5":
@@ -368,9 +398,9 @@ def apply_cancel_reject(order: Order, cxl: dict[int, str], now_ns: int) -> bool:
     """
     order.pending = None
     order.updated_ns = now_ns
-    if cxl.get(58):
-        order.Text = cxl[58]
-    status = cxl.get(39, "")
+    if cxl.get(TEXT):
+        order.Text = cxl[TEXT]
+    status = cxl.get(ORD_STATUS, "")
     if not order.terminal and status in ORD_STATUS_NAMES and status not in ("6", "E"):
         if status in ("0", "A") and (_dec(order.CumQty) or _ZERO) > 0:
             status = "1"

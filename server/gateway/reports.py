@@ -19,6 +19,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from fastfix.tags import (
+    BUSINESS_REJECT_REF_ID,
+    CL_ORD_ID,
+    CXL_REJ_REASON,
+    CXL_REJ_RESPONSE_TO,
+    LIST_ID,
+    LIST_ORDER_STATUS,
+    LIST_STATUS_TEXT,
+    LIST_STATUS_TYPE,
+    ON_BEHALF_OF_COMP_ID,
+    ORD_STATUS,
+    ORIG_CL_ORD_ID,
+    REF_MSG_TYPE,
+    REF_SEQ_NUM,
+    SESSION_REJECT_REASON,
+    SYMBOL,
+    TARGET_SUB_ID,
+    TEXT,
+    TRAD_SES_STATUS,
+    TRADING_SESSION_ID,
+    TRADING_SESSION_SUB_ID,
+)
 from server.gateway._reports import text_fields as _text_fields
 from server.gateway.config import GatewayConfig
 from server.gateway.fanout import Fanout
@@ -44,6 +66,11 @@ log = logging.getLogger("fastfix.gateway")
 # reconnect, or when it fell behind) gets its first reports pushed without waiting for the
 # whole burst; a record for every 64 reports keeps the write cost per report small.
 MAX_REPORTS_PER_RECORD = 64
+
+# Fields read from an OrderCancelReject and from a TradingSessionStatus.
+_CXL_REJ_TAGS = (CL_ORD_ID, ORD_STATUS, ORIG_CL_ORD_ID, TEXT, CXL_REJ_REASON, CXL_REJ_RESPONSE_TO)
+_TRAD_SES_TAGS = (SYMBOL, TARGET_SUB_ID, ON_BEHALF_OF_COMP_ID, TRADING_SESSION_ID, TRAD_SES_STATUS,
+                  TRADING_SESSION_SUB_ID, TEXT)
 
 
 def _now_ns() -> int:
@@ -102,7 +129,7 @@ class ReportsIn:
             elif mt == b"3":
                 self._session_reject(msg, session)
             elif mt == b"r":
-                self._by_request_id(msg, 11)
+                self._by_request_id(msg, CL_ORD_ID)
             elif mt == b"h":
                 self._session_status(msg)
             elif mt in self.answers:
@@ -140,15 +167,15 @@ class ReportsIn:
             self.state.closed_list(ol, self.journal.position + 1)
 
     def _execution_report(self, msg: InboundMessage) -> None:
-        ids = self._split(msg.get(11))
+        ids = self._split(msg.get(CL_ORD_ID))
         if ids is None:
             self.metrics.unroutable.inc()
-            log.warning("ExecutionReport for an unknown client: ClOrdID %r", msg.get(11))
+            log.warning("ExecutionReport for an unknown client: ClOrdID %r", msg.get(CL_ORD_ID))
             return
         client_id, cl = ids
         state = self.state
         er = _text_fields(msg, ER_TAGS)
-        orig_ids = self._split(msg.get(41))
+        orig_ids = self._split(msg.get(ORIG_CL_ORD_ID))
         orig_cl = orig_ids[1] if orig_ids and orig_ids[0] == client_id else None
         now = _now_ns()
         order = state.get_order(client_id, cl)
@@ -191,52 +218,52 @@ class ReportsIn:
             self._store_list(ol)
 
     def _cancel_reject(self, msg: InboundMessage) -> None:
-        ids = self._split(msg.get(11)) or self._split(msg.get(41))
+        ids = self._split(msg.get(CL_ORD_ID)) or self._split(msg.get(ORIG_CL_ORD_ID))
         if ids is None:
             self.metrics.unroutable.inc()
             return
         client_id, cl = ids
-        f = _text_fields(msg, (11, 39, 41, 58, 102, 434))
+        f = _text_fields(msg, _CXL_REJ_TAGS)
         now = _now_ns()
-        orig_ids = self._split(msg.get(41))
+        orig_ids = self._split(msg.get(ORIG_CL_ORD_ID))
         order = None
         if orig_ids is not None and orig_ids[0] == client_id:
             order = self.state.get_order(client_id, orig_ids[1])
-        if f.get(434) == "2":
+        if f.get(CXL_REJ_RESPONSE_TO) == "2":
             new = self.state.get_order(client_id, cl)
             if new is not None and new.MsgType == "G" and not new.terminal:
-                reject_order(new, f.get(58, "replace rejected"), now)
+                reject_order(new, f.get(TEXT, "replace rejected"), now)
                 self._store(new)
         if order is not None:
             pending = order.pending
             apply_cancel_reject(order, f, now)
-            if f.get(434) == "2" and pending == "cancel":
+            if f.get(CXL_REJ_RESPONSE_TO) == "2" and pending == "cancel":
                 order.pending = pending  # the replace failed; the cancel sent after it still stands
             order.fix_body = None
             self._store(order)
         self.fanout.publish(client_id, msg, now)
 
     def _list_status(self, msg: InboundMessage) -> None:
-        ids = self._split(msg.get(66))
+        ids = self._split(msg.get(LIST_ID))
         if ids is None:
             self.metrics.unroutable.inc()
             return
         client_id, list_id = ids
         ol = self.state.get_list(client_id, list_id)
         if ol is not None:
-            f = _text_fields(msg, (429, 431, 444))
-            if ol.pending == "cancel" and f.get(431) == "7" and self._list_live(client_id, ol):
+            f = _text_fields(msg, (LIST_STATUS_TYPE, LIST_ORDER_STATUS, LIST_STATUS_TEXT))
+            if ol.pending == "cancel" and f.get(LIST_ORDER_STATUS) == "7" and self._list_live(client_id, ol):
                 # The broker refused the ListCancelRequest (unknown list, exchange down...): the
                 # list and its orders stay as they were, and the client may try again.
                 ol.pending = None
                 ol.cancel_body = None
-                ol.Text = f.get(444, "list cancel refused")
+                ol.Text = f.get(LIST_STATUS_TEXT, "list cancel refused")
                 ol.updated_ns = _now_ns()
                 self.journal.put_list(ol)
                 self.fanout.publish(client_id, msg, _now_ns())
                 return
-            ol.ListStatusType = f.get(429, ol.ListStatusType)
-            ol.ListOrderStatus = f.get(431, ol.ListOrderStatus)
+            ol.ListStatusType = f.get(LIST_STATUS_TYPE, ol.ListStatusType)
+            ol.ListOrderStatus = f.get(LIST_ORDER_STATUS, ol.ListOrderStatus)
             if ol.ListOrderStatus in ("6", "7") or ol.ListStatusType == "5":
                 ol.pending = None
             ol.fix_body = None
@@ -255,18 +282,19 @@ class ReportsIn:
     def _session_status(self, msg: InboundMessage) -> None:
         """TradingSessionStatus (h): kept for the instrument views, pushed to the advisor it
         names (TargetSubID 57) or, when it names none, to every client of that broker."""
-        f = _text_fields(msg, (55, 57, 115, 336, 340, 625, 58))
-        session_id = f.get(336, "")
-        entry = {"TradingSessionID": session_id, "TradSesStatus": f.get(340, ""),
-                 "TradingSessionSubID": f.get(625, ""), "Text": f.get(58, ""), "broker": f.get(115, ""),
+        f = _text_fields(msg, _TRAD_SES_TAGS)
+        session_id = f.get(TRADING_SESSION_ID, "")
+        entry = {"TradingSessionID": session_id, "TradSesStatus": f.get(TRAD_SES_STATUS, ""),
+                 "TradingSessionSubID": f.get(TRADING_SESSION_SUB_ID, ""), "Text": f.get(TEXT, ""),
+                 "broker": f.get(ON_BEHALF_OF_COMP_ID, ""),
                  "updated_ns": _now_ns()}
-        self.trading_sessions[(f.get(55, ""), session_id)] = entry
+        self.trading_sessions[(f.get(SYMBOL, ""), session_id)] = entry
         now = _now_ns()
-        advisor = f.get(57)
+        advisor = f.get(TARGET_SUB_ID)
         if advisor in self.cfg.clients:
             self.fanout.publish(advisor, msg, now)
             return
-        broker = f.get(115, "")
+        broker = f.get(ON_BEHALF_OF_COMP_ID, "")
         for cid, client in self.cfg.clients.items():
             if not client.brokers or broker in client.brokers:
                 self.fanout.publish(cid, msg, now)
@@ -279,23 +307,24 @@ class ReportsIn:
                    for m in ol.members)
 
     def _business_reject(self, msg: InboundMessage, session: str = "") -> None:
-        ref_raw = msg.get(379)
+        ref_raw = msg.get(BUSINESS_REJECT_REF_ID)
         if self.inquiries is not None and ref_raw and self.inquiries.refused(
-                ref_raw.decode("latin-1"), (msg.get(58) or b"business message rejected").decode("latin-1")):
+                ref_raw.decode("latin-1"), (msg.get(TEXT) or b"business message rejected").decode("latin-1")):
             return
         ids = self._split(ref_raw)
-        if ids is None and msg.get(45):
+        if ids is None and msg.get(REF_SEQ_NUM):
             # No client identifier in BusinessRejectRefID: the hub's own rejects name our
             # MsgSeqNum (RefSeqNum 45), which the session's store maps back to the request.
             self._session_reject(msg, session)
             return
         if ids is None:
             self.metrics.unroutable.inc()
-            log.warning("BusinessMessageReject without a routable BusinessRejectRefID: %r", msg.get(379))
+            log.warning("BusinessMessageReject without a routable BusinessRejectRefID: %r",
+                        msg.get(BUSINESS_REJECT_REF_ID))
             return
         client_id, ref = ids
-        ref_type = (msg.get(372) or b"").decode("latin-1")
-        text = (msg.get(58) or b"business message rejected").decode("latin-1")
+        ref_type = (msg.get(REF_MSG_TYPE) or b"").decode("latin-1")
+        text = (msg.get(TEXT) or b"business message rejected").decode("latin-1")
         now = _now_ns()
         self._refused(client_id, ref, ref_type, text, now)
         self.fanout.publish(client_id, msg, now)
@@ -304,21 +333,21 @@ class ReportsIn:
         """A session-level Reject (35=3) names the refused message by its MsgSeqNum only: the
         session's store says which request that was; it fails as a business reject would."""
         try:
-            ref_seq = int(msg.get(45) or b"0")
+            ref_seq = int(msg.get(REF_SEQ_NUM) or b"0")
         except ValueError:
             ref_seq = 0
         sent = self.link.sent_message(session, ref_seq)
         mt = sent.msg_type.decode("latin-1") if sent is not None else ""
         ids = None
         if sent is not None:
-            ids = self._split(sent.get(66) if mt in ("E", "K") else sent.get(11))
+            ids = self._split(sent.get(LIST_ID) if mt in ("E", "K") else sent.get(CL_ORD_ID))
         if ids is None:
             self.metrics.unroutable.inc()
             log.warning("session-level Reject of %s seq %d: no order of a client", mt or "a message", ref_seq)
             return
         client_id, ref = ids
-        text = (msg.get(58) or b"").decode("latin-1")
-        reason = (msg.get(373) or b"").decode("latin-1")
+        text = (msg.get(TEXT) or b"").decode("latin-1")
+        reason = (msg.get(SESSION_REJECT_REASON) or b"").decode("latin-1")
         text = f"rejected by the hub: {text or 'session-level reject'}" + (f" (SessionRejectReason {reason})"
                                                                           if reason else "")
         now = _now_ns()

@@ -40,6 +40,7 @@ import msgspec
 from fastfix.codec import parse
 from fastfix.engine import Application, Initiator
 from fastfix.settings import SessionSettings
+from fastfix.tags import CL_ORD_ID, LIST_ID
 from server.gateway.cluster.journal import (
     CommandLog,
     SessionLog,
@@ -86,7 +87,7 @@ def _sent_key(raw: bytes) -> tuple[str, str] | None:
     except Exception:  # noqa: BLE001 - a stored message the codec refuses names no command
         return None
     mt = msg.msg_type
-    tag = 66 if mt in (b"E", b"K") else 11
+    tag = LIST_ID if mt in (b"E", b"K") else CL_ORD_ID
     val = msg.get(tag)
     return None if val is None else (mt.decode(), val.decode())
 
@@ -371,7 +372,7 @@ class SessionOwner:
             return  # journaled before (a resend after a failover)
         assert self.store is not None
         rows: list[list[Any]] = [[], [], [], [], [], []]
-        key = msg.get(66) if msg.msg_type == b"N" else msg.get(11)
+        key = msg.get(LIST_ID) if msg.msg_type == b"N" else msg.get(CL_ORD_ID)
         client = self._client_of.get(key.decode()) if key else None
         if client is not None:  # the client's event: its number continues across owners
             if self._json is None:
