@@ -198,6 +198,31 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("brokers", parents=[common], help="routing targets and their FIX session state")
 
+    osr = sub.add_parser("status", parents=[common], help="ask the broker for an order's status "
+                                                          "(OrderStatusRequest; the answer comes on the stream)")
+    osr.add_argument("clordid")
+
+    mc = sub.add_parser("mass-cancel", parents=[common], help="cancel the client's open orders at a broker "
+                                                              "(OrderMassCancelRequest; the report comes on the stream)")
+    mc.add_argument("broker", help="DeliverToCompID")
+    mc.add_argument("--symbol", help="only this Symbol (default: every order)")
+    mc.add_argument("--side", help="only this side: buy, sell, or a Side (54) code")
+    mc.add_argument("--account", help="only this Account")
+
+    ins = sub.add_parser("instruments", parents=[common], help="instruments: code, limits, tick size, session")
+    ins.add_argument("symbol", nargs="?", help="one instrument (default: all)")
+    ins.add_argument("--broker", help="the broker to ask (optional when the client has one)")
+
+    pos = sub.add_parser("positions", parents=[common], help="positions of an account (RequestForPositions)")
+    pos.add_argument("account")
+    pos.add_argument("--broker", help="the broker to ask (optional when the client has one)")
+    pos.add_argument("--symbol", help="only this Symbol")
+
+    bal = sub.add_parser("balance", parents=[common], help="cash and buying power of an account "
+                                                           "(CollateralInquiry)")
+    bal.add_argument("account")
+    bal.add_argument("--broker", help="the broker to ask (optional when the client has one)")
+
     st = sub.add_parser("stream", parents=[common], help="tail the event stream (reconnects by itself)")
     st.add_argument("--since", type=int, help="replay after this seq first (0: the whole day)")
     st.add_argument("--cursor-file", help="resume after the seq kept in this file, and keep it there")
@@ -235,7 +260,9 @@ def _enum(client: AsyncClient, name: str, value: str, flag: str) -> str:
 
 
 def _enum_names(client: AsyncClient, name: str) -> dict[str, str]:
-    f = next(f for f in client.msgs.dictionary.fields.values() if f.name == name)
+    f = next((f for f in client.msgs.dictionary.fields.values() if f.name == name), None)
+    if f is None:  # a dictionary without the field: codes are shown as they are
+        return {}
     return {code: desc.title().replace("_", "") for code, desc in f.enums.items()}
 
 
@@ -355,9 +382,75 @@ async def _run(args: argparse.Namespace, out: Out) -> int:
                           [[b.id, b.name or "", b.tick_size or "", b.session.name if b.session else "",
                             "logged on" if b.session and b.session.logged_on else "down"] for b in brokers],
                           {4: session})
+        elif cmd == "status":
+            order = await c.order_status(args.clordid)
+            if out.json:
+                out.emit_json(order)
+            else:
+                out.table(("ClOrdID", "state", "OrdStatus", "broker", "OrdStatusReqID"),
+                          [[order.ClOrdID, order.state, order.OrdStatus, order.broker, order.OrdStatusReqID or ""]],
+                          {1: out.state})
+        elif cmd == "mass-cancel":
+            side = _enum(c, "Side", args.side, "--side") if args.side is not None else None
+            sent = await c.mass_cancel(args.broker, Symbol=args.symbol, Side=side, Account=args.account)
+            if out.json:
+                out.emit_json(sent)
+            else:
+                out.fields([(k, sides.get(v, v) if k == "Side" else str(v)) for k, v in sent.items()])
+        elif cmd == "instruments":
+            if args.symbol is not None:
+                listing = [await c.instrument(args.symbol, broker=args.broker)]
+                answer = listing[0]
+            else:
+                answer = await c.instruments(broker=args.broker)
+                listing = answer["instruments"]
+            if out.json:
+                out.emit_json(answer)
+            else:
+                cols = ("Symbol", "name", "market", "tick_size", "base_price", "lower_limit", "upper_limit",
+                        "session", "source")
+                ses = _enum_names(c, "TradSesStatus")
+                out.table(cols, [[_session_state(i, ses) if k == "session" else str(i.get(k, "")) for k in cols]
+                                 for i in listing])
+                if answer.get("fallback_reason"):
+                    out.f.write(out.paint(f"from the static file: {answer['fallback_reason']}", "dim") + "\n")
+        elif cmd == "positions":
+            answer = await c.positions(args.account, broker=args.broker, symbol=args.symbol)
+            if out.json:
+                out.emit_json(answer)
+            else:
+                cols = ("Symbol", "PosType", "LongQty", "ShortQty", "SettlPrice")
+                rows = []
+                for report in answer.get("PositionReports") or []:
+                    for p in report.get("NoPositions") or [{}]:
+                        rows.append([str(report.get("Symbol", "")), str(p.get("PosType", "")),
+                                     str(p.get("LongQty", "")), str(p.get("ShortQty", "")),
+                                     str(report.get("SettlPrice", ""))])
+                out.fields([("Account", str(answer.get("Account", args.account))),
+                            ("broker", str(answer.get("broker", "")))])
+                out.f.write("\n")
+                out.table(cols, rows)
+        elif cmd == "balance":
+            answer = await c.balance(args.account, broker=args.broker)
+            if out.json:
+                out.emit_json(answer)
+            else:
+                report = answer.get("CollateralReport") or {}
+                out.fields([("Account", str(answer.get("Account", args.account))),
+                            ("broker", str(answer.get("broker", "")))]
+                           + [(k, str(v)) for k, v in report.items()
+                              if k not in ("Account", "broker") and not isinstance(v, (list, dict))])
         elif cmd == "stream":
             return await _stream(c, args, out)
     return EXIT_OK
+
+
+def _session_state(instrument: dict[str, Any], names: dict[str, str]) -> str:
+    """The trading-session status of an instrument's row: TradSesStatus (by name), and the sub-session."""
+    session = instrument.get("session") or {}
+    status = session.get("TradSesStatus")
+    parts = [names.get(status, status), session.get("TradingSessionSubID")]
+    return "/".join(str(p) for p in parts if p)
 
 
 async def _stream(c: AsyncClient, args: argparse.Namespace, out: Out) -> int:
