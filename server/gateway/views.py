@@ -26,6 +26,8 @@ _json = msgspec.json.Encoder()
 _order_dec = msgspec.msgpack.Decoder(Order)
 # A query for more rows than this runs in the reader thread (a point read stays on the loop).
 LARGE_READ = 100
+# Waits for the projection while reports keep coming during one (then the answer is as of the last).
+DETAIL_TRIES = 5
 
 
 def order_view(o: Order, executions: list[Any] | None = None) -> dict[str, Any]:
@@ -88,7 +90,13 @@ class Views:
         self.projection = state.projection
 
     async def order_detail(self, client: ClientConfig, cl: str) -> bytes:
-        await self.projection.wait_applied()  # its executions are read from the projection
+        # Its executions are read from the projection, its state from memory: a report applied
+        # while this waited is waited for too, so the two agree.
+        for _ in range(DETAIL_TRIES):
+            target = self.projection.position()
+            await self.projection.wait_applied(target)
+            if self.projection.position() == target:
+                break
         o = self.state.get_order(client.id, cl)
         if o is None:
             raise ApiError(404, "not_found", f"no order {cl}")

@@ -229,3 +229,22 @@ async def ws_collect(ws: Any, until: Any, timeout: float = 10.0, limit: int = 10
             return out
         out.append(await ws_next(ws, timeout=timeout))
     raise AssertionError("too many frames")
+
+
+async def started_gateway(tmp: Path, link: Any = None, toml: str | None = None) -> Any:
+    """A Gateway in this process (no HTTP), recovered and with its link started: the
+    configuration of :func:`gateway_toml` (loopback link unless ``link`` is given)."""
+    import tomllib
+
+    from server.gateway.app import build_link
+    from server.gateway.config import parse_config
+    from server.gateway.mapping import JsonMapper
+    from server.gateway.metrics import Metrics
+    from server.gateway.service import Gateway
+
+    cfg = parse_config(tomllib.loads(toml or gateway_toml()), tmp / "gw.toml")
+    link = link if link is not None else build_link(cfg)
+    gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
+    gw.recover()
+    await link.start()
+    return gw

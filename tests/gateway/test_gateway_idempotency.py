@@ -10,21 +10,17 @@ journal.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _gateway_harness import gateway_toml
+from _gateway_harness import started_gateway
 from helpers import run
 
-from server.gateway.config import parse_config
 from server.gateway.errors import ApiError
 from server.gateway.link import LinkDown
 from server.gateway.loopback import LoopbackLink
-from server.gateway.mapping import JsonMapper
-from server.gateway.metrics import Metrics
 from server.gateway.service import Gateway
 
 
@@ -50,12 +46,8 @@ LIST = {"ListID": "L-1", "DeliverToCompID": "BRKA", "NoOrders": [
 
 
 async def _gateway(tmp: Path) -> tuple[Gateway, FlakyLink]:
-    cfg = parse_config(tomllib.loads(gateway_toml()), tmp / "gw.toml")
     link = FlakyLink()
-    gw = Gateway(cfg, link, JsonMapper(link.begin_string), Metrics())
-    gw.recover()
-    await link.start()
-    return gw, link
+    return await started_gateway(tmp, link), link
 
 
 @pytest.mark.parametrize("kind", ["order", "list"])

@@ -10,30 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-import tomllib
 from pathlib import Path
 
-from _rel_helpers import gateway_toml
+from _gateway_harness import started_gateway
 
 from fastfix.codec import encode, parse
-from server.gateway.app import build_link
-from server.gateway.config import parse_config
-from server.gateway.mapping import JsonMapper
-from server.gateway.metrics import Metrics
-from server.gateway.service import Gateway
-
-assert "_rel_helpers" in sys.modules
 
 
 def test_closed_orders_leave_memory_and_stay_readable(tmp_path: Path) -> None:
     async def go() -> None:
-        cfg = parse_config(tomllib.loads(gateway_toml()), tmp_path / "gw.toml")
-        link = build_link(cfg)
-        gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
-        gw.recover()
-        await link.start()
-        alpha = cfg.clients["alpha"]
+        gw = await started_gateway(tmp_path)
+        link = gw.link
+        alpha = gw.cfg.clients["alpha"]
         try:
             for i in range(40):
                 kind = {"OrdType": "1"} if i % 2 == 0 else {"OrdType": "2", "Price": "70000"}
@@ -83,12 +71,9 @@ def test_done_lists_leave_memory_and_stay_readable(tmp_path: Path) -> None:
     """A list whose orders all filled leaves memory once projected; GET still finds it."""
 
     async def go() -> None:
-        cfg = parse_config(tomllib.loads(gateway_toml()), tmp_path / "gw.toml")
-        link = build_link(cfg)
-        gw = Gateway(cfg, link, JsonMapper(link.begin_string, max_bytes=cfg.max_body_bytes), Metrics())
-        gw.recover()
-        await link.start()
-        alpha = cfg.clients["alpha"]
+        gw = await started_gateway(tmp_path)
+        link = gw.link
+        alpha = gw.cfg.clients["alpha"]
         try:
             body = {"ListID": "done-1", "DeliverToCompID": "BRKA", "NoOrders": [
                 {"ClOrdID": f"d-{i}", "Symbol": "005930", "Side": "1", "OrderQty": "10", "OrdType": "1"}
