@@ -405,6 +405,12 @@ class Sandbox:
                 f"    -d '{body}'",
                 "Then look at it:",
                 f"  curl -s {rest}/v1/orders/{cl} -H 'X-API-Key: {d['api_key']}'",
+                "The same with the command-line client, and the event stream:",
+                f"  export FASTFIX_URL={rest} FASTFIX_WS_URL=ws://127.0.0.1:{p['ws']}/v1/stream "
+                f"FASTFIX_API_KEY={d['api_key']}",
+                f"  .venv/bin/fastfix-client new --broker {d['broker']} --account {d['account']} "
+                "--symbol 005930 --side buy --type market --qty 10",
+                "  .venv/bin/fastfix-client stream --since 0",
             ]
         lines += ["", "Ctrl-C stops everything.", ""]
         return "\n".join(lines)
