@@ -43,6 +43,9 @@ class _Log:
     def events_since(self, client_id: str, seq: int, limit: int) -> list[Any]:
         return []
 
+    async def read_events(self, client_id: str, seq: int, limit: int) -> list[Any]:
+        return []
+
     def subscribe(self, client_id: str, sub: Any) -> None:
         pass
 
