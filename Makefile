@@ -121,7 +121,7 @@ bench-session-gate: build
 	$(BIN)/python bench/session_gate.py --run
 
 # Gateway gate: REST->FIX orders/s against a bare granian+msgspec handler, same run, same CPU, each
-# at its ceiling (best of 3 short alternating runs at 32 and at 128 connections); fails below 0.25,
+# at its ceiling (best of 3 short alternating runs at 32 and at 128 connections); fails below 0.22,
 # reports the 0.5 target; remeasured once on a miss; under 2 minutes; wrk when installed.
 bench-gateway-gate: build
 	mkdir -p .benchmarks
