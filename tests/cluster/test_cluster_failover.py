@@ -29,6 +29,7 @@ import pytest
 from _gateway_harness import gateway_toml
 from _nats_cluster import NatsCluster, PgDatabase, free_ports
 from helpers import run
+from test_cluster_journal import setup_journal
 
 from fastfix.engine import Acceptor, Application
 from fastfix.settings import SessionSettings
@@ -419,3 +420,39 @@ def test_client_stream_resumes_on_another_instance(nats_cluster: NatsCluster, tm
                     await c.close()
 
     run(main(), 180)
+
+
+def test_one_node_down_is_served_two_down_refuse(nats_cluster: NatsCluster) -> None:
+    async def main() -> None:
+        nc, js, stream, prefix = await setup_journal(nats_cluster)
+        log = SessionLog(js, stream, prefix, "S1", timeout=1.0)
+        await log.open()
+        acked = [await log.append(("O", 1, b"a"))]
+        nats_cluster.kill(2)
+        for _ in range(30):  # the leader may have been on node 2: a new one is elected
+            try:
+                acked.append(await log.append(("O", 2, b"b")))
+                break
+            except JournalUnavailable:
+                await asyncio.sleep(0.2)
+        else:
+            pytest.fail("no append acknowledged with one node down")
+        nats_cluster.kill(1)
+        with pytest.raises(JournalUnavailable):
+            for _ in range(3):  # the first may still reach a leader that has not noticed yet
+                await log.append(("O", 3, b"c"))
+        nats_cluster.start(1)
+        nats_cluster.start(2)
+        await nats_cluster.wait_ready()
+        records: list = []
+        for _ in range(50):  # until the stream has a leader again
+            try:
+                records = await SessionLog(js, stream, prefix, "S1").open()
+                break
+            except Exception:  # noqa: BLE001 - leaderless for a moment after restart
+                await asyncio.sleep(0.2)
+        seqs = [s for s, _ in records]
+        assert all(s in seqs for s in acked), (acked, seqs)  # nothing acknowledged is lost
+        await nc.close()
+
+    run(main(), 120)
