@@ -133,26 +133,29 @@ class Fanout:
                 if not mine:
                     del tail[client_id]
 
+    def _from_memory(self, client_id: str, seq: int, limit: int) -> list[EventRow] | None:
+        """The events after ``seq`` when memory holds all of them (None: the projection must be read)."""
+        self.trim()
+        mine = self._tail.get(client_id)
+        if not mine or seq + 1 < min(mine):
+            return None
+        return self._append_tail([], client_id, seq, limit)
+
+    def _append_tail(self, rows: list[EventRow], client_id: str, seq: int, limit: int) -> list[EventRow]:
+        """``rows`` (read from the projection, after ``seq``) continued from memory up to ``limit``."""
+        mine = self._tail.get(client_id)
+        s = (rows[-1].seq if rows else seq) + 1
+        while mine and s in mine and len(rows) < limit:
+            rows.append(EventRow(s, mine[s]))
+            s += 1
+        return rows
+
     def events_since(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
         """The client's events after ``seq`` (at most ``limit``): the projection's, then the
         newer ones it has not applied yet."""
-        self.trim()
-        mine = self._tail.get(client_id)
-        if mine:
-            first = min(mine)
-            if seq + 1 >= first:  # all from memory
-                out = []
-                s = seq + 1
-                while s in mine and len(out) < limit:
-                    out.append(EventRow(s, mine[s]))
-                    s += 1
-                return out
-        rows = self.projection.events_since(client_id, seq, limit)
-        if mine and len(rows) < limit:
-            s = (rows[-1].seq if rows else seq) + 1
-            while s in mine and len(rows) < limit:
-                rows.append(EventRow(s, mine[s]))
-                s += 1
+        rows = self._from_memory(client_id, seq, limit)
+        if rows is None:
+            rows = self._append_tail(self.projection.events_since(client_id, seq, limit), client_id, seq, limit)
         return rows
 
     async def read_events(self, client_id: str, seq: int, limit: int) -> list[EventRow]:
@@ -160,17 +163,11 @@ class Fanout:
         from an old cursor reads up to ``limit`` rows; orders keep flowing meanwhile)."""
         if seq >= self.seq.get(client_id, 0):
             return []  # caught up (a live-only subscription): nothing to read
-        mine = self._tail.get(client_id)
-        if mine and seq + 1 >= min(mine):
-            return self.events_since(client_id, seq, limit)
-        proj = self.projection
-        rows = await proj.in_thread(lambda conn: proj.events_since(client_id, seq, limit, conn))
-        mine = self._tail.get(client_id)
-        if mine and len(rows) < limit:  # newer events the projection had not applied yet
-            s = (rows[-1].seq if rows else seq) + 1
-            while s in mine and len(rows) < limit:
-                rows.append(EventRow(s, mine[s]))
-                s += 1
+        rows = self._from_memory(client_id, seq, limit)
+        if rows is None:
+            proj = self.projection
+            rows = await proj.in_thread(lambda conn: proj.events_since(client_id, seq, limit, conn))
+            rows = self._append_tail(rows, client_id, seq, limit)  # what it had not applied yet
         return rows
 
     def subscribe(self, client_id: str, sub: Subscriber) -> None:

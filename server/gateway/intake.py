@@ -121,6 +121,9 @@ class Intake:
         self.after_journal: Callable[[str], None] | None = None
         self._gen_ids = itertools.count(1)
         self._all_brokers = list(cfg.brokers)  # routing targets of clients without a broker list
+        # The FIX sessions requests go out on, named once (listing the link's sessions builds
+        # a record of each: not for every request).
+        self._sessions = sorted({fix_out.session_of(b) for b in cfg.brokers.values()})
         # (MsgType, group) of each message the gateway sends -> whether it has TransactTime and
         # HandlInst, which _fill_defaults sets when a request leaves them out
         self._default_flags: dict[tuple[str, str | None], tuple[bool, bool]] = {}
@@ -138,7 +141,7 @@ class Intake:
         self._carried = tuple(n for n in CARRIED_FIELDS if n in replace_fields)
 
     # ------------------------------------------------------------------ shared steps
-    async def _admit(self, client: ClientConfig, broker_id: str | None = None, throttle: bool = True) -> None:
+    async def _admit(self, client: ClientConfig, throttle: bool = True) -> None:
         """Step 1, and the wait for a hub that stopped reading (before anything is staged)."""
         if self.failed is not None:
             raise ApiError(503, "journal_failed", "the gateway cannot write its journal; it takes no "
@@ -148,16 +151,9 @@ class Intake:
             self.metrics.rejected.labels("throttled").inc()
             raise ApiError(429, "throttled", f"request rate above {client.rate:g}/s for this client",
                            headers=[("retry-after", str(max(1, int(wait + 0.999))))])
-        link = self.fix_out.link
-        if broker_id is not None:
-            broker = self.cfg.brokers.get(broker_id)
-            session = self.fix_out.session_of(broker) if broker else None
-            if session is not None and self.fix_out.blocked(session):
+        for session in self._sessions:
+            if self.fix_out.blocked(session):
                 await self.fix_out.writable(session)
-        else:
-            for s in link.sessions():
-                if self.fix_out.blocked(s.name):
-                    await self.fix_out.writable(s.name)
 
     @staticmethod
     def _decode_body(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:

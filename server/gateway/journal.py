@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,8 +81,7 @@ class JournalFile:
         self.recovered_bytes = 0  # bytes of a torn last record cut off at open
         self._fd = -1
         self._size = 0
-        self._lock = threading.Lock()  # guards _segments (the projection thread removes old ones)
-        self._segments: list[tuple[int, Path]] = []  # (first position, path), oldest first
+        self._segments: list[tuple[int, Path]] = []  # (first position, path) as opened, oldest first
 
     # opening ----------------------------------------------------------------------
     def open(self) -> None:
@@ -173,14 +171,12 @@ class JournalFile:
             os.close(self._fd)
         self._fd = fd
         self._size = len(_MAGIC)
-        with self._lock:
-            self._segments.append((first, path))
+        self._segments.append((first, path))
 
     # reading ----------------------------------------------------------------------
     def records_after(self, position: int) -> Iterator[tuple[int, Rows]]:
         """Every record after ``position``, in order (recovery)."""
-        with self._lock:
-            segments = list(self._segments)
+        segments = list(self._segments)
         for i, (_, path) in enumerate(segments):
             nxt = segments[i + 1][0] if i + 1 < len(segments) else None
             if nxt is not None and nxt <= position + 1:
@@ -312,13 +308,14 @@ class JournalReader:
 class Journal:
     """Rows staged by one loop callback, then committed as one journal record.
 
-    ``put_*`` stage; :meth:`commit` writes them (when anything is staged) and hands
-    them to ``on_commit`` (the projection), returning the record's position.
+    ``put_*`` stage; :meth:`commit` writes them (when anything is staged), returning
+    the record's position, and hands them to ``on_commit`` when one is given (the
+    projector reads the files instead; a benchmark applies the rows itself).
     ``number`` gives an order its number in the projection when it is first staged.
     """
 
     def __init__(self, file: JournalFile, number: Callable[[Order], None],
-                 on_commit: Callable[[int, Rows], None]) -> None:
+                 on_commit: Callable[[int, Rows], None] | None = None) -> None:
         self.file = file
         self._number = number
         self._on_commit = on_commit
@@ -396,5 +393,6 @@ class Journal:
         self.discard()
         lsn = self.file.append(_enc.encode(rows))
         self.commits += 1
-        self._on_commit(lsn, rows)
+        if self._on_commit is not None:
+            self._on_commit(lsn, rows)
         return lsn

@@ -27,7 +27,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,7 @@ def _apply(conn: sqlite3.Connection, records: list[tuple[int, Rows]]) -> None:
 
 
 class Projection:
-    """The SQLite projection of the journal, with its writer thread and the reads."""
+    """The SQLite projection of the journal: catch-up, the projector process, the reads."""
 
     def __init__(self, path: str | Path, sync: str = "normal") -> None:
         self.path = Path(path)
@@ -332,9 +332,6 @@ class Projection:
             conn.execute(_UPSERT_META, ("format", _FORMAT))
 
     # waiting for the projector ---------------------------------------------------------
-    def submit(self, lsn: int, rows: Rows) -> None:
-        """A journal record was written: the projector reads it from the file (nothing to do)."""
-
     def _poll(self) -> None:
         self._poller = None
         applied = self.applied
@@ -535,6 +532,3 @@ class Projection:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
-    def iter_records(self, journal: JournalFile) -> Iterator[tuple[int, Rows]]:
-        """Journal records not yet applied (for tools and tests)."""
-        return journal.records_after(self.applied)

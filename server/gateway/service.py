@@ -72,7 +72,7 @@ class Gateway:
         metrics.registry.register(self.tracer)
         self.journal_file = JournalFile(journal_dir(cfg), cfg.sync)
         self.projection = Projection(cfg.database, cfg.sync)
-        self.journal = Journal(self.journal_file, self.projection.number, self.projection.submit)
+        self.journal = Journal(self.journal_file, self.projection.number)
         self.state = OrderState(self.projection)
         prefixes = {cid: cid.encode() + b":" for cid in cfg.clients}
         self.fanout = Fanout(self.journal, self.projection, mapper.body_json, prefixes, metrics, self.tracer)

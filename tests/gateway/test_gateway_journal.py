@@ -28,7 +28,7 @@ class Durable:
     def __init__(self, tmp: Path, sync: str = "normal", segment_bytes: int = 64 << 20) -> None:
         self.file = JournalFile(tmp / "gw.journal", sync, segment_bytes)
         self.proj = Projection(tmp / "gw.db", sync)
-        self.journal = Journal(self.file, self.proj.number, self.proj.submit)
+        self.journal = Journal(self.file, self.proj.number)
 
     def open(self) -> int:
         self.file.open()
